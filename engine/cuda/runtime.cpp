@@ -1,0 +1,101 @@
+// Checked CUDA calls, per-device streams and cuBLAS handles; see runtime.h.
+// Tested by the Cuda tests of tests/engine (skipped without a GPU).
+#include "engine/cuda/runtime.h"
+
+#include <array>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+namespace glia::cudart {
+namespace {
+
+// Enough for any single node; an ordinal beyond it is rejected by check_device_usable first.
+constexpr int kMaxDevices = 64;
+
+struct PerDevice {
+  cudaStream_t stream = nullptr;
+  cublasHandle_t cublas = nullptr;
+};
+
+// Streams and handles live for the whole process on purpose: destroying them from static
+// destructors races the CUDA driver's own teardown.
+std::mutex g_mutex;
+std::array<PerDevice, kMaxDevices> g_devices;
+
+PerDevice& per_device(int device) {
+  if (device < 0 || device >= kMaxDevices || device >= device_count()) {
+    throw std::runtime_error("cuda:" + std::to_string(device) + " does not exist on this machine");
+  }
+  return g_devices[static_cast<std::size_t>(device)];
+}
+
+}  // namespace
+
+void throw_cuda_error(const char* call, const char* file, int line, cudaError_t err) {
+  throw std::runtime_error(std::string(call) + " failed at " + file + ":" + std::to_string(line) +
+                           ": " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")");
+}
+
+void throw_cublas_error(const char* call, const char* file, int line, cublasStatus_t status) {
+  throw std::runtime_error(std::string(call) + " failed at " + file + ":" + std::to_string(line) +
+                           ": " + cublasGetStatusName(status) + " (" +
+                           cublasGetStatusString(status) + ")");
+}
+
+int device_count() {
+  static const int count = [] {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+      // No driver or no device: not an error for a build that also runs on cpu and sim. Clear
+      // the error so it does not surface from a later, unrelated call.
+      (void)cudaGetLastError();
+      return 0;
+    }
+    return n;
+  }();
+  return count;
+}
+
+cudaStream_t stream(int device) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  PerDevice& d = per_device(device);
+  if (d.stream == nullptr) {
+    DeviceGuard guard(device);
+    GLIA_CUDA_CHECK(cudaStreamCreateWithFlags(&d.stream, cudaStreamNonBlocking));
+  }
+  return d.stream;
+}
+
+cublasHandle_t cublas_handle(int device) {
+  cudaStream_t s = stream(device);
+  std::lock_guard<std::mutex> lock(g_mutex);
+  PerDevice& d = per_device(device);
+  if (d.cublas == nullptr) {
+    DeviceGuard guard(device);
+    GLIA_CUBLAS_CHECK(cublasCreate(&d.cublas));
+    GLIA_CUBLAS_CHECK(cublasSetStream(d.cublas, s));
+  }
+  return d.cublas;
+}
+
+void synchronize(int device) {
+  DeviceGuard guard(device);
+  GLIA_CUDA_CHECK(cudaStreamSynchronize(stream(device)));
+}
+
+DeviceGuard::DeviceGuard(int device) {
+  GLIA_CUDA_CHECK(cudaGetDevice(&previous_));
+  if (previous_ != device) {
+    GLIA_CUDA_CHECK(cudaSetDevice(device));
+    changed_ = true;
+  }
+}
+
+DeviceGuard::~DeviceGuard() {
+  // A destructor must not throw; failing to restore the previous device leaves the new one
+  // current, which the next guard corrects.
+  if (changed_) (void)cudaSetDevice(previous_);
+}
+
+}  // namespace glia::cudart

@@ -1,0 +1,53 @@
+// The engine's CUDA runtime (built only with GLIA_HAVE_CUDA): checked calls, and per GPU one
+// lazily created stream and one cuBLAS handle bound to it. Every kernel, copy and cuBLAS call on a
+// device goes to that stream, so work on a device runs in issue order without extra events.
+// Tested through tests/engine/*_test.cpp (the Cuda tests, run where a GPU is present).
+#pragma once
+
+#if !defined(GLIA_HAVE_CUDA)
+#error "engine/cuda/runtime.h is part of the CUDA build only"
+#endif
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+namespace glia::cudart {
+
+[[noreturn]] void throw_cuda_error(const char* call, const char* file, int line, cudaError_t err);
+[[noreturn]] void throw_cublas_error(const char* call, const char* file, int line,
+                                     cublasStatus_t status);
+
+// Checks a CUDA runtime / cuBLAS call; the exception names the call, file:line and the error.
+#define GLIA_CUDA_CHECK(call)                                                      \
+  do {                                                                             \
+    const cudaError_t glia_cuda_err_ = (call);                                     \
+    if (glia_cuda_err_ != cudaSuccess)                                             \
+      ::glia::cudart::throw_cuda_error(#call, __FILE__, __LINE__, glia_cuda_err_); \
+  } while (0)
+#define GLIA_CUBLAS_CHECK(call)                                                           \
+  do {                                                                                    \
+    const cublasStatus_t glia_cublas_status_ = (call);                                    \
+    if (glia_cublas_status_ != CUBLAS_STATUS_SUCCESS)                                     \
+      ::glia::cudart::throw_cublas_error(#call, __FILE__, __LINE__, glia_cublas_status_); \
+  } while (0)
+
+// GPUs visible to this process; 0 when there is no device or no driver (never throws).
+int device_count();
+cudaStream_t stream(int device);
+cublasHandle_t cublas_handle(int device);
+void synchronize(int device);
+
+// Makes `device` current for the scope and restores the previous one.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+  bool changed_ = false;
+};
+
+}  // namespace glia::cudart

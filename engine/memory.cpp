@@ -1,0 +1,99 @@
+// Allocation and copies for every device; see memory.h. Tested in tests/engine/device_test.cpp
+// and tests/engine/tensor_test.cpp.
+#include "engine/memory.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#if defined(GLIA_HAVE_CUDA)
+#include "engine/cuda/allocator.h"
+#include "engine/cuda/runtime.h"
+#endif
+
+namespace glia {
+
+void* allocate_bytes(Device d, std::size_t nbytes) {
+  if (d.is_host()) {
+    // aligned_alloc needs a multiple of the alignment, and a zero-size tensor still gets a
+    // distinct pointer.
+    const std::size_t rounded = (nbytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
+    void* p = std::aligned_alloc(kHostAlignment, rounded == 0 ? kHostAlignment : rounded);
+    if (p == nullptr) {
+      throw std::bad_alloc();
+    }
+    return p;
+  }
+  check_device_usable(d);
+#if defined(GLIA_HAVE_CUDA)
+  return cudart::cached_malloc(d.index, nbytes);
+#else
+  return nullptr;  // unreachable: check_device_usable throws
+#endif
+}
+
+void free_bytes(Device d, void* p, std::size_t nbytes) noexcept {
+  if (d.is_host()) {
+    std::free(p);
+    return;
+  }
+#if defined(GLIA_HAVE_CUDA)
+  cudart::cached_free(d.index, p, nbytes);
+#else
+  (void)nbytes;
+#endif
+}
+
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device,
+                std::size_t nbytes) {
+  if (nbytes == 0) return;
+  if (dst_device.is_host() && src_device.is_host()) {
+    std::memcpy(dst, src, nbytes);
+    return;
+  }
+  check_device_usable(dst_device);
+  check_device_usable(src_device);
+#if defined(GLIA_HAVE_CUDA)
+  // Host buffers are pageable and may be freed right after the call, so copies touching the
+  // host wait for completion.
+  if (dst_device.is_cuda() && src_device.is_host()) {
+    cudart::DeviceGuard guard(dst_device.index);
+    cudaStream_t s = cudart::stream(dst_device.index);
+    GLIA_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, s));
+    GLIA_CUDA_CHECK(cudaStreamSynchronize(s));
+  } else if (dst_device.is_host()) {
+    cudart::DeviceGuard guard(src_device.index);
+    cudaStream_t s = cudart::stream(src_device.index);
+    GLIA_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToHost, s));
+    GLIA_CUDA_CHECK(cudaStreamSynchronize(s));
+  } else if (dst_device == src_device) {
+    cudart::DeviceGuard guard(dst_device.index);
+    GLIA_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToDevice,
+                                    cudart::stream(dst_device.index)));
+  } else {
+    // Between GPUs: the source must be complete before the destination stream reads it.
+    cudart::synchronize(src_device.index);
+    cudart::DeviceGuard guard(dst_device.index);
+    GLIA_CUDA_CHECK(cudaMemcpyPeerAsync(dst, dst_device.index, src, src_device.index, nbytes,
+                                        cudart::stream(dst_device.index)));
+  }
+#endif
+}
+
+void empty_cache() {
+#if defined(GLIA_HAVE_CUDA)
+  cudart::release_cache();
+#endif
+}
+
+CudaMemoryStats cuda_memory_stats([[maybe_unused]] int device) {
+#if defined(GLIA_HAVE_CUDA)
+  return cudart::allocator_stats(device);
+#else
+  return {};
+#endif
+}
+
+}  // namespace glia

@@ -1,0 +1,142 @@
+// The public ops on tensors. Each op checks its inputs (same device, same dtype: nothing is
+// converted or moved silently), runs the kernel of the tensor's device (engine/ops/dispatch.h)
+// and, when an input requires grad, records its backward on the tape (engine/autograd.h).
+// Families, one source each under engine/ops/: copy (device/dtype moves), creation, elementwise,
+// reduce, shape, matmul. Float ops take f32 on every device and f64 on cpu.
+// Tested in tests/engine/ops_test.cpp, autograd_test.cpp and tensor_test.cpp.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/policy.h"
+#include "engine/tensor.h"
+
+namespace glia {
+
+// --- copy.cpp: moves between devices and dtypes (differentiable for floating dtypes) ----------
+Tensor to_device(const Tensor& x, Device device);
+Tensor to_dtype(const Tensor& x, DType dtype);
+Tensor clone(const Tensor& x);
+
+// --- creation.cpp -------------------------------------------------------------------------------
+Tensor empty(const Shape& shape, TensorOptions options = {});
+Tensor zeros(const Shape& shape, TensorOptions options = {});
+Tensor ones(const Shape& shape, TensorOptions options = {});
+Tensor full(const Shape& shape, double value, TensorOptions options = {});
+// [start, start + step, ...) while below `end` (above, for a negative step); f32, f64 or i32.
+Tensor arange(double start, double end, double step = 1.0, TensorOptions options = {});
+Tensor zeros_like(const Tensor& x);
+Tensor ones_like(const Tensor& x);
+// Sets every element of `x` to `value` (converted to x's dtype), in place.
+void fill_(Tensor& x, double value);
+// A tensor of `shape` on `device` holding a copy of `values`; the dtype follows T (float, double,
+// int32_t, uint8_t). The element count must match the shape.
+Tensor from_host(const void* values, std::size_t count, DType dtype, const Shape& shape,
+                 Device device, bool requires_grad);
+template <class T>
+Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device = Device::cpu(),
+                   bool requires_grad = false) {
+  return from_host(values.data(), values.size(), dtype_v<T>, shape, device, requires_grad);
+}
+
+// --- elementwise.cpp: broadcasting binary ops (numpy rules: align trailing dims; a size-1 dim
+// stretches) and unary maps -------------------------------------------------------------------
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& x, double s);
+Tensor sub(const Tensor& x, double s);
+Tensor sub(double s, const Tensor& x);
+Tensor mul(const Tensor& x, double s);
+Tensor div(const Tensor& x, double s);
+Tensor div(double s, const Tensor& x);
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor pow(const Tensor& x, double exponent);
+Tensor relu(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor clamp(const Tensor& x, double lo, double hi);
+Tensor abs(const Tensor& x);
+// The shape both operands broadcast to; throws naming both shapes when they do not.
+Shape broadcast_shapes(const Shape& a, const Shape& b);
+// x copied out to `shape` (x must broadcast to it).
+Tensor expand(const Tensor& x, const Shape& shape);
+
+// --- reduce.cpp ---------------------------------------------------------------------------------
+// Sum over every element: a 0-dim tensor.
+Tensor sum(const Tensor& x);
+// Sum over `axes` (negative counts from the last; each at most once); kept as size 1 if keepdim.
+Tensor sum(const Tensor& x, const std::vector<int>& axes, bool keepdim = false);
+Tensor mean(const Tensor& x);
+Tensor mean(const Tensor& x, const std::vector<int>& axes, bool keepdim = false);
+struct MaxResult {
+  Tensor values;
+  Tensor indices;  // i32: the position along `axis` (the first on ties)
+};
+MaxResult max(const Tensor& x, int axis, bool keepdim = false);
+// Sums x down to `shape`, the inverse of broadcasting: the gradient of an operand that was
+// broadcast to x's shape.
+Tensor sum_to(const Tensor& x, const Shape& shape);
+
+// --- shape.cpp ----------------------------------------------------------------------------------
+// Same storage, new shape; one size may be -1 (inferred).
+Tensor reshape(const Tensor& x, const Shape& shape);
+inline Tensor view(const Tensor& x, const Shape& shape) {
+  return reshape(x, shape);
+}
+// A contiguous copy with the last two dims swapped (rank >= 2).
+Tensor transpose(const Tensor& x);
+
+// --- matmul.cpp ---------------------------------------------------------------------------------
+// [m, k] x [k, n] -> [m, n]; [b, m, k] x [b, k, n] -> [b, m, n]; [b, m, k] x [k, n] -> [b, m, n].
+// On cuda the gemm policy (engine/policy.h) picks our kernel or cuBLAS; `policy` overrides it.
+Tensor matmul(const Tensor& a, const Tensor& b, std::optional<KernelPolicy> policy = std::nullopt);
+
+// --- operators ----------------------------------------------------------------------------------
+inline Tensor operator+(const Tensor& a, const Tensor& b) {
+  return add(a, b);
+}
+inline Tensor operator-(const Tensor& a, const Tensor& b) {
+  return sub(a, b);
+}
+inline Tensor operator*(const Tensor& a, const Tensor& b) {
+  return mul(a, b);
+}
+inline Tensor operator/(const Tensor& a, const Tensor& b) {
+  return div(a, b);
+}
+inline Tensor operator+(const Tensor& x, double s) {
+  return add(x, s);
+}
+inline Tensor operator+(double s, const Tensor& x) {
+  return add(x, s);
+}
+inline Tensor operator-(const Tensor& x, double s) {
+  return sub(x, s);
+}
+inline Tensor operator-(double s, const Tensor& x) {
+  return sub(s, x);
+}
+inline Tensor operator*(const Tensor& x, double s) {
+  return mul(x, s);
+}
+inline Tensor operator*(double s, const Tensor& x) {
+  return mul(x, s);
+}
+inline Tensor operator/(const Tensor& x, double s) {
+  return div(x, s);
+}
+inline Tensor operator/(double s, const Tensor& x) {
+  return div(s, x);
+}
+inline Tensor operator-(const Tensor& x) {
+  return neg(x);
+}
+
+}  // namespace glia

@@ -1,0 +1,133 @@
+// Internal to the engine: routes an op to the kernel library of a tensor's device. A kernel body
+// is written once as a generic lambda `[&]<class T>(auto backend) { kernel::name(backend, ...); }`
+// and dispatch_* calls it with the element type and backend tag that serve the (device, dtype)
+// pair: cpu runs the templated reference kernels (f32 and f64), sim the emulated kernels/cuda
+// (f32), cuda the GPU build of the same (f32, on the device's stream). Only served combinations
+// are instantiated, so a sim or cuda path never sees double. Adding an op family means adding
+// its kernels to the GLIA_KERNEL list below. Exercised by every test of tests/engine.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "engine/device.h"
+#include "engine/dtype.h"
+#include "kernels/cpu/kernels.h"
+#include "kernels/cuda/launchers.h"
+
+#if defined(GLIA_HAVE_CUDA)
+#include "engine/cuda/runtime.h"
+#endif
+
+namespace glia::ops {
+
+struct CpuBackend {};
+struct SimBackend {};
+struct CudaBackend {
+  kernels::Stream stream = nullptr;
+  int device = 0;
+};
+
+namespace kernel {
+
+// name(backend, args...) forwards to kernels::{cpu,sim,cuda}::name(args...), appending the
+// stream on sim and cuda (the cpu kernels take none).
+#if defined(GLIA_HAVE_CUDA)
+#define GLIA_KERNEL_CUDA(name)                            \
+  template <class... A>                                   \
+  void name(CudaBackend b, A&&... a) {                    \
+    kernels::cuda::name(std::forward<A>(a)..., b.stream); \
+  }
+#else
+#define GLIA_KERNEL_CUDA(name)
+#endif
+#define GLIA_KERNEL(name)                                         \
+  template <class... A>                                           \
+  void name(CpuBackend, A&&... a) {                               \
+    kernels::cpu::name(std::forward<A>(a)...);                    \
+  }                                                               \
+  template <class... A>                                           \
+  void name(SimBackend, A&&... a) {                               \
+    kernels::sim::name(std::forward<A>(a)..., kernels::Stream{}); \
+  }                                                               \
+  GLIA_KERNEL_CUDA(name)
+
+GLIA_KERNEL(fill)
+GLIA_KERNEL(arange)
+GLIA_KERNEL(cast)
+GLIA_KERNEL(unary)
+GLIA_KERNEL(unary_backward)
+GLIA_KERNEL(binary)
+GLIA_KERNEL(expand)
+GLIA_KERNEL(reduce_sum)
+GLIA_KERNEL(reduce_max)
+GLIA_KERNEL(reduce_max_backward)
+GLIA_KERNEL(transpose_last2)
+GLIA_KERNEL(gemm)
+GLIA_KERNEL(uniform)
+GLIA_KERNEL(normal)
+
+#undef GLIA_KERNEL
+#undef GLIA_KERNEL_CUDA
+
+}  // namespace kernel
+
+[[noreturn]] inline void unsupported(const char* op, DType dtype, Device device,
+                                     const char* supported) {
+  throw std::invalid_argument(std::string(op) + ": " + dtype_name(dtype) + " tensors on " +
+                              device.to_string() + " are not supported (" + supported + ")");
+}
+
+// Calls fn.template operator()<T>(backend) on the backend of `device`, with the cuda device made
+// current for the call.
+template <class T, class Fn>
+void on_backend(Device device, Fn&& fn) {
+  switch (device.type) {
+    case DeviceType::cpu:
+      fn.template operator()<T>(CpuBackend{});
+      return;
+    case DeviceType::sim:
+      if constexpr (!std::is_same_v<T, double>) fn.template operator()<T>(SimBackend{});
+      return;
+    case DeviceType::cuda:
+#if defined(GLIA_HAVE_CUDA)
+      if constexpr (!std::is_same_v<T, double>) {
+        cudart::DeviceGuard guard(device.index);
+        fn.template operator()<T>(CudaBackend{kernel_stream(device), device.index});
+      }
+#else
+      check_device_usable(device);
+#endif
+      return;
+  }
+}
+
+// Floating kernels: f32 everywhere, f64 on cpu.
+template <class Fn>
+void dispatch_float(const char* op, Device device, DType dtype, Fn&& fn) {
+  if (dtype == DType::f32) return on_backend<float>(device, fn);
+  if (dtype == DType::f64 && device.is_cpu()) return on_backend<double>(device, fn);
+  unsupported(op, dtype, device, "f32 on every device, f64 on cpu");
+}
+
+// Kernels with integer variants too (fill, cast): f32, i32 and u8 everywhere, f64 on cpu.
+template <class Fn>
+void dispatch_all(const char* op, Device device, DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::f32:
+      return on_backend<float>(device, fn);
+    case DType::i32:
+      return on_backend<std::int32_t>(device, fn);
+    case DType::u8:
+      return on_backend<std::uint8_t>(device, fn);
+    case DType::f64:
+      if (device.is_cpu()) return on_backend<double>(device, fn);
+      break;
+  }
+  unsupported(op, dtype, device, "f32, i32 and u8 on every device, f64 on cpu");
+}
+
+}  // namespace glia::ops

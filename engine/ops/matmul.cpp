@@ -1,0 +1,150 @@
+// Matrix products through the gemm kernels (row-major, batched; kernels/types.h GemmShape):
+// C[b] = A[b] B[b] with A [m, k], B [k, n]. Backward without explicit transposes, through the
+// kernels' transpose flags: dA = dC B^T, dB = A^T dC. cpu runs the BLAS-backed reference, sim
+// our kernel under the emulator, cuda our kernel or cuBLAS by the gemm policy (engine/policy.h).
+// Tested in tests/engine/ops_test.cpp and tests/engine/policy_test.cpp.
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "engine/ops.h"
+#include "engine/ops/dispatch.h"
+#include "engine/ops/internal.h"
+
+#if defined(GLIA_HAVE_CUDA)
+#include "kernels/cudnn/gemm.h"
+#endif
+
+namespace glia {
+namespace {
+
+#if defined(GLIA_HAVE_CUDA)
+
+// Mean time of `run` over a few calls after a warm-up, in milliseconds, on `stream`.
+template <class Run>
+float time_on_stream(cudaStream_t stream, Run&& run) {
+  constexpr int kReps = 3;
+  run();
+  cudaEvent_t start = nullptr, stop = nullptr;
+  GLIA_CUDA_CHECK(cudaEventCreate(&start));
+  GLIA_CUDA_CHECK(cudaEventCreate(&stop));
+  GLIA_CUDA_CHECK(cudaEventRecord(start, stream));
+  for (int i = 0; i < kReps; ++i) run();
+  GLIA_CUDA_CHECK(cudaEventRecord(stop, stream));
+  GLIA_CUDA_CHECK(cudaEventSynchronize(stop));
+  float ms = 0.0f;
+  GLIA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  GLIA_CUDA_CHECK(cudaEventDestroy(start));
+  GLIA_CUDA_CHECK(cudaEventDestroy(stop));
+  return ms / kReps;
+}
+
+void cuda_gemm(const ops::CudaBackend& backend, const kernels::GemmShape& s, const float* a,
+               const float* b, float* c, KernelPolicy policy) {
+  const auto stream = static_cast<cudaStream_t>(backend.stream);
+  auto native = [&] { kernels::cuda::gemm(s, a, b, c, backend.stream); };
+  auto cublas = [&] {
+    kernels::cudnn::gemm(cudart::cublas_handle(backend.device), s, a, b, c, stream);
+  };
+  if (policy == KernelPolicy::auto_select) {
+    const AutotuneKey key{backend.device, s.m,   s.n,   s.k,   s.trans_a,
+                          s.trans_b,      s.lda, s.ldb, s.ldc, s.batch};
+    std::optional<KernelPolicy> winner = autotune_lookup(OpFamily::gemm, key);
+    if (!winner) {
+      // Both write the same C (beta is 0), so timing them in place is harmless; the winner
+      // runs once more below and its result is the one kept.
+      const float native_ms = time_on_stream(stream, native);
+      const float cublas_ms = time_on_stream(stream, cublas);
+      winner = native_ms <= cublas_ms ? KernelPolicy::native : KernelPolicy::cudnn;
+      autotune_store(OpFamily::gemm, key, *winner);
+    }
+    policy = *winner;
+  }
+  if (policy == KernelPolicy::native) {
+    native();
+  } else {
+    cublas();
+  }
+}
+
+#endif
+
+// C = op(A) op(B) for 2D operands or 3D ones with one batch size; records nothing.
+Tensor gemm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b,
+            std::optional<KernelPolicy> policy) {
+  const bool batched = a.dim() == 3;
+  const index_t ra = a.size(-2), ca = a.size(-1), rb = b.size(-2), cb = b.size(-1);
+  kernels::GemmShape s;
+  s.m = trans_a ? ca : ra;
+  s.k = trans_a ? ra : ca;
+  s.n = trans_b ? rb : cb;
+  s.trans_a = trans_a;
+  s.trans_b = trans_b;
+  s.lda = ca;
+  s.ldb = cb;
+  s.ldc = s.n;
+  s.batch = batched ? a.size(0) : 1;
+  s.stride_a = ra * ca;
+  s.stride_b = rb * cb;
+  s.stride_c = s.m * s.n;
+  const Shape out_shape = batched ? Shape{s.batch, s.m, s.n} : Shape{s.m, s.n};
+  Tensor c(out_shape, a.dtype(), a.device());
+  if (c.numel() == 0) return c;
+  if (s.k == 0) {
+    fill_(c, 0.0);
+    return c;
+  }
+  const KernelPolicy resolved = resolve_kernel_policy(OpFamily::gemm, policy);
+  ops::dispatch_float("matmul", a.device(), a.dtype(), [&]<class T>(auto backend) {
+#if defined(GLIA_HAVE_CUDA)
+    if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
+      cuda_gemm(backend, s, a.data<T>(), b.data<T>(), c.data<T>(), resolved);
+      return;
+    }
+#endif
+    (void)resolved;  // one implementation on cpu and sim
+    ops::kernel::gemm(backend, s, a.data<T>(), b.data<T>(), c.data<T>());
+  });
+  return c;
+}
+
+[[noreturn]] void bad_shapes(const Tensor& a, const Tensor& b, const std::string& why) {
+  throw std::invalid_argument("matmul of " + a.describe() + " and " + b.describe() + ": " + why);
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b, std::optional<KernelPolicy> policy) {
+  ops::check_compatible("matmul", a, b);
+  ops::check_floating("matmul", a);
+  if (a.dim() == 3 && b.dim() == 2) {
+    // A shared right operand (a linear layer over a batch): one [batch * m, k] x [k, n] product.
+    const index_t batch = a.size(0), m = a.size(1);
+    return matmul(a.reshape({batch * m, a.size(2)}), b, policy).reshape({batch, m, b.size(1)});
+  }
+  if (!((a.dim() == 2 && b.dim() == 2) || (a.dim() == 3 && b.dim() == 3))) {
+    bad_shapes(a, b, "supported are [m, k] x [k, n], [b, m, k] x [b, k, n] and [b, m, k] x [k, n]");
+  }
+  if (a.size(-1) != b.size(-2)) {
+    bad_shapes(a, b,
+               "inner dims differ (" + std::to_string(a.size(-1)) + " vs " +
+                   std::to_string(b.size(-2)) + ")");
+  }
+  if (a.dim() == 3 && a.size(0) != b.size(0)) {
+    bad_shapes(a, b,
+               "batch sizes differ (" + std::to_string(a.size(0)) + " vs " +
+                   std::to_string(b.size(0)) + ")");
+  }
+  Tensor c = gemm(a, b, false, false, policy);
+  if (needs_grad({a, b})) {
+    record("matmul", c, {a, b},
+           [as = a.detach(), bs = b.detach(), ga = a.requires_grad(), gb = b.requires_grad(),
+            policy](const Tensor& gc) {
+             return std::vector<Tensor>{ga ? gemm(gc, bs, false, true, policy) : Tensor(),
+                                        gb ? gemm(as, gc, true, false, policy) : Tensor()};
+           });
+  }
+  return c;
+}
+
+}  // namespace glia

@@ -1,0 +1,16 @@
+// Storage: allocation on construction, release on destruction; see storage.h.
+// Tested through tests/engine/tensor_test.cpp.
+#include "engine/storage.h"
+
+#include "engine/memory.h"
+
+namespace glia {
+
+Storage::Storage(Device device, std::size_t nbytes)
+    : device_(device), nbytes_(nbytes), data_(allocate_bytes(device, nbytes)) {}
+
+Storage::~Storage() {
+  free_bytes(device_, data_, nbytes_);
+}
+
+}  // namespace glia
