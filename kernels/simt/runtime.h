@@ -1,0 +1,155 @@
+// Internals of the SIMT emulator shared by launch.cpp (limits, configuration, worker pool) and
+// block.cpp (the scheduler that runs one block's threads as fibers): a launch's state, an emulated
+// thread, a runner fiber with its stack, and a worker's reusable block state. Not part of the
+// public surface (that is simt.h). Tested through tests/simt.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <boost/context/fiber.hpp>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <source_location>
+#include <string>
+#include <vector>
+
+#include "kernels/simt/simt.h"
+
+namespace glia::simt::detail {
+
+// One kernel launch, shared by the workers that run its blocks.
+struct LaunchState {
+  LaunchSite site;
+  KernelCall call;
+  dim3 grid;
+  dim3 block;
+  std::size_t dynamic_shared_bytes = 0;
+  Config config;
+  std::uint64_t block_count = 0;
+  std::atomic<std::uint64_t> next_block{0};
+  std::atomic<bool> failed{false};
+  std::mutex error_mutex;
+  std::uint64_t error_block = 0;  // the lowest failing block wins, so messages are reproducible
+  std::string error;
+  // TSan: the host's writes before the launch happen before every GPU thread, and every GPU
+  // thread happens before the host's reads after it.
+  char tsan_begin = 0;
+  char tsan_end = 0;
+
+  void record_error(std::uint64_t block_linear, std::string message);
+};
+
+enum class Status : std::uint8_t { unstarted, running, ready, at_barrier, at_warp, exited };
+
+struct Runner;
+
+// One emulated GPU thread. The request fields are written by the thread's fiber when it blocks
+// and read by the scheduler; the result is written by the scheduler before it resumes the thread.
+struct Thread {
+  uint3 idx{};
+  unsigned linear = 0;
+  unsigned warp = 0;
+  unsigned lane = 0;
+  Status status = Status::unstarted;
+  Runner* runner = nullptr;
+
+  std::source_location site;
+  BlockSync block_op = BlockSync::plain;
+  WarpOp warp_op = WarpOp::syncwarp;
+  unsigned mask = 0;
+  std::uint64_t value = 0;
+  int lane_arg = 0;
+  int width = 0;
+  std::uint64_t result = 0;
+
+  // TSan: each lane releases at a warp collective into a slot of its own ring, and on leaving it
+  // acquires the slots its partners released into (their ring positions are copied here when the
+  // rendezvous completes). Barriers alternate two block-wide addresses by phase.
+  static constexpr unsigned kRing = 4;
+  std::array<char, kRing> tsan_ring{};
+  unsigned warp_count = 0;
+  unsigned barrier_count = 0;
+  std::array<std::uint8_t, 32> acquire_slot{};
+};
+
+// A fiber with its own stack that runs emulated threads. It lives as long as its worker and is
+// reused across blocks and launches: an idle runner costs nothing, creating one costs a stack.
+struct Runner {
+  Runner();
+  ~Runner();
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+
+  boost::context::fiber context;  // this runner, while suspended
+  Thread* thread = nullptr;       // the thread it runs; null while idle
+  void* tsan_fiber = nullptr;
+  void* stack = nullptr;  // mapping: guard page, then the stack
+  std::size_t stack_bytes = 0;
+};
+
+// An open warp rendezvous: the lanes of `mask` that arrived so far at one collective call.
+struct Rendezvous {
+  WarpOp op;
+  unsigned mask;
+  unsigned arrived;
+  std::source_location site;
+  unsigned first_lane;
+};
+
+struct Barrier {
+  bool open = false;
+  BlockSync op = BlockSync::plain;
+  std::source_location site;
+  unsigned first_thread = 0;
+  unsigned arrived = 0;
+  unsigned true_count = 0;
+};
+
+// The block a worker is running; its vectors are reused from block to block.
+struct BlockState {
+  LaunchState* launch = nullptr;
+  std::uint64_t linear = 0;
+  uint3 idx{};
+  unsigned size = 0;
+  std::vector<Thread> threads;
+  std::vector<unsigned> order;  // the permutation of linear indices a pass resumes in
+  unsigned cursor = 0;          // the next position of `order` in the current pass
+  unsigned ready = 0;           // threads released from a barrier or rendezvous, not yet resumed
+  unsigned exited = 0;
+  unsigned pass = 0;
+  Barrier barrier;
+  std::vector<std::vector<Rendezvous>> warps;  // open rendezvous per warp
+  std::vector<unsigned> warp_lanes;            // the lanes that exist, per warp
+  bool aborting = false;                       // blocked threads unwind when resumed
+  std::string fault;                           // set by a runner whose kernel code threw
+  std::array<char, 2> tsan_barrier{};
+};
+
+// Per worker thread: the scheduler's context, the runner pool, the dynamic shared memory.
+struct Worker {
+  boost::context::fiber scheduler;  // the scheduler, while a runner runs
+  void* tsan_scheduler = nullptr;
+  std::vector<std::unique_ptr<Runner>> runners;
+  std::vector<Runner*> idle;
+  BlockState block;
+  std::unique_ptr<unsigned char[]> shared;
+  std::size_t shared_capacity = 0;
+  // TSan: all threads of a block happen before all threads of the worker's next block, since the
+  // blocks reuse the same shared memory (dynamic and static).
+  std::uint64_t block_sequence = 0;
+  std::array<char, 2> tsan_block{};
+
+  // Runs block `linear` of the launch to completion; throws SimtError on an error.
+  void run_block(LaunchState& launch, std::uint64_t linear);
+};
+
+// The emulated thread running on this worker thread, or null outside a kernel.
+inline thread_local Thread* tl_thread = nullptr;
+inline thread_local Worker* tl_worker = nullptr;
+
+// Formats "file:line" of a call site and "(x,y,z)" of an index, for messages.
+std::string site_string(const std::source_location& s);
+std::string index_string(const uint3& v);
+
+}  // namespace glia::simt::detail
