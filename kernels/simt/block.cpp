@@ -82,7 +82,7 @@ bool is_shuffle(WarpOp op) {
 
 bool same_site(const std::source_location& a, const std::source_location& b) {
   return a.line() == b.line() && a.column() == b.column() &&
-         std::strcmp(a.file_name(), b.file_name()) == 0;
+         (a.file_name() == b.file_name() || std::strcmp(a.file_name(), b.file_name()) == 0);
 }
 
 std::string hex(unsigned mask) {
@@ -108,6 +108,11 @@ std::string lanes_string(unsigned mask) {
     lane = last + 1;
   }
   return out;
+}
+
+// "lane 3 waits" or "lanes 0-2 wait".
+std::string lanes_wait(unsigned mask) {
+  return lanes_string(mask) + (std::popcount(mask) == 1 ? " waits" : " wait");
 }
 
 std::uint64_t splitmix(std::uint64_t x) {
@@ -456,19 +461,19 @@ class Scheduler {
 
   void arrive_at_rendezvous(Thread& t) {
     const unsigned bit = 1u << t.lane;
-    const std::string call =
-        std::string(op_name(t.warp_op)) + " (" + site_string(t.site) + ") with mask " + hex(t.mask);
-    const std::string who = "warp " + std::to_string(t.warp) + ": " + lane_string(t);
-    if ((t.mask & bit) == 0)
-      fail(b_, who + " calls " + call + ", which does not include its own lane");
     const unsigned lanes = b_.warp_lanes[t.warp];
-    if ((t.mask & ~lanes) != 0) {
-      fail(b_, who + " calls " + call + ", which names " + lanes_string(t.mask & ~lanes) +
-                   " that do not exist (the block has " + std::to_string(b_.size) + " threads)");
-    }
-    if (is_shuffle(t.warp_op) &&
-        (t.width < 1 || t.width > warpSize || (t.width & (t.width - 1)) != 0)) {
-      fail(b_, who + " calls " + call + " with width " + std::to_string(t.width) +
+    const bool bad_width = is_shuffle(t.warp_op) &&
+                           (t.width < 1 || t.width > warpSize || (t.width & (t.width - 1)) != 0);
+    if ((t.mask & bit) == 0 || (t.mask & ~lanes) != 0 || bad_width) {
+      const std::string who = "warp " + std::to_string(t.warp) + ": " + lane_string(t) + " calls " +
+                              op_name(t.warp_op) + " (" + site_string(t.site) + ") with mask " +
+                              hex(t.mask);
+      if ((t.mask & bit) == 0) fail(b_, who + ", which does not include its own lane");
+      if ((t.mask & ~lanes) != 0) {
+        fail(b_, who + ", which names " + lanes_string(t.mask & ~lanes) +
+                     " that do not exist (the block has " + std::to_string(b_.size) + " threads)");
+      }
+      fail(b_, who + " and width " + std::to_string(t.width) +
                    ", which is not a power of two from 1 to 32");
     }
     std::vector<Rendezvous>& open = b_.warps[t.warp];
@@ -479,9 +484,10 @@ class Scheduler {
     } else {
       const Rendezvous& rv = open[k];
       if (rv.mask != t.mask || rv.op != t.warp_op || !same_site(rv.site, t.site)) {
-        fail(b_, "warp " + std::to_string(t.warp) + ": " + lanes_string(rv.arrived) + " wait at " +
+        fail(b_, "warp " + std::to_string(t.warp) + ": " + lanes_wait(rv.arrived) + " at " +
                      op_name(rv.op) + " (" + site_string(rv.site) + ") with mask " + hex(rv.mask) +
-                     ", but " + lane_string(t) + " arrives at " + call);
+                     ", but " + lane_string(t) + " arrives at " + op_name(t.warp_op) + " (" +
+                     site_string(t.site) + ") with mask " + hex(t.mask));
       }
     }
     open[k].arrived |= bit;
@@ -579,7 +585,7 @@ class Scheduler {
       for (const Rendezvous& rv : b_.warps[warp]) {
         const unsigned missing = rv.mask & ~rv.arrived;
         const Thread& absent = b_.threads[warp * warpSize + std::countr_zero(missing)];
-        fail(b_, "warp " + std::to_string(warp) + ": " + lanes_string(rv.arrived) + " wait at " +
+        fail(b_, "warp " + std::to_string(warp) + ": " + lanes_wait(rv.arrived) + " at " +
                      op_name(rv.op) + " (" + site_string(rv.site) + ") with mask " + hex(rv.mask) +
                      ", but " + lane_string(absent) + " " + whereabouts(absent));
       }
