@@ -151,28 +151,31 @@ void run_threads(Worker& w, Runner& r) {
     tl_thread_idx = t->idx;
     tsan::acquire(&launch.tsan_begin);
     tsan::acquire(&w.tsan_block[(w.block_sequence + 1) % 2]);
+    const KernelCall call = launch.call;
     tsan::ignore_end();
+    bool completed = false;
+    std::string fault;
     try {
-      launch.call.invoke(launch.call.closure);
+      call.invoke(call.closure);
+      completed = true;
     } catch (const Unwind&) {
-      tsan::ignore_begin();
-      return;
+      // the block failed elsewhere; this thread's fiber only needs to unwind
     } catch (const boost::context::detail::forced_unwind&) {
       throw;  // the runner itself is being destroyed
     } catch (const std::exception& e) {
-      tsan::ignore_begin();
-      b.fault = "thread " + index_string(t->idx) + " threw: " + e.what();
-      t->runner = nullptr;
-      return;
+      fault = "thread " + index_string(t->idx) + " threw: " + e.what();
     } catch (...) {
-      tsan::ignore_begin();
-      b.fault = "thread " + index_string(t->idx) + " threw an exception";
-      t->runner = nullptr;
-      return;
+      fault = "thread " + index_string(t->idx) + " threw an exception";
     }
+    // Also when it failed: the host goes on after the launch, reusing what the thread touched.
     tsan::release(&launch.tsan_end);
     tsan::release(&w.tsan_block[w.block_sequence % 2]);
     tsan::ignore_begin();
+    if (!completed) {
+      if (!fault.empty()) b.fault = std::move(fault);
+      t->runner = nullptr;
+      return;
+    }
     t->status = Status::exited;
     t->runner = nullptr;
     ++b.exited;
@@ -185,9 +188,9 @@ void run_threads(Worker& w, Runner& r) {
 }
 
 boost::context::fiber runner_main(Runner& r, boost::context::fiber&& scheduler) {
+  tsan::ignore_begin();  // the runner's own code is bookkeeping; only kernels are watched
   Worker& w = *tl_worker;
   w.scheduler = std::move(scheduler);
-  tsan::ignore_begin();
   for (;;) {
     if (r.thread != nullptr) run_threads(w, r);
     r.thread = nullptr;
