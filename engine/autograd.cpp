@@ -169,9 +169,9 @@ bool Tensor::requires_grad() const {
 Tensor& Tensor::set_requires_grad(bool requires_grad) {
   const TensorImpl& t = checked_impl("set_requires_grad");
   if (t.grad_fn) {
-    throw std::invalid_argument("set_requires_grad on " + describe() + ", the output of " +
-                                t.grad_fn->name() +
-                                ": only leaves can change it; use detach() to make a leaf");
+    throw std::invalid_argument("set_requires_grad on a non-leaf, " + describe() +
+                                " (the output of " + t.grad_fn->name() +
+                                "): only leaves can change it; use detach() to make a leaf");
   }
   if (requires_grad && !is_floating(t.dtype)) {
     throw std::invalid_argument("set_requires_grad(true) on " + describe() +

@@ -3,6 +3,7 @@
 #include "engine/device.h"
 
 #include <charconv>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 
@@ -39,6 +40,10 @@ std::string Device::to_string() const {
       return "cuda:" + std::to_string(index);
   }
   return "?";
+}
+
+std::ostream& operator<<(std::ostream& os, const Device& d) {
+  return os << d.to_string();
 }
 
 int cuda_device_count() {

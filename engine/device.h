@@ -4,6 +4,7 @@
 // synchronisation and the kernel stream. Tested in tests/engine/device_test.cpp.
 #pragma once
 
+#include <iosfwd>
 #include <string>
 #include <string_view>
 
@@ -32,6 +33,9 @@ struct Device {
 
   bool operator==(const Device&) const = default;
 };
+
+// Writes to_string(); also how test frameworks print a Device.
+std::ostream& operator<<(std::ostream& os, const Device& d);
 
 // True when glia was built with CUDA and at least one GPU is present.
 bool cuda_available();

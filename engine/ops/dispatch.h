@@ -73,6 +73,19 @@ GLIA_KERNEL(normal)
 #undef GLIA_KERNEL
 #undef GLIA_KERNEL_CUDA
 
+// Floats of scratch the two-pass reduce_sum wants for `s` (0: the one-pass kernel serves it).
+inline kernels::index_t reduce_sum_workspace_size(CpuBackend, const kernels::ReduceShape&) {
+  return 0;
+}
+inline kernels::index_t reduce_sum_workspace_size(SimBackend, const kernels::ReduceShape& s) {
+  return kernels::sim::reduce_sum_workspace_size(s);
+}
+#if defined(GLIA_HAVE_CUDA)
+inline kernels::index_t reduce_sum_workspace_size(CudaBackend, const kernels::ReduceShape& s) {
+  return kernels::cuda::reduce_sum_workspace_size(s);
+}
+#endif
+
 }  // namespace kernel
 
 [[noreturn]] inline void unsupported(const char* op, DType dtype, Device device,

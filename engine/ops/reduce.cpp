@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "engine/ops.h"
 #include "engine/ops/dispatch.h"
@@ -79,6 +80,16 @@ Tensor reduce_sum_raw(const char* op, const Tensor& x, const std::vector<std::si
     const double step_scale = i + 1 == axes.size() ? scale : 1.0;
     if (shape_numel(shape) > 0) {
       ops::dispatch_float(op, x.device(), x.dtype(), [&]<class T>(auto backend) {
+        const index_t workspace = ops::kernel::reduce_sum_workspace_size(backend, s);
+        if constexpr (!std::is_same_v<decltype(backend), ops::CpuBackend>) {
+          if (workspace > 0) {
+            // Few outputs over a long axis: the kernel splits each sum over many blocks.
+            const Tensor scratch({workspace}, DType::f32, x.device());
+            ops::kernel::reduce_sum(backend, t.data<T>(), y.data<T>(), s,
+                                    static_cast<T>(step_scale), scratch.data<float>());
+            return;
+          }
+        }
         ops::kernel::reduce_sum(backend, t.data<T>(), y.data<T>(), s, static_cast<T>(step_scale));
       });
     }

@@ -1,0 +1,103 @@
+// Kernel policy: names, the global setting and per-call override, the auto_select cache, that
+// cpu and sim ignore the policy, and on a GPU that native, cuBLAS and auto_select gemm agree with
+// cpu and that auto_select times each shape once. Tests engine/policy.h and
+// engine/ops/matmul.cpp.
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+#include "engine/ops.h"
+#include "engine/policy.h"
+#include "tests/common/tolerance.h"
+#include "tests/engine/test_util.h"
+
+namespace glia {
+namespace {
+
+using glia::testing::all_close;
+using glia::testing::host_doubles;
+using glia::testing::random_tensor;
+
+// Restores the global gemm policy and empties the autotune cache around each test.
+class PolicyTest : public ::testing::Test {
+ protected:
+  void SetUp() override { clear_autotune_cache(); }
+  void TearDown() override {
+    set_kernel_policy(OpFamily::gemm, saved_);
+    clear_autotune_cache();
+  }
+
+ private:
+  KernelPolicy saved_ = kernel_policy(OpFamily::gemm);
+};
+
+TEST_F(PolicyTest, NamesRoundTrip) {
+  for (KernelPolicy p : {KernelPolicy::native, KernelPolicy::cudnn, KernelPolicy::auto_select}) {
+    EXPECT_EQ(parse_kernel_policy(kernel_policy_name(p)), p);
+  }
+  EXPECT_STREQ(op_family_name(OpFamily::gemm), "gemm");
+  try {
+    (void)parse_kernel_policy("fastest");
+    FAIL() << "unknown policy accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("native, cudnn or auto"), std::string::npos);
+  }
+}
+
+TEST_F(PolicyTest, GlobalSettingAndPerCallOverride) {
+  EXPECT_EQ(kernel_policy(OpFamily::gemm), KernelPolicy::native);  // the default
+  set_kernel_policy(OpFamily::gemm, KernelPolicy::cudnn);
+  EXPECT_EQ(kernel_policy(OpFamily::gemm), KernelPolicy::cudnn);
+  EXPECT_EQ(resolve_kernel_policy(OpFamily::gemm, std::nullopt), KernelPolicy::cudnn);
+  EXPECT_EQ(resolve_kernel_policy(OpFamily::gemm, KernelPolicy::native), KernelPolicy::native);
+  set_kernel_policy(KernelPolicy::auto_select);
+  EXPECT_EQ(kernel_policy(OpFamily::gemm), KernelPolicy::auto_select);
+}
+
+TEST_F(PolicyTest, AutotuneCacheRemembersWinnersPerKey) {
+  EXPECT_FALSE(autotune_lookup(OpFamily::gemm, {0, 4, 4, 4}).has_value());
+  autotune_store(OpFamily::gemm, {0, 4, 4, 4}, KernelPolicy::cudnn);
+  autotune_store(OpFamily::gemm, {0, 8, 4, 4}, KernelPolicy::native);
+  EXPECT_EQ(autotune_lookup(OpFamily::gemm, {0, 4, 4, 4}), KernelPolicy::cudnn);
+  EXPECT_EQ(autotune_lookup(OpFamily::gemm, {0, 8, 4, 4}), KernelPolicy::native);
+  EXPECT_EQ(autotune_cache_size(), 2u);
+  clear_autotune_cache();
+  EXPECT_EQ(autotune_cache_size(), 0u);
+}
+
+TEST_F(PolicyTest, CpuIgnoresThePolicy) {
+  const Tensor a = random_tensor({5, 6}, -1, 1, 1), b = random_tensor({6, 3}, -1, 1, 2);
+  const std::vector<float> native = matmul(a, b).to_vector<float>();
+  EXPECT_EQ(matmul(a, b, KernelPolicy::cudnn).to_vector<float>(), native);
+  EXPECT_EQ(matmul(a, b, KernelPolicy::auto_select).to_vector<float>(), native);
+  EXPECT_EQ(autotune_cache_size(), 0u);
+}
+
+TEST_F(PolicyTest, SimIgnoresThePolicy) {
+  const Tensor a = random_tensor({5, 6}, -1, 1, 1, DType::f32, Device::sim());
+  const Tensor b = random_tensor({6, 3}, -1, 1, 2, DType::f32, Device::sim());
+  const std::vector<float> native = matmul(a, b).to_vector<float>();
+  EXPECT_EQ(matmul(a, b, KernelPolicy::cudnn).to_vector<float>(), native);
+  EXPECT_EQ(autotune_cache_size(), 0u);
+}
+
+TEST_F(PolicyTest, CudaEveryPolicyMatchesCpu) {
+  GLIA_SKIP_UNLESS_USABLE(Device::cuda());
+  const Tensor a = random_tensor({3, 37, 65}, -1, 1, 1), b = random_tensor({3, 65, 19}, -1, 1, 2);
+  const std::vector<double> want = host_doubles(matmul(a, b));
+  const Tensor ga = a.to(Device::cuda()), gb = b.to(Device::cuda());
+  // cuBLAS may use TF32-free but differently ordered sums: k = 65 terms of magnitude below 1.
+  const glia::testing::Tolerance tol{1e-4, 1e-4};
+  for (KernelPolicy p : {KernelPolicy::native, KernelPolicy::cudnn, KernelPolicy::auto_select}) {
+    EXPECT_TRUE(all_close(host_doubles(matmul(ga, gb, p)), want, tol)) << kernel_policy_name(p);
+  }
+  EXPECT_EQ(autotune_cache_size(), 1u);
+  set_kernel_policy(OpFamily::gemm, KernelPolicy::auto_select);
+  (void)matmul(ga, gb);  // the same shape: served from the cache
+  EXPECT_EQ(autotune_cache_size(), 1u);
+  (void)matmul(ga.reshape({111, 65}), b.reshape({195, 19}).to(Device::cuda()).reshape({65, 57}));
+  EXPECT_EQ(autotune_cache_size(), 2u);
+}
+
+}  // namespace
+}  // namespace glia
