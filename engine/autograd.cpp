@@ -115,6 +115,21 @@ Node::Node(std::string name, BackwardFn fn, std::vector<Edge> edges,
       edges_(std::move(edges)),
       output_(std::move(output)) {}
 
+Node::~Node() {
+  std::vector<std::shared_ptr<Node>> orphans;
+  auto take_sole_children = [&orphans](std::vector<Edge>& edges) {
+    for (Edge& e : edges) {
+      if (e.node && e.node.use_count() == 1) orphans.push_back(std::move(e.node));
+    }
+  };
+  take_sole_children(edges_);
+  while (!orphans.empty()) {
+    std::shared_ptr<Node> node = std::move(orphans.back());
+    orphans.pop_back();
+    take_sole_children(node->edges_);
+  }  // `node` is freed here with no children left to free recursively
+}
+
 std::vector<Tensor> Node::apply(const Tensor& grad_output) const {
   std::vector<Tensor> grads = fn_(grad_output);
   if (grads.size() != edges_.size()) {

@@ -29,6 +29,11 @@ class Node {
   };
 
   Node(std::string name, BackwardFn fn, std::vector<Edge> edges, std::weak_ptr<TensorImpl> output);
+  // Unlinks the nodes only this one holds iteratively: a long chain freed recursively would
+  // exhaust the stack.
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
 
   const std::string& name() const { return name_; }
   const std::vector<Edge>& edges() const { return edges_; }

@@ -117,12 +117,8 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b,
 Tensor matmul(const Tensor& a, const Tensor& b, std::optional<KernelPolicy> policy) {
   ops::check_compatible("matmul", a, b);
   ops::check_floating("matmul", a);
-  if (a.dim() == 3 && b.dim() == 2) {
-    // A shared right operand (a linear layer over a batch): one [batch * m, k] x [k, n] product.
-    const index_t batch = a.size(0), m = a.size(1);
-    return matmul(a.reshape({batch * m, a.size(2)}), b, policy).reshape({batch, m, b.size(1)});
-  }
-  if (!((a.dim() == 2 && b.dim() == 2) || (a.dim() == 3 && b.dim() == 3))) {
+  const bool shared_right = a.dim() == 3 && b.dim() == 2;
+  if (!((a.dim() == 2 && b.dim() == 2) || (a.dim() == 3 && b.dim() == 3) || shared_right)) {
     bad_shapes(a, b, "supported are [m, k] x [k, n], [b, m, k] x [b, k, n] and [b, m, k] x [k, n]");
   }
   if (a.size(-1) != b.size(-2)) {
@@ -130,10 +126,15 @@ Tensor matmul(const Tensor& a, const Tensor& b, std::optional<KernelPolicy> poli
                "inner dims differ (" + std::to_string(a.size(-1)) + " vs " +
                    std::to_string(b.size(-2)) + ")");
   }
-  if (a.dim() == 3 && a.size(0) != b.size(0)) {
+  if (a.dim() == 3 && b.dim() == 3 && a.size(0) != b.size(0)) {
     bad_shapes(a, b,
                "batch sizes differ (" + std::to_string(a.size(0)) + " vs " +
                    std::to_string(b.size(0)) + ")");
+  }
+  if (shared_right) {
+    // A shared right operand (a linear layer over a batch): one [batch * m, k] x [k, n] product.
+    const index_t batch = a.size(0), m = a.size(1);
+    return matmul(a.reshape({batch * m, a.size(2)}), b, policy).reshape({batch, m, b.size(1)});
   }
   Tensor c = gemm(a, b, false, false, policy);
   if (needs_grad({a, b})) {

@@ -183,6 +183,16 @@ TEST(AutogradTest, BackwardFreesSavedTensors) {
   EXPECT_TRUE(storage.expired());
 }
 
+TEST(AutogradTest, LongChainsRunAndFreeWithoutDeepRecursion) {
+  const Tensor x = leaf({1}, {1});
+  {
+    Tensor y = x;
+    for (int i = 0; i < 50000; ++i) y = y + 1.0;
+    y.backward();
+  }  // the chain is freed here
+  EXPECT_EQ(x.grad().to_vector<float>(), (Floats{1}));
+}
+
 TEST(AutogradSimTest, GradientsFlowThroughDeviceMoves) {
   const Tensor x = leaf({1, 2, 3}, {3});
   const Tensor on_sim = x.to(Device::sim());
