@@ -275,8 +275,6 @@ int block_sync(BlockSync op, int predicate, const std::source_location& where) {
   tsan::ignore_begin();
   Worker& w = *tl_worker;
   BlockState& b = w.block;
-  // Arrival releases and departure acquires this phase's address; two alternate, since no thread
-  // reaches the next barrier before every thread has left this one.
   const void* token = &b.tsan_barrier[t->barrier_count % 2];
   tsan::release(token);
   t->status = Status::at_barrier;
@@ -305,7 +303,21 @@ std::uint64_t warp_sync(WarpOp op, unsigned mask, std::uint64_t value, int lane_
   tsan::ignore_begin();
   Worker& w = *tl_worker;
   BlockState& b = w.block;
-  tsan::release(&t->tsan_ring[t->warp_count % Thread::kRing]);
+  const void* token = nullptr;
+  if constexpr (tsan::enabled) {
+    // The rendezvous the scheduler will put this lane in: an open one that shares lanes with its
+    // mask, or the next one the warp opens.
+    t->rendezvous = b.warp_opened[t->warp];
+    for (const Rendezvous& rv : b.warps[t->warp]) {
+      if ((rv.mask & mask) != 0) {
+        t->rendezvous = rv.number;
+        break;
+      }
+    }
+    token = &b.tsan_rendezvous[t->warp * BlockState::kRendezvousRing +
+                               t->rendezvous % BlockState::kRendezvousRing];
+    tsan::release(token);
+  }
   t->status = Status::at_warp;
   t->site = where;
   t->warp_op = op;
@@ -318,14 +330,7 @@ std::uint64_t warp_sync(WarpOp op, unsigned mask, std::uint64_t value, int lane_
     tsan::ignore_end();
     throw Unwind{};
   }
-  if constexpr (tsan::enabled) {
-    const Thread* lanes = &b.threads[t->linear - t->lane];
-    for (unsigned m = mask; m != 0; m &= m - 1) {
-      const auto j = static_cast<unsigned>(std::countr_zero(m));
-      tsan::acquire(&lanes[j].tsan_ring[t->acquire_slot[j]]);
-    }
-  }
-  ++t->warp_count;
+  tsan::acquire(token);
   const std::uint64_t result = t->result;
   tsan::ignore_end();
   return result;
@@ -483,7 +488,7 @@ class Scheduler {
     std::size_t k = 0;
     while (k < open.size() && (open[k].mask & t.mask) == 0) ++k;
     if (k == open.size()) {
-      open.push_back(Rendezvous{t.warp_op, t.mask, 0, t.site, t.lane});
+      open.push_back(Rendezvous{b_.warp_opened[t.warp]++, t.warp_op, t.mask, 0, t.site, t.lane});
     } else {
       const Rendezvous& rv = open[k];
       if (rv.mask != t.mask || rv.op != t.warp_op || !same_site(rv.site, t.site)) {
@@ -533,12 +538,6 @@ class Scheduler {
       Thread& t = lanes[std::countr_zero(m)];
       t.status = Status::ready;
       ++b_.ready;
-      if constexpr (tsan::enabled) {
-        for (unsigned p = rv.mask; p != 0; p &= p - 1) {
-          const auto j = static_cast<unsigned>(std::countr_zero(p));
-          t.acquire_slot[j] = static_cast<std::uint8_t>(lanes[j].warp_count % Thread::kRing);
-        }
-      }
     }
   }
 
@@ -635,7 +634,7 @@ void Worker::run_block(LaunchState& launch, std::uint64_t linear) {
         t.lane = linear_thread % warpSize;
         t.status = Status::unstarted;
         t.runner = nullptr;
-        t.warp_count = 0;
+        t.rendezvous = 0;
         t.barrier_count = 0;
       }
     }
@@ -646,6 +645,8 @@ void Worker::run_block(LaunchState& launch, std::uint64_t linear) {
   const unsigned warps = (b.size + warpSize - 1) / warpSize;
   b.warps.resize(warps);
   b.warp_lanes.resize(warps);
+  b.warp_opened.assign(warps, 0);
+  if (tsan::enabled) b.tsan_rendezvous.resize(warps * BlockState::kRendezvousRing);
   for (unsigned i = 0; i < warps; ++i) {
     b.warps[i].clear();
     const unsigned lanes = b.size - i * warpSize;

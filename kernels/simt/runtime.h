@@ -63,14 +63,11 @@ struct Thread {
   int width = 0;
   std::uint64_t result = 0;
 
-  // TSan: each lane releases at a warp collective into a slot of its own ring, and on leaving it
-  // acquires the slots its partners released into (their ring positions are copied here when the
-  // rendezvous completes). Barriers alternate two block-wide addresses by phase.
-  static constexpr unsigned kRing = 4;
-  std::array<char, kRing> tsan_ring{};
-  unsigned warp_count = 0;
+  // TSan: the rendezvous this thread waits at (its number within the warp), and the number of
+  // barriers it passed; both pick the address that its arrival releases and its departure
+  // acquires.
+  unsigned rendezvous = 0;
   unsigned barrier_count = 0;
-  std::array<std::uint8_t, 32> acquire_slot{};
 };
 
 // A fiber with its own stack that runs emulated threads. It lives as long as its worker and is
@@ -90,6 +87,7 @@ struct Runner {
 
 // An open warp rendezvous: the lanes of `mask` that arrived so far at one collective call.
 struct Rendezvous {
+  unsigned number;  // counts the warp's rendezvous in this block
   WarpOp op;
   unsigned mask;
   unsigned arrived;
@@ -121,9 +119,16 @@ struct BlockState {
   Barrier barrier;
   std::vector<std::vector<Rendezvous>> warps;  // open rendezvous per warp
   std::vector<unsigned> warp_lanes;            // the lanes that exist, per warp
+  std::vector<unsigned> warp_opened;           // rendezvous opened so far, per warp
   bool aborting = false;                       // blocked threads unwind when resumed
   std::string fault;                           // set by a runner whose kernel code threw
+  // TSan: arrival releases and departure acquires one address per barrier phase and per warp
+  // rendezvous. Two barrier phases alternate, since no thread reaches the next barrier before
+  // every thread left this one; rendezvous use a ring of kRendezvousRing per warp, as a lane
+  // waits for at most one while its partners may have opened the next ones.
+  static constexpr unsigned kRendezvousRing = 4;
   std::array<char, 2> tsan_barrier{};
+  std::vector<char> tsan_rendezvous;
 };
 
 // Per worker thread: the scheduler's context, the runner pool, the dynamic shared memory.
