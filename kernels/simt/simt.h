@@ -14,8 +14,12 @@
 //
 // Known limits: static __shared__ arrays are `static thread_local` variables (a block never moves
 // between worker threads and the blocks of one worker run one after another, so that is per-block
-// storage), which the emulator can neither poison nor count against the shared-memory limit.
-// Timing, weak memory ordering between blocks and exact GPU float rounding are not modelled.
+// storage), which the emulator can neither poison nor count against the shared-memory limit. Not
+// supported: launches from a kernel, cooperative groups, `extern __shared__` (use
+// GLIA_DYNAMIC_SHARED), half types, textures. Timing, weak memory ordering between blocks and exact
+// GPU float rounding are not modelled. Under TSan, the blocks that one worker runs are ordered
+// (they reuse its shared memory) and __threadfence orders all fencing threads, so races between
+// blocks may go unreported; races within a block are reported.
 #pragma once
 
 #include <math.h>  // the C math functions (expf, fminf, ...) unqualified, with float overloads
