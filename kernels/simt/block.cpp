@@ -674,7 +674,7 @@ void Worker::run_block(LaunchState& launch, std::uint64_t linear) {
   if (order == LaneOrder::random) scheduler.shuffle_order();
   try {
     scheduler.run();
-  } catch (const SimtError&) {
+  } catch (...) {  // a SimtError, or no memory for a runner: unwind the blocked threads first
     scheduler.abort();
     tl_block = BlockView{};
     throw;

@@ -155,6 +155,9 @@ class Pool {
         worker.run_block(launch, block);
       } catch (const SimtError& e) {
         launch.record_error(block, e.what());
+      } catch (const std::exception& e) {
+        launch.record_error(
+            block, std::string("SIMT error in kernel `") + launch.site.kernel + "`: " + e.what());
       }
     }
   }
