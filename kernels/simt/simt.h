@@ -41,7 +41,6 @@
 #define __host__
 #define __constant__
 #define __forceinline__ inline
-#define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
 // The GNU attribute, unlike alignas, may stand anywhere among the decl-specifiers, as __align__
 // does in CUDA (`__shared__ __align__(16) float x[4];`, `struct __align__(16) S {}`).
