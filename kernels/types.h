@@ -40,8 +40,8 @@ struct UnaryParams {
 // out = a (op) b with broadcasting; see BroadcastShape.
 enum class BinaryOp : int { add, sub, mul, div };
 
-// Output of ndim dims (row-major, contiguous); a and b are read at sum_d idx[d] * stride[d], where a
-// broadcast (size-1) input dim has stride 0. Also used by expand (only a_stride is read).
+// Output of ndim dims (row-major, contiguous); a and b are read at sum_d idx[d] * stride[d], where
+// a broadcast (size-1) input dim has stride 0. Also used by expand (only a_stride is read).
 struct BroadcastShape {
   int ndim = 0;
   index_t numel = 0;

@@ -1,6 +1,6 @@
 // Declarations of the kernels/cuda launch wrappers for both compilations of the same source: the
-// GPU one (glia::kernels::cuda, only when built with CUDA) and the emulated one (glia::kernels::sim).
-// The list itself is launchers.inc. Tested in tests/kernels/*.
+// GPU one (glia::kernels::cuda, only when built with CUDA) and the emulated one
+// (glia::kernels::sim). The list itself is launchers.inc. Tested in tests/kernels/*.
 #pragma once
 
 #include <cstdint>

@@ -29,21 +29,22 @@ inline void check_launch(const char* kernel, const char* file, int line) {
 }
 }  // namespace glia::kernels::cuda
 
-#define GLIA_LAUNCH(kernel, grid, block, shmem, stream, ...)                                 \
-  do {                                                                                       \
-    kernel<<<(grid), (block), (shmem), static_cast<cudaStream_t>(stream)>>>(__VA_ARGS__);    \
-    ::glia::kernels::cuda::check_launch(#kernel, __FILE__, __LINE__);                        \
+#define GLIA_LAUNCH(kernel, grid, block, shmem, stream, ...)                              \
+  do {                                                                                    \
+    kernel<<<(grid), (block), (shmem), static_cast<cudaStream_t>(stream)>>>(__VA_ARGS__); \
+    ::glia::kernels::cuda::check_launch(#kernel, __FILE__, __LINE__);                     \
   } while (0)
 
 #define GLIA_DYNAMIC_SHARED(type, name)                                 \
   extern __shared__ __align__(16) unsigned char glia_dynamic_shared_[]; \
   type* name = reinterpret_cast<type*>(glia_dynamic_shared_)
 
-#define GLIA_SET_MAX_DYNAMIC_SHARED(kernel, bytes)                                                \
-  do {                                                                                            \
-    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (bytes)) !=     \
-        cudaSuccess)                                                                              \
-      ::glia::kernels::cuda::check_launch("cudaFuncSetAttribute(" #kernel ")", __FILE__, __LINE__); \
+#define GLIA_SET_MAX_DYNAMIC_SHARED(kernel, bytes)                                            \
+  do {                                                                                        \
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (bytes)) != \
+        cudaSuccess)                                                                          \
+      ::glia::kernels::cuda::check_launch("cudaFuncSetAttribute(" #kernel ")", __FILE__,      \
+                                          __LINE__);                                          \
   } while (0)
 
 #else  // compiled by the host compiler for the sim device
@@ -52,11 +53,11 @@ inline void check_launch(const char* kernel, const char* file, int line) {
 
 #define GLIA_KERNEL_NS sim
 
-#define GLIA_LAUNCH(kernel, grid, block, shmem, stream, ...)                                   \
-  do {                                                                                         \
-    (void)(stream);                                                                            \
+#define GLIA_LAUNCH(kernel, grid, block, shmem, stream, ...)                                    \
+  do {                                                                                          \
+    (void)(stream);                                                                             \
     ::glia::simt::launch(::glia::simt::LaunchSite{#kernel, __FILE__, __LINE__}, kernel, (grid), \
-                         (block), (shmem), __VA_ARGS__);                                       \
+                         (block), (shmem), __VA_ARGS__);                                        \
   } while (0)
 
 #define GLIA_DYNAMIC_SHARED(type, name) \

@@ -73,11 +73,11 @@ template <class T>
            << "size mismatch: got " << got.size() << ", reference " << ref.size();
   }
   for (std::size_t i = 0; i < got.size(); ++i) {
-    const bool both_nan = std::isnan(static_cast<double>(got[i])) &&
-                          std::isnan(static_cast<double>(ref[i]));
+    const bool both_nan =
+        std::isnan(static_cast<double>(got[i])) && std::isnan(static_cast<double>(ref[i]));
     if (!(got[i] == ref[i]) && !both_nan) {
-      return ::testing::AssertionFailure() << "first difference at [" << i << "]: got "
-                                           << +got[i] << ", reference " << +ref[i];
+      return ::testing::AssertionFailure()
+             << "first difference at [" << i << "]: got " << +got[i] << ", reference " << +ref[i];
     }
   }
   return ::testing::AssertionSuccess();
