@@ -7,11 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define GLIA_HD __host__ __device__ __forceinline__
-#else
-#define GLIA_HD inline
-#endif
+#include "kernels/types.h"
 
 namespace glia::kernels::philox {
 

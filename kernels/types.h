@@ -5,6 +5,14 @@
 
 #include <cstdint>
 
+// Functions shared verbatim by the cpu reference and the cuda/sim kernels (philox.h,
+// elementwise_math.h): host+device under nvcc, plain inline for the host compiler.
+#if defined(__CUDACC__)
+#define GLIA_HD __host__ __device__ __forceinline__
+#else
+#define GLIA_HD inline
+#endif
+
 namespace glia::kernels {
 
 using index_t = std::int64_t;
