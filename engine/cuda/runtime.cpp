@@ -1,4 +1,4 @@
-// Checked CUDA calls, per-device streams and cuBLAS handles; see runtime.h.
+// Checked CUDA calls, per-device streams and cuBLAS/cuDNN handles; see runtime.h.
 // Tested by the Cuda tests of tests/engine (skipped without a GPU).
 #include "engine/cuda/runtime.h"
 
@@ -16,6 +16,7 @@ constexpr int kMaxDevices = 64;
 struct PerDevice {
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
+  cudnnHandle_t cudnn = nullptr;
 };
 
 // Streams and handles live for the whole process on purpose: destroying them from static
@@ -41,6 +42,11 @@ void throw_cublas_error(const char* call, const char* file, int line, cublasStat
   throw std::runtime_error(std::string(call) + " failed at " + file + ":" + std::to_string(line) +
                            ": " + cublasGetStatusName(status) + " (" +
                            cublasGetStatusString(status) + ")");
+}
+
+void throw_cudnn_error(const char* call, const char* file, int line, cudnnStatus_t status) {
+  throw std::runtime_error(std::string(call) + " failed at " + file + ":" + std::to_string(line) +
+                           ": " + cudnnGetErrorString(status));
 }
 
 int device_count() {
@@ -77,6 +83,18 @@ cublasHandle_t cublas_handle(int device) {
     GLIA_CUBLAS_CHECK(cublasSetStream(d.cublas, s));
   }
   return d.cublas;
+}
+
+cudnnHandle_t cudnn_handle(int device) {
+  cudaStream_t s = stream(device);
+  std::lock_guard<std::mutex> lock(g_mutex);
+  PerDevice& d = per_device(device);
+  if (d.cudnn == nullptr) {
+    DeviceGuard guard(device);
+    GLIA_CUDNN_CHECK(cudnnCreate(&d.cudnn));
+    GLIA_CUDNN_CHECK(cudnnSetStream(d.cudnn, s));
+  }
+  return d.cudnn;
 }
 
 void synchronize(int device) {

@@ -1,7 +1,8 @@
 // The engine's CUDA runtime (built only with GLIA_HAVE_CUDA): checked calls, and per GPU one
-// lazily created stream and one cuBLAS handle bound to it. Every kernel, copy and cuBLAS call on a
-// device goes to that stream, so work on a device runs in issue order without extra events.
-// Tested through tests/engine/*_test.cpp (the Cuda tests, run where a GPU is present).
+// lazily created stream with one cuBLAS and one cuDNN handle bound to it. Every kernel, copy and
+// library call on a device goes to that stream, so work on a device runs in issue order without
+// extra events. Tested through tests/engine/*_test.cpp (the Cuda tests, run where a GPU is
+// present).
 #pragma once
 
 #if !defined(GLIA_HAVE_CUDA)
@@ -10,12 +11,15 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <cudnn.h>
 
 namespace glia::cudart {
 
 [[noreturn]] void throw_cuda_error(const char* call, const char* file, int line, cudaError_t err);
 [[noreturn]] void throw_cublas_error(const char* call, const char* file, int line,
                                      cublasStatus_t status);
+[[noreturn]] void throw_cudnn_error(const char* call, const char* file, int line,
+                                    cudnnStatus_t status);
 
 // Checks a CUDA runtime / cuBLAS call; the exception names the call, file:line and the error.
 #define GLIA_CUDA_CHECK(call)                                                      \
@@ -31,10 +35,18 @@ namespace glia::cudart {
       ::glia::cudart::throw_cublas_error(#call, __FILE__, __LINE__, glia_cublas_status_); \
   } while (0)
 
+#define GLIA_CUDNN_CHECK(call)                                                          \
+  do {                                                                                  \
+    const cudnnStatus_t glia_cudnn_status_ = (call);                                    \
+    if (glia_cudnn_status_ != CUDNN_STATUS_SUCCESS)                                     \
+      ::glia::cudart::throw_cudnn_error(#call, __FILE__, __LINE__, glia_cudnn_status_); \
+  } while (0)
+
 // GPUs visible to this process; 0 when there is no device or no driver (never throws).
 int device_count();
 cudaStream_t stream(int device);
 cublasHandle_t cublas_handle(int device);
+cudnnHandle_t cudnn_handle(int device);
 void synchronize(int device);
 
 // Makes `device` current for the scope and restores the previous one.
