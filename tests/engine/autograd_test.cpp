@@ -15,23 +15,14 @@
 namespace glia {
 namespace {
 
+using testing::error_of;
+
 using Floats = std::vector<float>;
 
 Tensor leaf(const Floats& values, const Shape& shape, Device device = Device::cpu()) {
   Tensor t = from_vector(values, shape, device);
   t.set_requires_grad(true);
   return t;
-}
-
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return {};
 }
 
 TEST(AutogradTest, LeavesAndNonLeaves) {

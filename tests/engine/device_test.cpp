@@ -13,17 +13,7 @@
 namespace glia {
 namespace {
 
-// The message of the exception `fn` throws; fails the test when it throws none.
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return {};
-}
+using testing::error_of;
 
 TEST(DeviceTest, ParsesAndPrintsNames) {
   EXPECT_EQ(Device::parse("cpu"), Device::cpu());

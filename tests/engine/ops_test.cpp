@@ -19,6 +19,8 @@
 namespace glia {
 namespace {
 
+using testing::error_of;
+
 using glia::testing::all_close;
 using glia::testing::host_doubles;
 using glia::testing::random_tensor;
@@ -261,17 +263,6 @@ TEST(OpsTest, SumToInvertsBroadcasting) {
 }
 
 // --- errors --------------------------------------------------------------------------------------
-
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return {};
-}
 
 void expect_mentions(const std::string& msg, std::initializer_list<const char*> parts) {
   for (const char* p : parts)

@@ -14,16 +14,7 @@
 namespace glia {
 namespace {
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return {};
-}
+using testing::error_of;
 
 class TensorOnDevice : public ::testing::TestWithParam<Device> {
  protected:

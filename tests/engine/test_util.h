@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <exception>
 #include <random>
 #include <string>
 #include <vector>
@@ -37,6 +38,18 @@ inline std::string device_param_name(const ::testing::TestParamInfo<Device>& inf
   std::string name = info.param.to_string();
   std::erase(name, ':');
   return name;
+}
+
+// The message of the exception `fn` throws; fails the test when it throws none.
+template <class Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an exception";
+  return {};
 }
 
 inline std::string skip_reason(Device d) {
