@@ -12,6 +12,7 @@
 //                      `patience` steps without improvement every lr becomes
 //                      max(lr * factor, min_lr) (unless that changes it by at most eps), then
 //                      `cooldown` steps pass before bad steps are counted again.
+// A schedule refers to its optimiser, which must outlive it.
 // Tested in tests/engine/optim_test.cpp.
 #pragma once
 

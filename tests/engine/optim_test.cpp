@@ -13,6 +13,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <numbers>
 #include <random>
 #include <string>
 #include <vector>
@@ -74,7 +75,10 @@ struct RefAdam {
   Values m, v;
   int t = 0;
   void step(Values& p, const Values& g) {
-    if (m.empty()) m.assign(p.size(), 0.0), v.assign(p.size(), 0.0);
+    if (m.empty()) {
+      m.assign(p.size(), 0.0);
+      v.assign(p.size(), 0.0);
+    }
     ++t;
     for (std::size_t i = 0; i < p.size(); ++i) {
       double gi = g[i];
@@ -499,7 +503,7 @@ TEST(ScheduleTest, WarmupCosine) {
   }
   // A quarter into the cosine (t = 6.5 is not a step; t = 6 is 2/10): (1 + cos(0.2 pi)) / 2.
   schedule.set_step(6);
-  EXPECT_NEAR(s.lr(0), min_lr + (0.1 - min_lr) * (1 + std::cos(0.2 * M_PI)) / 2, 1e-15);
+  EXPECT_NEAR(s.lr(0), min_lr + (0.1 - min_lr) * (1 + std::cos(0.2 * std::numbers::pi)) / 2, 1e-15);
 }
 
 TEST(ScheduleTest, ReduceOnPlateauAfterPatienceWithCooldownAndFloor) {
@@ -583,6 +587,52 @@ TEST(OptimStateTest, ExportImportContinuesIdentically) {
     }
   }
 }
+
+// On sim and cuda the state is allocated on the parameters' device, exported from there, and
+// imported back onto it; the resumed run continues bit for bit.
+class OptimizerStateOnDevice : public ::testing::TestWithParam<std::tuple<Device, OptCase>> {
+ protected:
+  void SetUp() override { GLIA_SKIP_UNLESS_USABLE(std::get<0>(GetParam())); }
+};
+
+TEST_P(OptimizerStateOnDevice, LivesOnTheDeviceAndRoundTrips) {
+  const auto& [device, c] = GetParam();
+  const Trajectory t = make_trajectory(91);
+  const std::vector<Tensor> params = make_params(t.initial, DType::f32, device);
+  const std::unique_ptr<optim::Optimizer> opt = c.make(two_groups(params));
+  auto train = [&](const std::vector<Tensor>& ps, optim::Optimizer& o, int from, int to) {
+    for (int step = from; step < to; ++step) {
+      o.zero_grad();
+      set_grads(ps, t.grads[step]);
+      o.step();
+    }
+  };
+  train(params, *opt, 0, 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    for (const auto& [name, buffer] : opt->state(0, i)->buffers) {
+      EXPECT_EQ(buffer.device(), device) << name;
+    }
+  }
+  const optim::StateDict state = opt->export_state();
+  std::vector<Tensor> copies;
+  for (const Tensor& p : params) copies.push_back(p.detach().clone().set_requires_grad(true));
+  const std::unique_ptr<optim::Optimizer> resumed = c.make(two_groups(copies));
+  resumed->import_state(state);
+  train(params, *opt, 2, kSteps);
+  train(copies, *resumed, 2, kSteps);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    EXPECT_TRUE(all_equal(host_doubles(copies[i]), host_doubles(params[i])));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Sim, OptimizerStateOnDevice,
+                         ::testing::Combine(::testing::Values(Device::sim()),
+                                            ::testing::ValuesIn(opt_cases())),
+                         vs_cpu_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, OptimizerStateOnDevice,
+                         ::testing::Combine(::testing::Values(Device::cuda()),
+                                            ::testing::ValuesIn(opt_cases())),
+                         vs_cpu_name);
 
 TEST(OptimStateTest, ImportRejectsMismatchedState) {
   Tensor p = zeros({4}).set_requires_grad(true);
