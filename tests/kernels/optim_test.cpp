@@ -150,6 +150,11 @@ TYPED_TEST(Optim, AdamStepMatchesDoubleReference) {
   }
 }
 
+TYPED_TEST(Optim, EmptyLaunchesNothing) {
+  sgd_on<TypeParam>(nullptr, nullptr, nullptr, 0, 0.1, 0.9, 0.01, true, false);
+  adam_on<TypeParam>(nullptr, nullptr, nullptr, nullptr, 0, 0.1, 0.9, 0.999, 1e-8, 0.01, true, 1);
+}
+
 TEST(OptimKernels, RejectsBadArguments) {
   std::vector<float> p(3, 0.0f), g(3, 0.0f), m(3, 0.0f), v(3, 0.0f);
   EXPECT_THROW(kernels::cpu::sgd_step(p.data(), g.data(), static_cast<float*>(nullptr), 3, 0.1, 0.9,
