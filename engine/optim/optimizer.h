@@ -25,9 +25,11 @@
 
 namespace glia::optim {
 
+// Every member has an initialiser, so designated initialisers naming only some of them
+// ({.params = p, .lr = 0.1}) compile warning-free.
 struct ParamGroup {
   std::vector<Tensor> params{};
-  double lr = 1e-3;
+  double lr = 1e-3;  // PyTorch Adam's default; set it for SGD
   double weight_decay = 0.0;
   // Per-group overrides; unset means the optimiser's own value.
   std::optional<double> momentum{};  // SGD
