@@ -69,6 +69,8 @@ GLIA_KERNEL(transpose_last2)
 GLIA_KERNEL(gemm)
 GLIA_KERNEL(uniform)
 GLIA_KERNEL(normal)
+GLIA_KERNEL(sgd_step)
+GLIA_KERNEL(adam_step)
 
 #undef GLIA_KERNEL
 #undef GLIA_KERNEL_CUDA

@@ -52,4 +52,13 @@ void uniform(T* y, index_t n, std::uint64_t seed, std::uint64_t offset, float lo
 template <class T>
 void normal(T* y, index_t n, std::uint64_t seed, std::uint64_t offset, float mean, float stddev);
 
+// --- optim.cpp: T in {float, double}; fused optimiser updates in place (kernels/optim_math.h) ---
+template <class T>
+void sgd_step(T* param, const T* grad, T* momentum_buf, index_t n, double lr, double momentum,
+              double weight_decay, bool nesterov, bool first_step);
+template <class T>
+void adam_step(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, index_t n, double lr,
+               double beta1, double beta2, double eps, double weight_decay, bool decoupled,
+               std::int64_t step);
+
 }  // namespace glia::kernels::cpu
