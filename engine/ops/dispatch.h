@@ -69,6 +69,18 @@ GLIA_KERNEL(transpose_last2)
 GLIA_KERNEL(gemm)
 GLIA_KERNEL(uniform)
 GLIA_KERNEL(normal)
+GLIA_KERNEL(bce_with_logits)
+GLIA_KERNEL(bce_with_logits_backward)
+GLIA_KERNEL(dice)
+GLIA_KERNEL(dice_backward)
+GLIA_KERNEL(cross_entropy)
+GLIA_KERNEL(cross_entropy_backward)
+GLIA_KERNEL(focal)
+GLIA_KERNEL(focal_backward)
+GLIA_KERNEL(dropout)
+GLIA_KERNEL(dropout_backward)
+GLIA_KERNEL(copy_into_channels)
+GLIA_KERNEL(copy_from_channels)
 
 #undef GLIA_KERNEL
 #undef GLIA_KERNEL_CUDA
