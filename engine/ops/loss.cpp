@@ -6,7 +6,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
-#include <utility>
+#include <type_traits>
 
 #include "engine/losses.h"
 #include "engine/ops.h"
@@ -87,12 +87,31 @@ Tensor reduce_samples(const char* op, const Tensor& l, const Tensor& sample_weig
   return div(sum(weighted), clamp(sum(d), kMinDenominator, kInfinity));
 }
 
+// The device scratch for the segmented per-sample sums of `s` (undefined when none is needed).
+Tensor workspace(ops::SimBackend, const kernels::SampleShape& s, Device device) {
+  const index_t size = kernels::sim::sample_loss_workspace_size(s);
+  return size > 0 ? Tensor({size}, DType::f32, device) : Tensor();
+}
+#if defined(GLIA_HAVE_CUDA)
+Tensor workspace(ops::CudaBackend, const kernels::SampleShape& s, Device device) {
+  const index_t size = kernels::cuda::sample_loss_workspace_size(s);
+  return size > 0 ? Tensor({size}, DType::f32, device) : Tensor();
+}
+#endif
+
 // The per-sample BCE values, recording their backward on the logits.
 Tensor bce_per_sample(const Tensor& logits, const Tensor& target, double pos_weight) {
   const char* op = "binary_cross_entropy_with_logits";
   const kernels::SampleShape s = sample_shape(op, logits, target);
   Tensor loss({s.samples}, logits.dtype(), logits.device());
   ops::dispatch_float(op, logits.device(), logits.dtype(), [&]<class T>(auto backend) {
+    if constexpr (!std::is_same_v<decltype(backend), ops::CpuBackend>) {
+      if (const Tensor scratch = workspace(backend, s, logits.device()); scratch.defined()) {
+        ops::kernel::bce_with_logits(backend, logits.data<T>(), target.data<T>(), loss.data<T>(), s,
+                                     static_cast<T>(pos_weight), scratch.data<float>());
+        return;
+      }
+    }
     ops::kernel::bce_with_logits(backend, logits.data<T>(), target.data<T>(), loss.data<T>(), s,
                                  static_cast<T>(pos_weight));
   });
@@ -119,6 +138,13 @@ Tensor dice_per_sample(const Tensor& logits, const Tensor& target, double smooth
   Tensor loss({s.samples}, logits.dtype(), logits.device());
   Tensor sums({s.samples, 3}, logits.dtype(), logits.device());
   ops::dispatch_float(op, logits.device(), logits.dtype(), [&]<class T>(auto backend) {
+    if constexpr (!std::is_same_v<decltype(backend), ops::CpuBackend>) {
+      if (const Tensor scratch = workspace(backend, s, logits.device()); scratch.defined()) {
+        ops::kernel::dice(backend, logits.data<T>(), target.data<T>(), sums.data<T>(),
+                          loss.data<T>(), s, static_cast<T>(smooth), scratch.data<float>());
+        return;
+      }
+    }
     ops::kernel::dice(backend, logits.data<T>(), target.data<T>(), sums.data<T>(), loss.data<T>(),
                       s, static_cast<T>(smooth));
   });

@@ -1,10 +1,13 @@
 // Per-sample losses on the device, the same formulas as kernels/cpu/loss.cpp (shared through
 // kernels/loss_math.h); every sum runs in an order fixed by the shape (no atomics).
-//   bce_with_logits   a block (256 threads) per sample n: each thread sums bce(x, t) over a
-//                     strided share of the sample's elements e, then warp shuffles + shared memory
-//                     combine the partials; thread 0 writes the mean loss[n].
-//   dice              a block per sample: the same fused reduction of the three sums
-//                     I = sum p t, P = sum p, T = sum t (p = sigmoid(x)), then loss[n] = 1 - Dice.
+//   bce_with_logits, dice  two passes. sample_sums: grid (samples, segments) of 256-thread blocks;
+//                     block (n, segment) sums the element terms (BCE's loss; Dice's p t, p and t
+//                     with p = sigmoid(x)) over its segment of sample n, each thread a strided
+//                     share, combined by warp shuffles + shared memory. finish: a warp per sample
+//                     sums the segments and writes loss[n] (the BCE mean; 1 - Dice and the sums
+//                     I, P, T for the backward). Long samples (3-D volumes) split into up to 1024
+//                     segments of ~8192 elements in a workspace, so a small batch still fills
+//                     the GPU; without a workspace, or for short samples, one segment per sample.
 //   *_backward (BCE, Dice)  grid-stride, a thread per element (n, e) of gx.
 //   cross_entropy, focal    a warp per row n (8 rows per 256-thread block): max-subtracted
 //                     log-sum-exp of the row by warp shuffles, then the row's loss; the backward
@@ -68,18 +71,79 @@ __device__ inline void block_sums(float (&v)[K]) {
   }
 }
 
-// Block n: loss[n] = mean_e bce(x[n, e], t[n, e]).
-__global__ void bce_kernel(const float* x, const float* t, float* loss, index_t elements,
-                           float pos_weight) {
-  const index_t n = blockIdx.x;
+// The element terms the per-sample reductions sum: BCE's one, Dice's three (I, P, T).
+struct BceTerms {
+  static constexpr int kCount = 1;
+  float pos_weight;
+  __device__ void add(float x, float t, float (&s)[kCount]) const {
+    s[0] += loss::bce_with_logits(x, t, pos_weight);
+  }
+};
+
+struct DiceTerms {
+  static constexpr int kCount = 3;
+  __device__ void add(float x, float t, float (&s)[kCount]) const {
+    const float p = loss::sigmoid(x);
+    s[0] += p * t;
+    s[1] += p;
+    s[2] += t;
+  }
+};
+
+// Block (n, segment) sums the terms of elements [segment * segment_length, + segment_length) of
+// sample n into partial[(n * gridDim.y + segment) * K + k].
+template <class Terms>
+__global__ void sample_sums_kernel(const float* x, const float* t, float* partial, index_t elements,
+                                   index_t segment_length, Terms terms) {
+  constexpr int K = Terms::kCount;
+  const index_t n = blockIdx.x, segment = blockIdx.y;
+  const index_t e_begin = segment * segment_length;
+  const index_t e_end = e_begin + segment_length < elements ? e_begin + segment_length : elements;
   const float* xn = x + n * elements;
   const float* tn = t + n * elements;
-  float sum[1] = {0.0f};
-  for (index_t e = threadIdx.x; e < elements; e += blockDim.x) {
-    sum[0] += loss::bce_with_logits(xn[e], tn[e], pos_weight);
+  float s[K] = {};
+  for (index_t e = e_begin + threadIdx.x; e < e_end; e += blockDim.x) terms.add(xn[e], tn[e], s);
+  block_sums(s);
+  if (threadIdx.x == 0) {
+    for (int k = 0; k < K; ++k) partial[(n * gridDim.y + segment) * K + k] = s[k];
   }
-  block_sums(sum);
-  if (threadIdx.x == 0) loss[n] = elements > 0 ? sum[0] / static_cast<float>(elements) : 0.0f;
+}
+
+// Warp n sums the segments of sample n: total[k] = sum_segment partial[n, segment, k], in every
+// lane. May run in place (partial == the output) when there is one segment.
+template <int K>
+__device__ inline void sum_segments(const float* partial, index_t n, index_t segments, int lane,
+                                    float (&total)[K]) {
+  for (int k = 0; k < K; ++k) total[k] = 0.0f;
+  for (index_t segment = lane; segment < segments; segment += kWarpSize) {
+    for (int k = 0; k < K; ++k) total[k] += partial[(n * segments + segment) * K + k];
+  }
+  for (int k = 0; k < K; ++k) total[k] = warp_all_sum(total[k]);
+}
+
+// Warp n (of kRowsPerBlock): loss[n] = the mean of sample n's BCE terms.
+__global__ void bce_finish_kernel(const float* partial, float* loss, index_t samples,
+                                  index_t segments, index_t elements) {
+  const int lane = threadIdx.x % kWarpSize;
+  const index_t n = static_cast<index_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
+  if (n >= samples) return;
+  float total[1];
+  sum_segments(partial, n, segments, lane, total);
+  if (lane == 0) loss[n] = elements > 0 ? total[0] / static_cast<float>(elements) : 0.0f;
+}
+
+// Warp n: sums[n] = {I, P, T} of sample n and loss[n] = 1 - Dice.
+__global__ void dice_finish_kernel(const float* partial, float* sums, float* loss, index_t samples,
+                                   index_t segments, float smooth) {
+  const int lane = threadIdx.x % kWarpSize;
+  const index_t n = static_cast<index_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
+  if (n >= samples) return;
+  float total[3];
+  sum_segments(partial, n, segments, lane, total);  // its shuffles order the reads before
+  if (lane == 0) {
+    for (int k = 0; k < 3; ++k) sums[3 * n + k] = total[k];
+    loss[n] = loss::dice_loss(total[0], total[1], total[2], smooth);
+  }
 }
 
 // Thread i = n * elements + e writes gx[n, e].
@@ -89,26 +153,6 @@ __global__ void bce_backward_kernel(const float* x, const float* t, const float*
   for (index_t i = global_thread_index(); i < samples * elements; i += grid_thread_count()) {
     const index_t n = i / elements;
     gx[i] = gloss[n] * inv_elements * loss::bce_with_logits_grad(x[i], t[i], pos_weight);
-  }
-}
-
-// Block n: sums[n] = {I, P, T} and loss[n] = 1 - Dice.
-__global__ void dice_kernel(const float* x, const float* t, float* sums, float* loss,
-                            index_t elements, float smooth) {
-  const index_t n = blockIdx.x;
-  const float* xn = x + n * elements;
-  const float* tn = t + n * elements;
-  float s[3] = {0.0f, 0.0f, 0.0f};  // I, P, T
-  for (index_t e = threadIdx.x; e < elements; e += blockDim.x) {
-    const float p = loss::sigmoid(xn[e]);
-    s[0] += p * tn[e];
-    s[1] += p;
-    s[2] += tn[e];
-  }
-  block_sums(s);
-  if (threadIdx.x == 0) {
-    for (int k = 0; k < 3; ++k) sums[3 * n + k] = s[k];
-    loss[n] = loss::dice_loss(s[0], s[1], s[2], smooth);
   }
 }
 
@@ -232,30 +276,76 @@ std::string shape_string(const SampleShape& s) {
   return "[" + std::to_string(s.samples) + ", " + std::to_string(s.elements) + "]";
 }
 
-void check_samples(const char* op, const SampleShape& s) {
-  if (s.samples > INT_MAX) {
-    throw std::invalid_argument(std::string(op) + ": too many samples for one launch: shape " +
-                                shape_string(s));
-  }
-}
-
-unsigned row_blocks(const char* op, const ClassShape& s) {
-  const index_t blocks = (s.rows + kRowsPerBlock - 1) / kRowsPerBlock;
+unsigned row_blocks(const char* op, index_t rows) {
+  const index_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
   if (blocks > INT_MAX) {
-    throw std::invalid_argument(std::string(op) + ": too many rows for one launch: [" +
-                                std::to_string(s.rows) + ", " + std::to_string(s.classes) + "]");
+    throw std::invalid_argument(std::string(op) +
+                                ": too many rows for one launch: " + std::to_string(rows));
   }
   return static_cast<unsigned>(blocks);
 }
 
+unsigned row_blocks(const char* op, const ClassShape& s) {
+  return row_blocks(op, s.rows);
+}
+
+// The per-sample sums split each sample into segments of about kSegmentLength elements, so a
+// batch of a few large volumes still fills the GPU; at most kMaxSegments per sample.
+constexpr index_t kSegmentLength = 8192;
+constexpr index_t kMaxSegments = 1024;
+
+struct SamplePlan {
+  index_t segments;
+  index_t segment_length;
+};
+
+SamplePlan plan_samples(const SampleShape& s) {
+  index_t segments = (s.elements + kSegmentLength - 1) / kSegmentLength;
+  if (segments > kMaxSegments) segments = kMaxSegments;
+  if (segments < 1) segments = 1;
+  return {segments, (s.elements + segments - 1) / segments};
+}
+
+// The plan, or one segment per sample without a workspace.
+SamplePlan plan_with_workspace(const char* op, const SampleShape& s, const float* workspace) {
+  if (s.samples > INT_MAX) {
+    throw std::invalid_argument(std::string(op) + ": too many samples for one launch: shape " +
+                                shape_string(s));
+  }
+  const SamplePlan plan = plan_samples(s);
+  if (plan.segments > 1 && workspace == nullptr) return {1, s.elements};
+  return plan;
+}
+
+template <class Terms>
+void launch_sample_sums(const float* x, const float* t, float* partial, const SampleShape& s,
+                        const SamplePlan& plan, Terms terms, Stream stream) {
+  const dim3 grid(static_cast<unsigned>(s.samples), static_cast<unsigned>(plan.segments));
+  GLIA_LAUNCH(sample_sums_kernel<Terms>, grid, kSampleThreads, 0, stream, x, t, partial, s.elements,
+              plan.segment_length, terms);
+}
+
 }  // namespace
+
+index_t sample_loss_workspace_size(const SampleShape& s) {
+  const SamplePlan plan = plan_samples(s);
+  return plan.segments > 1 ? s.samples * plan.segments * DiceTerms::kCount : 0;
+}
+
+void bce_with_logits(const float* x, const float* t, float* loss, const SampleShape& s,
+                     float pos_weight, float* workspace, Stream stream) {
+  if (s.samples == 0) return;
+  const SamplePlan plan = plan_with_workspace("bce_with_logits", s, workspace);
+  // One segment: the partial sums are the totals, reduced in place in loss.
+  float* partial = plan.segments > 1 ? workspace : loss;
+  launch_sample_sums(x, t, partial, s, plan, BceTerms{pos_weight}, stream);
+  GLIA_LAUNCH(bce_finish_kernel, row_blocks("bce_with_logits", s.samples), kThreadsPerBlock, 0,
+              stream, partial, loss, s.samples, plan.segments, s.elements);
+}
 
 void bce_with_logits(const float* x, const float* t, float* loss, const SampleShape& s,
                      float pos_weight, Stream stream) {
-  if (s.samples == 0) return;
-  check_samples("bce_with_logits", s);
-  GLIA_LAUNCH(bce_kernel, static_cast<unsigned>(s.samples), kSampleThreads, 0, stream, x, t, loss,
-              s.elements, pos_weight);
+  bce_with_logits(x, t, loss, s, pos_weight, nullptr, stream);
 }
 
 void bce_with_logits_backward(const float* x, const float* t, const float* gloss, float* gx,
@@ -267,11 +357,18 @@ void bce_with_logits_backward(const float* x, const float* t, const float* gloss
 }
 
 void dice(const float* x, const float* t, float* sums, float* loss, const SampleShape& s,
-          float smooth, Stream stream) {
+          float smooth, float* workspace, Stream stream) {
   if (s.samples == 0) return;
-  check_samples("dice", s);
-  GLIA_LAUNCH(dice_kernel, static_cast<unsigned>(s.samples), kSampleThreads, 0, stream, x, t, sums,
-              loss, s.elements, smooth);
+  const SamplePlan plan = plan_with_workspace("dice", s, workspace);
+  float* partial = plan.segments > 1 ? workspace : sums;
+  launch_sample_sums(x, t, partial, s, plan, DiceTerms{}, stream);
+  GLIA_LAUNCH(dice_finish_kernel, row_blocks("dice", s.samples), kThreadsPerBlock, 0, stream,
+              partial, sums, loss, s.samples, plan.segments, smooth);
+}
+
+void dice(const float* x, const float* t, float* sums, float* loss, const SampleShape& s,
+          float smooth, Stream stream) {
+  dice(x, t, sums, loss, s, smooth, nullptr, stream);
 }
 
 void dice_backward(const float* x, const float* t, const float* sums, const float* gloss, float* gx,

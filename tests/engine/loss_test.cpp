@@ -367,6 +367,23 @@ TEST_P(LossDevices, ZeroTotalWeightGivesZeroNotNan) {
   }
 }
 
+// Samples longer than one segment (8192 elements) take the kernels' two-pass per-sample sums,
+// with a workspace the op allocates.
+TEST_P(LossDevices, LongSamplesMatchCpu) {
+  const Tensor x = random_tensor({2, 1, 21, 20, 21}, -3, 3, 15);
+  const Tensor t = random_tensor({2, 1, 21, 20, 21}, 0, 1, 16);
+  const auto run = [&](Device d) {
+    const Tensor xd = x.to(d).set_requires_grad(true);
+    const Tensor loss = dice_bce_loss(xd, t.to(d));
+    loss.backward();
+    return std::pair{host_doubles(loss), host_doubles(xd.grad())};
+  };
+  const auto [loss, grad] = run(GetParam());
+  const auto [loss_ref, grad_ref] = run(Device::cpu());
+  EXPECT_TRUE(all_close(loss, loss_ref, kF32));
+  EXPECT_TRUE(all_close(grad, grad_ref, kF32));
+}
+
 // --- dropout -----------------------------------------------------------------------------------
 
 TEST_P(LossDevices, DropoutMaskIsTheSameAsOnCpu) {

@@ -40,8 +40,29 @@ using kernels::SampleShape;
     GLIA_CALL_CUDA(B, name, __VA_ARGS__)                                         \
   } while (0)
 
+// The same for sim and cuda only (kernels with a device-only overload).
+#define GLIA_CALL_DEVICE(B, name, ...)                                           \
+  do {                                                                           \
+    if constexpr (is_sim<B>) kernels::sim::name(__VA_ARGS__, kernels::Stream{}); \
+    GLIA_CALL_CUDA(B, name, __VA_ARGS__)                                         \
+  } while (0)
+
 template <class B, class T>
 using Buf = typename B::template Buffer<T>;
+
+// Floats of scratch the segmented per-sample sums of `s` use on backend B (none on cpu).
+template <class B>
+std::size_t workspace_size(const SampleShape& s) {
+  if constexpr (is_sim<B>)
+    return static_cast<std::size_t>(kernels::sim::sample_loss_workspace_size(s));
+#if defined(GLIA_HAVE_CUDA)
+  if constexpr (std::is_same_v<B, Cuda>) {
+    return static_cast<std::size_t>(kernels::cuda::sample_loss_workspace_size(s));
+  }
+#endif
+  (void)s;
+  return 0;
+}
 
 std::string describe(const SampleShape& s) {
   return "[samples " + std::to_string(s.samples) + ", elements " + std::to_string(s.elements) + "]";
@@ -51,8 +72,9 @@ std::string describe(const ClassShape& s) {
 }
 
 const std::vector<SampleShape>& sample_shapes() {
-  static const std::vector<SampleShape> all = {{1, 1},    {1, 7},  {3, 64},
-                                               {2, 1000}, {5, 33}, {4, 257}};
+  // The last three split into several segments per sample (with a workspace).
+  static const std::vector<SampleShape> all = {{1, 1},   {1, 7},    {3, 64},    {2, 1000}, {5, 33},
+                                               {4, 257}, {1, 8193}, {2, 40000}, {1, 70001}};
   return all;
 }
 
@@ -63,8 +85,9 @@ std::vector<float> binary_targets(std::size_t n, std::uint32_t seed) {
 }
 
 template <class B>
-void check_bce(const SampleShape& s, float pos_weight, std::uint32_t seed) {
-  SCOPED_TRACE(describe(s) + " pos_weight " + std::to_string(pos_weight));
+void check_bce(const SampleShape& s, float pos_weight, bool with_workspace, std::uint32_t seed) {
+  SCOPED_TRACE(describe(s) + " pos_weight " + std::to_string(pos_weight) +
+               (with_workspace ? " with workspace" : ""));
   const std::size_t n = static_cast<std::size_t>(s.samples * s.elements);
   const std::size_t ns = static_cast<std::size_t>(s.samples);
   const std::vector<float> x = random_values(n, -6.0, 6.0, seed);
@@ -81,8 +104,15 @@ void check_bce(const SampleShape& s, float pos_weight, std::uint32_t seed) {
                                          to_double(gl).data(), gx_ref.data(), s,
                                          double{pos_weight});
   const auto [loss, gx] = run_in_every_lane_order<B>([&] {
-    Buf<B, float> dx(x), dt(t), dgl(gl), dloss(nan_poisoned(ns)), dgx(nan_poisoned(n));
-    GLIA_CALL(B, bce_with_logits, dx.data(), dt.data(), dloss.data(), s, pos_weight);
+    const std::size_t scratch = with_workspace ? workspace_size<B>(s) : 0;
+    Buf<B, float> dx(x), dt(t), dgl(gl), dloss(nan_poisoned(ns)), dgx(nan_poisoned(n)),
+        dw(nan_poisoned(scratch));
+    if (scratch > 0) {
+      GLIA_CALL_DEVICE(B, bce_with_logits, dx.data(), dt.data(), dloss.data(), s, pos_weight,
+                       dw.data());
+    } else {
+      GLIA_CALL(B, bce_with_logits, dx.data(), dt.data(), dloss.data(), s, pos_weight);
+    }
     GLIA_CALL(B, bce_with_logits_backward, dx.data(), dt.data(), dgl.data(), dgx.data(), s,
               pos_weight);
     return std::tuple{dloss.to_host(), dgx.to_host()};
@@ -93,8 +123,9 @@ void check_bce(const SampleShape& s, float pos_weight, std::uint32_t seed) {
 
 template <class B>
 void check_dice(const SampleShape& s, const std::vector<float>& x, const std::vector<float>& t,
-                float smooth, std::uint32_t seed) {
-  SCOPED_TRACE(describe(s) + " smooth " + std::to_string(smooth));
+                float smooth, bool with_workspace, std::uint32_t seed) {
+  SCOPED_TRACE(describe(s) + " smooth " + std::to_string(smooth) +
+               (with_workspace ? " with workspace" : ""));
   const std::size_t n = x.size(), ns = static_cast<std::size_t>(s.samples);
   const std::vector<float> gl = random_values(ns, -1.0, 1.0, seed);
   std::vector<double> sums_ref(3 * ns), loss_ref(ns), gx_ref(n);
@@ -103,9 +134,15 @@ void check_dice(const SampleShape& s, const std::vector<float>& x, const std::ve
   kernels::cpu::dice_backward(to_double(x).data(), to_double(t).data(), sums_ref.data(),
                               to_double(gl).data(), gx_ref.data(), s, double{smooth});
   const auto [sums, loss, gx] = run_in_every_lane_order<B>([&] {
+    const std::size_t scratch = with_workspace ? workspace_size<B>(s) : 0;
     Buf<B, float> dx(x), dt(t), dgl(gl), dsums(nan_poisoned(3 * ns)), dloss(nan_poisoned(ns)),
-        dgx(nan_poisoned(n));
-    GLIA_CALL(B, dice, dx.data(), dt.data(), dsums.data(), dloss.data(), s, smooth);
+        dgx(nan_poisoned(n)), dw(nan_poisoned(scratch));
+    if (scratch > 0) {
+      GLIA_CALL_DEVICE(B, dice, dx.data(), dt.data(), dsums.data(), dloss.data(), s, smooth,
+                       dw.data());
+    } else {
+      GLIA_CALL(B, dice, dx.data(), dt.data(), dsums.data(), dloss.data(), s, smooth);
+    }
     GLIA_CALL(B, dice_backward, dx.data(), dt.data(), dsums.data(), dgl.data(), dgx.data(), s,
               smooth);
     return std::tuple{dsums.to_host(), dloss.to_host(), dgx.to_host()};
@@ -205,8 +242,10 @@ TYPED_TEST_SUITE(Loss, Backends, BackendNames);
 TYPED_TEST(Loss, BceWithLogits) {
   std::uint32_t seed = 10;
   for (const SampleShape& s : sample_shapes()) {
-    check_bce<TypeParam>(s, 1.0f, seed += 10);
-    check_bce<TypeParam>(s, 2.5f, seed += 10);
+    for (bool with_workspace : {true, false}) {
+      check_bce<TypeParam>(s, 1.0f, with_workspace, seed += 10);
+      check_bce<TypeParam>(s, 2.5f, with_workspace, seed += 10);
+    }
   }
 }
 
@@ -216,8 +255,10 @@ TYPED_TEST(Loss, Dice) {
     const std::size_t n = static_cast<std::size_t>(s.samples * s.elements);
     const std::vector<float> x = random_values(n, -4.0, 4.0, ++seed);
     const std::vector<float> t = binary_targets(n, ++seed);
-    check_dice<TypeParam>(s, x, t, 1.0f, ++seed);
-    check_dice<TypeParam>(s, x, t, 0.0f, ++seed);
+    for (bool with_workspace : {true, false}) {
+      check_dice<TypeParam>(s, x, t, 1.0f, with_workspace, ++seed);
+      check_dice<TypeParam>(s, x, t, 0.0f, with_workspace, ++seed);
+    }
   }
 }
 
@@ -233,7 +274,7 @@ TYPED_TEST(Loss, DiceOfEmptyTargetAndPredictionIsZero) {
       x[e] = -std::numeric_limits<float>::infinity();
       t[e] = 0.0f;
     }
-    check_dice<TypeParam>(s, x, t, smooth, 302);
+    check_dice<TypeParam>(s, x, t, smooth, true, 302);
     std::vector<float> loss = nan_poisoned(3), sums = nan_poisoned(9);
     kernels::cpu::dice(x.data(), t.data(), sums.data(), loss.data(), s, smooth);
     EXPECT_EQ(loss[0], 0.0f);
