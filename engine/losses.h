@@ -10,7 +10,9 @@
 // where s_n = max(sample_weight[n], 0) (1 without one), so a sample with weight <= 0 takes no part,
 // and d_n is the sample's share of the denominator: w[target_n] for a class-weighted
 // cross-entropy (PyTorch's weighted mean), 1 otherwise. A zero denominator gives 0, not NaN
-// (it is clamped to 1e-30 while every term of the numerator is 0).
+// (it is clamped to 1e-30 while every term of the numerator is 0). Class targets outside [0, C)
+// throw on cpu; on sim and cuda they give a NaN loss (checking them would stall on a device sync).
+// The segmentation loss of samples without a mask: a sample weight of 0 for them.
 // Kernels: kernels/cpu/{loss,dropout,concat}.cpp and kernels/cuda/{loss,dropout,concat}.cu.
 // Tested in tests/engine/loss_test.cpp.
 #pragma once

@@ -302,6 +302,32 @@ TYPED_TEST(Loss, Focal) {
   }
 }
 
+// The device cannot throw: a target outside [0, classes) gives that row a NaN loss and gradient
+// (the cpu reference throws instead, see tests/engine/loss_test.cpp).
+TYPED_TEST(Loss, ClassTargetOutOfRangeIsNanOnTheDevice) {
+  if constexpr (is_cpu<TypeParam>) GTEST_SKIP() << "the cpu kernels throw on a bad target";
+  const ClassShape s{3, 5};
+  const std::vector<float> x = random_values(15, -1.0, 1.0, 900), gl(3, 1.0f);
+  const std::vector<std::int32_t> t = {1, 5, -1};
+  Buf<TypeParam, float> dx(x), dgl(gl), dloss(nan_poisoned(3)), dlse(nan_poisoned(3)),
+      dtw(nan_poisoned(3)), dgx(nan_poisoned(15)), dfocal(nan_poisoned(3));
+  Buf<TypeParam, std::int32_t> dt(t);
+  GLIA_CALL_DEVICE(TypeParam, cross_entropy, dx.data(), dt.data(), nullptr, dloss.data(),
+                   dlse.data(), dtw.data(), s, 0.0f);
+  GLIA_CALL_DEVICE(TypeParam, cross_entropy_backward, dx.data(), dt.data(), nullptr, dlse.data(),
+                   dgl.data(), dgx.data(), s, 0.0f);
+  GLIA_CALL_DEVICE(TypeParam, focal, dx.data(), dt.data(), nullptr, dfocal.data(), dlse.data(), s,
+                   2.0f);
+  const std::vector<float> loss = dloss.to_host(), gx = dgx.to_host(), focal = dfocal.to_host();
+  EXPECT_FALSE(std::isnan(loss[0]));
+  EXPECT_FALSE(std::isnan(focal[0]));
+  for (int n : {1, 2}) {
+    EXPECT_TRUE(std::isnan(loss[n])) << "row " << n;
+    EXPECT_TRUE(std::isnan(focal[n])) << "row " << n;
+    EXPECT_TRUE(std::isnan(gx[5 * n])) << "row " << n;
+  }
+}
+
 // The mask is a pure function of (seed, offset, i): bit-identical to cpu on every backend.
 TYPED_TEST(Loss, DropoutMatchesCpuBitForBit) {
   for (index_t n : {index_t{1}, index_t{7}, index_t{1000}, index_t{4099}}) {
