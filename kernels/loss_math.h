@@ -5,6 +5,7 @@
 //                    max(-x, 0); dl/dx = (1 - t) - (1 + (pw - 1) t) sigmoid(-x)
 //   soft Dice        D = (2 I + s) / (P + T + s) with I = sum p t, P = sum p, T = sum t,
 //                    p = sigmoid(x); loss 1 - D; 0 / 0 (smooth 0, both empty) counts as D = 1
+//   Dice + BCE       dice_weight (1 - D) + bce_weight mean_e BCE, fused into one pass
 //   cross-entropy    l = -(1 - e) w_t logp_t - (e / C) sum_c w_c logp_c (PyTorch's label
 //                    smoothing e and class weights w); dl/dx_c = (1 - e) w_t (p_c - [c == t]) +
 //                    (e / C) (p_c W - w_c) with W = sum_c w_c
@@ -64,6 +65,15 @@ GLIA_HD T dice_grad_p(T t, T intersection, T sum_p, T sum_t, T smooth) {
   const T denominator = sum_p + sum_t + smooth;
   if (denominator == T(0)) return T(0);
   return ((T(2) * intersection + smooth) - T(2) * t * denominator) / (denominator * denominator);
+}
+
+// d(dice_weight (1 - D) + bce_weight BCE_mean)/dx of one element of a sample with E elements.
+template <class T>
+GLIA_HD T dice_bce_grad(T x, T t, T intersection, T sum_p, T sum_t, T inv_elements, T dice_weight,
+                        T bce_weight, T smooth, T pos_weight) {
+  const T p = sigmoid(x);
+  return dice_weight * dice_grad_p(t, intersection, sum_p, sum_t, smooth) * p * (T(1) - p) +
+         bce_weight * inv_elements * bce_with_logits_grad(x, t, pos_weight);
 }
 
 // The cross-entropy of a row from logp_t, w_t and S = sum_c w_c logp_c.

@@ -99,6 +99,15 @@ Tensor workspace(ops::CudaBackend, const kernels::SampleShape& s, Device device)
 }
 #endif
 
+index_t dice_bce_workspace_size(ops::SimBackend, const kernels::SampleShape& s) {
+  return kernels::sim::dice_bce_workspace_size(s);
+}
+#if defined(GLIA_HAVE_CUDA)
+index_t dice_bce_workspace_size(ops::CudaBackend, const kernels::SampleShape& s) {
+  return kernels::cuda::dice_bce_workspace_size(s);
+}
+#endif
+
 // The per-sample BCE values, recording their backward on the logits.
 Tensor bce_per_sample(const Tensor& logits, const Tensor& target, double pos_weight) {
   const char* op = "binary_cross_entropy_with_logits";
@@ -164,6 +173,42 @@ Tensor dice_per_sample(const Tensor& logits, const Tensor& target, double smooth
   return loss;
 }
 
+// dice_weight * Dice + bce_weight * BCE per sample, one fused kernel each way.
+Tensor dice_bce_per_sample(const Tensor& logits, const Tensor& target, const DiceBceOptions& o) {
+  const char* op = "dice_bce_loss";
+  const kernels::SampleShape s = sample_shape(op, logits, target);
+  if (o.smooth < 0) bad_argument(op, "smooth " + std::to_string(o.smooth) + " is negative");
+  Tensor loss({s.samples}, logits.dtype(), logits.device());
+  Tensor sums({s.samples, 3}, logits.dtype(), logits.device());
+  ops::dispatch_float(op, logits.device(), logits.dtype(), [&]<class T>(auto backend) {
+    const T dw = static_cast<T>(o.dice_weight), bw = static_cast<T>(o.bce_weight);
+    const T smooth = static_cast<T>(o.smooth), pw = static_cast<T>(o.pos_weight);
+    if constexpr (std::is_same_v<decltype(backend), ops::CpuBackend>) {
+      ops::kernel::dice_bce(backend, logits.data<T>(), target.data<T>(), sums.data<T>(),
+                            loss.data<T>(), s, dw, bw, smooth, pw);
+    } else {
+      const Tensor scratch({dice_bce_workspace_size(backend, s)}, DType::f32, logits.device());
+      ops::kernel::dice_bce(backend, logits.data<T>(), target.data<T>(), sums.data<T>(),
+                            loss.data<T>(), s, dw, bw, smooth, pw, scratch.data<float>());
+    }
+  });
+  if (needs_grad({logits})) {
+    record(op, loss, {logits},
+           [x = logits.detach(), t = target.detach(), sums, s, o](const Tensor& gl) {
+             Tensor gx(x.shape(), x.dtype(), x.device());
+             ops::dispatch_float(
+                 "dice_bce_loss backward", x.device(), x.dtype(), [&]<class T>(auto backend) {
+                   ops::kernel::dice_bce_backward(
+                       backend, x.data<T>(), t.data<T>(), sums.data<T>(), gl.data<T>(),
+                       gx.data<T>(), s, static_cast<T>(o.dice_weight), static_cast<T>(o.bce_weight),
+                       static_cast<T>(o.smooth), static_cast<T>(o.pos_weight));
+                 });
+             return std::vector<Tensor>{gx};
+           });
+  }
+  return loss;
+}
+
 template <class T>
 const T* data_or_null(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
@@ -186,9 +231,7 @@ Tensor dice_loss(const Tensor& logits, const Tensor& target, Reduction reduction
 
 Tensor dice_bce_loss(const Tensor& logits, const Tensor& target, Reduction reduction,
                      const Tensor& sample_weight, const DiceBceOptions& options) {
-  const Tensor per_sample =
-      add(mul(dice_per_sample(logits, target, options.smooth), options.dice_weight),
-          mul(bce_per_sample(logits, target, options.pos_weight), options.bce_weight));
+  const Tensor per_sample = dice_bce_per_sample(logits, target, options);
   return reduce_samples("dice_bce_loss", per_sample, sample_weight, {}, reduction);
 }
 

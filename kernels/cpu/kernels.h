@@ -66,6 +66,14 @@ void dice(const T* x, const T* t, T* sums, T* loss, const SampleShape& s, T smoo
 template <class T>
 void dice_backward(const T* x, const T* t, const T* sums, const T* gloss, T* gx,
                    const SampleShape& s, T smooth);
+// loss[n] = dice_weight * (1 - Dice) + bce_weight * mean BCE in one pass over x and t, with
+// sums[n] = {sum p t, sum p, sum t} for the backward.
+template <class T>
+void dice_bce(const T* x, const T* t, T* sums, T* loss, const SampleShape& s, T dice_weight,
+              T bce_weight, T smooth, T pos_weight);
+template <class T>
+void dice_bce_backward(const T* x, const T* t, const T* sums, const T* gloss, T* gx,
+                       const SampleShape& s, T dice_weight, T bce_weight, T smooth, T pos_weight);
 // loss[n], lse[n] = logsumexp(x[n, :]) and target_weight[n] = w[target[n]] (1 without weights,
 // which may be null). A target outside [0, classes) throws.
 template <class T>

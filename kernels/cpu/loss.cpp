@@ -101,6 +101,46 @@ void dice_backward(const T* x, const T* t, const T* sums, const T* gloss, T* gx,
 }
 
 template <class T>
+void dice_bce(const T* x, const T* t, T* sums, T* loss, const SampleShape& s, T dice_weight,
+              T bce_weight, T smooth, T pos_weight) {
+#pragma omp parallel for schedule(static) if (s.samples * s.elements > kParallelThreshold)
+  for (index_t n = 0; n < s.samples; ++n) {
+    double intersection = 0.0, sum_p = 0.0, sum_t = 0.0, bce = 0.0;
+    for (index_t e = 0; e < s.elements; ++e) {
+      const index_t i = n * s.elements + e;
+      const double p = static_cast<double>(loss::sigmoid(x[i]));
+      intersection += p * static_cast<double>(t[i]);
+      sum_p += p;
+      sum_t += static_cast<double>(t[i]);
+      bce += static_cast<double>(loss::bce_with_logits(x[i], t[i], pos_weight));
+    }
+    sums[3 * n] = static_cast<T>(intersection);
+    sums[3 * n + 1] = static_cast<T>(sum_p);
+    sums[3 * n + 2] = static_cast<T>(sum_t);
+    const double bce_mean = s.elements > 0 ? bce / static_cast<double>(s.elements) : 0.0;
+    loss[n] = static_cast<T>(
+        static_cast<double>(dice_weight) *
+            loss::dice_loss(intersection, sum_p, sum_t, static_cast<double>(smooth)) +
+        static_cast<double>(bce_weight) * bce_mean);
+  }
+}
+
+template <class T>
+void dice_bce_backward(const T* x, const T* t, const T* sums, const T* gloss, T* gx,
+                       const SampleShape& s, T dice_weight, T bce_weight, T smooth, T pos_weight) {
+  const T inv_elements = T(1) / static_cast<T>(s.elements > 0 ? s.elements : 1);
+#pragma omp parallel for schedule(static) if (s.samples * s.elements > kParallelThreshold)
+  for (index_t n = 0; n < s.samples; ++n) {
+    const T* sn = sums + 3 * n;
+    for (index_t e = 0; e < s.elements; ++e) {
+      const index_t i = n * s.elements + e;
+      gx[i] = gloss[n] * loss::dice_bce_grad(x[i], t[i], sn[0], sn[1], sn[2], inv_elements,
+                                             dice_weight, bce_weight, smooth, pos_weight);
+    }
+  }
+}
+
+template <class T>
 void cross_entropy(const T* x, const std::int32_t* target, const T* class_weight, T* loss, T* lse,
                    T* target_weight, const ClassShape& s, T smoothing) {
   for (index_t n = 0; n < s.rows; ++n) checked_target(target, n, s);
@@ -186,6 +226,9 @@ void focal_backward(const T* x, const std::int32_t* target, const T* alpha, cons
   template void dice<T>(const T*, const T*, T*, T*, const SampleShape&, T);                        \
   template void dice_backward<T>(const T*, const T*, const T*, const T*, T*, const SampleShape&,   \
                                  T);                                                               \
+  template void dice_bce<T>(const T*, const T*, T*, T*, const SampleShape&, T, T, T, T);           \
+  template void dice_bce_backward<T>(const T*, const T*, const T*, const T*, T*,                   \
+                                     const SampleShape&, T, T, T, T);                              \
   template void cross_entropy<T>(const T*, const std::int32_t*, const T*, T*, T*, T*,              \
                                  const ClassShape&, T);                                            \
   template void cross_entropy_backward<T>(const T*, const std::int32_t*, const T*, const T*,       \

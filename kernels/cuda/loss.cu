@@ -1,14 +1,15 @@
 // Per-sample losses on the device, the same formulas as kernels/cpu/loss.cpp (shared through
 // kernels/loss_math.h); every sum runs in an order fixed by the shape (no atomics).
-//   bce_with_logits, dice  two passes. sample_sums: grid (samples, segments) of 256-thread blocks;
-//                     block (n, segment) sums the element terms (BCE's loss; Dice's p t, p and t
-//                     with p = sigmoid(x)) over its segment of sample n, each thread a strided
-//                     share, combined by warp shuffles + shared memory. finish: a warp per sample
-//                     sums the segments and writes loss[n] (the BCE mean; 1 - Dice and the sums
-//                     I, P, T for the backward). Long samples (3-D volumes) split into up to 1024
-//                     segments of ~8192 elements in a workspace, so a small batch still fills
-//                     the GPU; without a workspace, or for short samples, one segment per sample.
-//   *_backward (BCE, Dice)  grid-stride, a thread per element (n, e) of gx.
+//   bce_with_logits, dice, dice_bce  two passes. sample_sums: grid (samples, segments) of
+//                     256-thread blocks; block (n, segment) sums the element terms (BCE's loss;
+//                     Dice's p t, p and t with p = sigmoid(x); all four for the fused Dice + BCE)
+//                     over its segment of sample n, each thread a strided share, combined by warp
+//                     shuffles + shared memory. finish: a warp per sample sums the segments and
+//                     writes loss[n] (and the sums I, P, T the Dice backward needs). Long samples
+//                     (3-D volumes) split into up to 1024 segments of ~8192 elements in a
+//                     workspace, so a small batch still fills the GPU; without a workspace, or for
+//                     short samples, one segment per sample, summed in place.
+//   *_backward (BCE, Dice, Dice + BCE)  grid-stride, a thread per element (n, e) of gx.
 //   cross_entropy, focal    a warp per row n (8 rows per 256-thread block): max-subtracted
 //                     log-sum-exp of the row by warp shuffles, then the row's loss; the backward
 //                     warps recompute p_c = exp(x_c - lse) from the saved lse and write gx[n, c].
@@ -55,7 +56,7 @@ __device__ inline float warp_all_max(float v) {
   return v;
 }
 
-// The block-wide sums of up to three values, valid in thread 0. blockDim.x is a multiple of 32.
+// The block-wide sums of K values, valid in thread 0. blockDim.x is a multiple of 32.
 template <int K>
 __device__ inline void block_sums(float (&v)[K]) {
   __shared__ float warp_sums[K][kWarpSize];
@@ -87,6 +88,19 @@ struct DiceTerms {
     s[0] += p * t;
     s[1] += p;
     s[2] += t;
+  }
+};
+
+// Dice's three terms and the BCE term in one pass.
+struct DiceBceTerms {
+  static constexpr int kCount = 4;
+  float pos_weight;
+  __device__ void add(float x, float t, float (&s)[kCount]) const {
+    const float p = loss::sigmoid(x);
+    s[0] += p * t;
+    s[1] += p;
+    s[2] += t;
+    s[3] += loss::bce_with_logits(x, t, pos_weight);
   }
 };
 
@@ -153,6 +167,38 @@ __global__ void bce_backward_kernel(const float* x, const float* t, const float*
   for (index_t i = global_thread_index(); i < samples * elements; i += grid_thread_count()) {
     const index_t n = i / elements;
     gx[i] = gloss[n] * inv_elements * loss::bce_with_logits_grad(x[i], t[i], pos_weight);
+  }
+}
+
+// Warp n: sums[n] = {I, P, T} of sample n and loss[n] = dice_weight (1 - Dice) +
+// bce_weight BCE_mean.
+__global__ void dice_bce_finish_kernel(const float* partial, float* sums, float* loss,
+                                       index_t samples, index_t segments, index_t elements,
+                                       float dice_weight, float bce_weight, float smooth) {
+  const int lane = threadIdx.x % kWarpSize;
+  const index_t n = static_cast<index_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
+  if (n >= samples) return;
+  float total[4];
+  sum_segments(partial, n, segments, lane, total);
+  if (lane == 0) {
+    for (int k = 0; k < 3; ++k) sums[3 * n + k] = total[k];
+    const float bce_mean = elements > 0 ? total[3] / static_cast<float>(elements) : 0.0f;
+    loss[n] =
+        dice_weight * loss::dice_loss(total[0], total[1], total[2], smooth) + bce_weight * bce_mean;
+  }
+}
+
+// Thread i = n * elements + e writes gx[n, e] of the fused Dice + BCE.
+__global__ void dice_bce_backward_kernel(const float* x, const float* t, const float* sums,
+                                         const float* gloss, float* gx, index_t samples,
+                                         index_t elements, float dice_weight, float bce_weight,
+                                         float smooth, float pos_weight) {
+  const float inv_elements = 1.0f / static_cast<float>(elements);
+  for (index_t i = global_thread_index(); i < samples * elements; i += grid_thread_count()) {
+    const index_t n = i / elements;
+    const float* sn = sums + 3 * n;
+    gx[i] = gloss[n] * loss::dice_bce_grad(x[i], t[i], sn[0], sn[1], sn[2], inv_elements,
+                                           dice_weight, bce_weight, smooth, pos_weight);
   }
 }
 
@@ -329,7 +375,7 @@ void launch_sample_sums(const float* x, const float* t, float* partial, const Sa
 
 index_t sample_loss_workspace_size(const SampleShape& s) {
   const SamplePlan plan = plan_samples(s);
-  return plan.segments > 1 ? s.samples * plan.segments * DiceTerms::kCount : 0;
+  return plan.segments > 1 ? s.samples * plan.segments * DiceTerms::kCount : 0;  // 3 >= BCE's 1
 }
 
 void bce_with_logits(const float* x, const float* t, float* loss, const SampleShape& s,
@@ -369,6 +415,33 @@ void dice(const float* x, const float* t, float* sums, float* loss, const Sample
 void dice(const float* x, const float* t, float* sums, float* loss, const SampleShape& s,
           float smooth, Stream stream) {
   dice(x, t, sums, loss, s, smooth, nullptr, stream);
+}
+
+index_t dice_bce_workspace_size(const SampleShape& s) {
+  return s.samples * plan_samples(s).segments * DiceBceTerms::kCount;
+}
+
+void dice_bce(const float* x, const float* t, float* sums, float* loss, const SampleShape& s,
+              float dice_weight, float bce_weight, float smooth, float pos_weight, float* workspace,
+              Stream stream) {
+  if (s.samples == 0) return;
+  if (workspace == nullptr) {
+    throw std::invalid_argument("dice_bce: no workspace given for shape " + shape_string(s));
+  }
+  const SamplePlan plan = plan_with_workspace("dice_bce", s, workspace);
+  launch_sample_sums(x, t, workspace, s, plan, DiceBceTerms{pos_weight}, stream);
+  GLIA_LAUNCH(dice_bce_finish_kernel, row_blocks("dice_bce", s.samples), kThreadsPerBlock, 0,
+              stream, workspace, sums, loss, s.samples, plan.segments, s.elements, dice_weight,
+              bce_weight, smooth);
+}
+
+void dice_bce_backward(const float* x, const float* t, const float* sums, const float* gloss,
+                       float* gx, const SampleShape& s, float dice_weight, float bce_weight,
+                       float smooth, float pos_weight, Stream stream) {
+  const index_t n = s.samples * s.elements;
+  if (n == 0) return;
+  GLIA_LAUNCH(dice_bce_backward_kernel, grid_stride_blocks(n), kThreadsPerBlock, 0, stream, x, t,
+              sums, gloss, gx, s.samples, s.elements, dice_weight, bce_weight, smooth, pos_weight);
 }
 
 void dice_backward(const float* x, const float* t, const float* sums, const float* gloss, float* gx,

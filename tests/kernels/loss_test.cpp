@@ -1,9 +1,11 @@
 // The loss, dropout and channel-copy kernels on every backend against the cpu reference in
 // double: BCE with logits (with and without pos_weight), soft Dice (smooth 1 and 0, an empty
-// target with an empty prediction), cross-entropy (class weights, label smoothing) and focal loss
-// (gamma 0, 0.5, 2; alpha) over C = 2, 3, 17 and 45 (more classes than a warp's lanes), forward and
-// backward; dropout masks bit-identical to cpu; concat/split copies over NCHW and [N, F] parts.
-// Batch 1 and > 1, odd and even sizes, outputs NaN-poisoned; sim under every lane order.
+// target with an empty prediction), the fused Dice + BCE, per-sample sums in one segment and in
+// several (long samples, through the workspace), cross-entropy (class weights, label smoothing)
+// and focal loss (gamma 0, 0.5, 2; alpha) over C = 2, 3, 17 and 45 (more classes than a warp's
+// lanes), forward and backward, and out-of-range class targets on the device; dropout masks
+// bit-identical to cpu; concat/split copies over NCHW and [N, F] parts. Batch 1 and > 1, odd and
+// even sizes, outputs NaN-poisoned; sim under every lane order.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -152,6 +154,52 @@ void check_dice(const SampleShape& s, const std::vector<float>& x, const std::ve
   EXPECT_TRUE(all_close(gx, gx_ref));
 }
 
+// The fused Dice + BCE against the cpu reference in double; the device always sums through its
+// workspace (one segment per short sample, several per long one).
+template <class B>
+void check_dice_bce(const SampleShape& s, float smooth, float pos_weight, std::uint32_t seed) {
+  SCOPED_TRACE(describe(s) + " smooth " + std::to_string(smooth) + " pos_weight " +
+               std::to_string(pos_weight));
+  const float dice_weight = 0.3f, bce_weight = 0.7f;
+  const std::size_t n = static_cast<std::size_t>(s.samples * s.elements);
+  const std::size_t ns = static_cast<std::size_t>(s.samples);
+  const std::vector<float> x = random_values(n, -4.0, 4.0, seed);
+  const std::vector<float> t = binary_targets(n, seed + 1);
+  const std::vector<float> gl = random_values(ns, -1.0, 1.0, seed + 2);
+  std::vector<double> sums_ref(3 * ns), loss_ref(ns), gx_ref(n);
+  kernels::cpu::dice_bce(to_double(x).data(), to_double(t).data(), sums_ref.data(), loss_ref.data(),
+                         s, double{dice_weight}, double{bce_weight}, double{smooth},
+                         double{pos_weight});
+  kernels::cpu::dice_bce_backward(to_double(x).data(), to_double(t).data(), sums_ref.data(),
+                                  to_double(gl).data(), gx_ref.data(), s, double{dice_weight},
+                                  double{bce_weight}, double{smooth}, double{pos_weight});
+  const auto [sums, loss, gx] = run_in_every_lane_order<B>([&] {
+    std::size_t scratch = 0;
+    if constexpr (is_sim<B>)
+      scratch = static_cast<std::size_t>(kernels::sim::dice_bce_workspace_size(s));
+#if defined(GLIA_HAVE_CUDA)
+    if constexpr (std::is_same_v<B, Cuda>) {
+      scratch = static_cast<std::size_t>(kernels::cuda::dice_bce_workspace_size(s));
+    }
+#endif
+    Buf<B, float> dx(x), dt(t), dgl(gl), dsums(nan_poisoned(3 * ns)), dloss(nan_poisoned(ns)),
+        dgx(nan_poisoned(n)), dw(nan_poisoned(scratch));
+    if constexpr (is_cpu<B>) {
+      kernels::cpu::dice_bce(dx.data(), dt.data(), dsums.data(), dloss.data(), s, dice_weight,
+                             bce_weight, smooth, pos_weight);
+    } else {
+      GLIA_CALL_DEVICE(B, dice_bce, dx.data(), dt.data(), dsums.data(), dloss.data(), s,
+                       dice_weight, bce_weight, smooth, pos_weight, dw.data());
+    }
+    GLIA_CALL(B, dice_bce_backward, dx.data(), dt.data(), dsums.data(), dgl.data(), dgx.data(), s,
+              dice_weight, bce_weight, smooth, pos_weight);
+    return std::tuple{dsums.to_host(), dloss.to_host(), dgx.to_host()};
+  });
+  EXPECT_TRUE(all_close(sums, sums_ref));
+  EXPECT_TRUE(all_close(loss, loss_ref));
+  EXPECT_TRUE(all_close(gx, gx_ref));
+}
+
 const std::vector<ClassShape>& class_shapes() {
   static const std::vector<ClassShape> all = {{1, 2},   {6, 2},  {1, 3}, {9, 3},
                                               {33, 17}, {4, 17}, {5, 45}};
@@ -259,6 +307,14 @@ TYPED_TEST(Loss, Dice) {
       check_dice<TypeParam>(s, x, t, 1.0f, with_workspace, ++seed);
       check_dice<TypeParam>(s, x, t, 0.0f, with_workspace, ++seed);
     }
+  }
+}
+
+TYPED_TEST(Loss, DiceBceFused) {
+  std::uint32_t seed = 250;
+  for (const SampleShape& s : sample_shapes()) {
+    check_dice_bce<TypeParam>(s, 1.0f, 1.0f, seed += 10);
+    check_dice_bce<TypeParam>(s, 0.0f, 2.5f, seed += 10);
   }
 }
 
