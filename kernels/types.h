@@ -78,3 +78,30 @@ struct GemmShape {
 };
 
 }  // namespace glia::kernels
+
+// --- losses, dropout and channel concat (kernels/*/loss, dropout, concat) ----------------------
+namespace glia::kernels {
+
+// A per-sample loss over tensors viewed as [samples, elements]: logits and targets alike.
+struct SampleShape {
+  index_t samples = 0;
+  index_t elements = 0;
+};
+
+// Class logits [rows, classes] with one int32 target class per row.
+struct ClassShape {
+  index_t rows = 0;
+  index_t classes = 0;
+};
+
+// A channel slice: the part [outer, part_channels, inner] is channels
+// [offset, offset + part_channels) of the whole [outer, whole_channels, inner].
+struct ChannelSlice {
+  index_t outer = 1;
+  index_t inner = 1;
+  index_t part_channels = 0;
+  index_t whole_channels = 0;
+  index_t offset = 0;
+};
+
+}  // namespace glia::kernels

@@ -61,4 +61,58 @@ void adam_step(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, index_t n, do
                double beta1, double beta2, double eps, double weight_decay, bool decoupled,
                std::int64_t step);
 
+// --- loss.cpp: T in {float, double}; per-sample sums accumulated in double --------------------
+// loss[n] = mean_e bce_with_logits(x[n, e], t[n, e]; pos_weight).
+template <class T>
+void bce_with_logits(const T* x, const T* t, T* loss, const SampleShape& s, T pos_weight);
+// gx[n, e] = gloss[n] / elements * dbce/dx.
+template <class T>
+void bce_with_logits_backward(const T* x, const T* t, const T* gloss, T* gx, const SampleShape& s,
+                              T pos_weight);
+// sums[n] = {sum p t, sum p, sum t} with p = sigmoid(x[n, :]), and loss[n] = 1 - Dice.
+template <class T>
+void dice(const T* x, const T* t, T* sums, T* loss, const SampleShape& s, T smooth);
+template <class T>
+void dice_backward(const T* x, const T* t, const T* sums, const T* gloss, T* gx,
+                   const SampleShape& s, T smooth);
+// loss[n] = dice_weight * (1 - Dice) + bce_weight * mean BCE in one pass over x and t, with
+// sums[n] = {sum p t, sum p, sum t} for the backward.
+template <class T>
+void dice_bce(const T* x, const T* t, T* sums, T* loss, const SampleShape& s, T dice_weight,
+              T bce_weight, T smooth, T pos_weight);
+template <class T>
+void dice_bce_backward(const T* x, const T* t, const T* sums, const T* gloss, T* gx,
+                       const SampleShape& s, T dice_weight, T bce_weight, T smooth, T pos_weight);
+// loss[n], lse[n] = logsumexp(x[n, :]) and target_weight[n] = w[target[n]] (1 without weights,
+// which may be null). A target outside [0, classes) throws.
+template <class T>
+void cross_entropy(const T* x, const std::int32_t* target, const T* class_weight, T* loss, T* lse,
+                   T* target_weight, const ClassShape& s, T smoothing);
+template <class T>
+void cross_entropy_backward(const T* x, const std::int32_t* target, const T* class_weight,
+                            const T* lse, const T* gloss, T* gx, const ClassShape& s, T smoothing);
+// alpha (per class) may be null (1 for every class).
+template <class T>
+void focal(const T* x, const std::int32_t* target, const T* alpha, T* loss, T* lse,
+           const ClassShape& s, T gamma);
+template <class T>
+void focal_backward(const T* x, const std::int32_t* target, const T* alpha, const T* lse,
+                    const T* gloss, T* gx, const ClassShape& s, T gamma);
+
+// --- dropout.cpp: T in {float, double} --------------------------------------------------------
+// Element i keeps when the Philox uniform of (seed, offset, i) (as kernels/cpu/random.cpp's
+// uniform fill) is >= p: y = keep ? x * scale : 0, mask = keep.
+template <class T>
+void dropout(const T* x, T* y, std::uint8_t* mask, index_t n, float p, T scale, std::uint64_t seed,
+             std::uint64_t offset);
+template <class T>
+void dropout_backward(const T* gy, const std::uint8_t* mask, T* gx, index_t n, T scale);
+
+// --- concat.cpp: T in {float, double} ---------------------------------------------------------
+// whole[o, offset + c, i] = part[o, c, i] (the rest of whole untouched), and its inverse.
+template <class T>
+void copy_into_channels(const T* part, T* whole, const ChannelSlice& s);
+template <class T>
+void copy_from_channels(const T* whole, T* part, const ChannelSlice& s);
+
 }  // namespace glia::kernels::cpu
