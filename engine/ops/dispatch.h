@@ -69,6 +69,17 @@ GLIA_KERNEL(transpose_last2)
 GLIA_KERNEL(gemm)
 GLIA_KERNEL(uniform)
 GLIA_KERNEL(normal)
+GLIA_KERNEL(batch_norm_stats)
+GLIA_KERNEL(batch_norm_invstd)
+GLIA_KERNEL(batch_norm_apply)
+GLIA_KERNEL(batch_norm_backward_reduce)
+GLIA_KERNEL(batch_norm_backward_input)
+GLIA_KERNEL(max_pool2d)
+GLIA_KERNEL(max_pool2d_backward)
+GLIA_KERNEL(avg_pool2d)
+GLIA_KERNEL(avg_pool2d_backward)
+GLIA_KERNEL(global_avg_pool2d)
+GLIA_KERNEL(global_avg_pool2d_backward)
 
 #undef GLIA_KERNEL
 #undef GLIA_KERNEL_CUDA
