@@ -156,9 +156,9 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
       if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
         const auto stream = static_cast<cudaStream_t>(backend.stream);
         const cudnnHandle_t handle = cudart::cudnn_handle(backend.device);
-        const Tensor scale = or_constant(weight, s, 1.0, x);
-        const Tensor shift = or_constant(bias, s, 0.0, x);
         auto cudnn = [&](T* rm_out, T* rv_out) {
+          const Tensor scale = or_constant(weight, s, 1.0, x);
+          const Tensor shift = or_constant(bias, s, 0.0, x);
           if (saved.batch_stats) {
             kernels::cudnn::batch_norm_forward_training(handle, s, xp, scale.data<T>(),
                                                         shift.data<T>(), y.template data<T>(),

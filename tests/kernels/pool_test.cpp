@@ -240,7 +240,9 @@ TYPED_TEST(Pool, GlobalAverageForwardAndBackward) {
 
 TYPED_TEST(Pool, InvalidShapesThrow) {
   using B = TypeParam;
-  if constexpr (!is_cpu<B>) {
+  if constexpr (is_cpu<B>) {
+    GTEST_SKIP() << "the cpu reference trusts its caller (the engine checks every window)";
+  } else {
     // Padding over half the kernel: a window could lie wholly in the padding.
     const Pool2dShape s = Pool2dShape::make(1, 1, 4, 4, 2, 1, 2);
     EXPECT_FALSE(s.valid());
