@@ -1,12 +1,13 @@
 // Batch norm over NCHW, per channel c (kernels/types.h BatchNormShape; M = n * h * w elements per
 // channel, xhat = (x - mean[c]) * invstd[c]):
-//   stats_kernel            grid C, 256 threads: block c reduces channel c twice (the mean, then
+//   stats_kernel            grid C, 256 or 1024 threads: block c reduces channel c twice (the mean,
+//   then
 //                           the mean squared deviation: no cancellation), each thread a strided
 //                           share of the M elements, combined by warp shuffles + shared memory;
 //                           thread 0 writes mean, invstd and the running-statistics update
 //   invstd_kernel           one thread per channel: 1 / sqrt(var + eps)
 //   apply_kernel            1-D grid-stride, one thread per element: y = xhat * weight + bias
-//   backward_reduce_kernel  grid C, 256 threads: sum gy and sum gy * xhat of channel c
+//   backward_reduce_kernel  grid C, 256 or 1024 threads: sum gy and sum gy * xhat of channel c
 //   backward_input_kernel   1-D grid-stride, one thread per element of gx
 // Every sum runs in an order fixed by the shape (no atomics), so results are deterministic.
 // Tested in tests/kernels/batchnorm_test.cpp against kernels/cpu/batchnorm.cpp.
@@ -23,7 +24,13 @@
 namespace glia::kernels::GLIA_KERNEL_NS {
 namespace {
 
-constexpr int kChannelThreads = 256;
+// A channel's block: 256 threads, or 1024 for long channels (a training batch of large images),
+// where a block per channel would otherwise leave each thread thousands of elements.
+constexpr index_t kLongChannel = 16384;
+
+unsigned channel_threads(const BatchNormShape& s) {
+  return s.count() >= kLongChannel ? 1024u : 256u;
+}
 
 // The flat NCHW offset of the i-th element (in n, h, w order) of channel c.
 __device__ inline index_t channel_element(const BatchNormShape& s, index_t c, index_t i) {
@@ -127,8 +134,8 @@ void batch_norm_stats(const float* x, float* mean, float* invstd, float* running
                                 std::to_string(s.w) + ")");
   }
   check_channels(s, "batch_norm_stats");
-  GLIA_LAUNCH(stats_kernel, static_cast<unsigned>(s.c), kChannelThreads, 0, stream, x, mean, invstd,
-              running_mean, running_var, s);
+  GLIA_LAUNCH(stats_kernel, static_cast<unsigned>(s.c), channel_threads(s), 0, stream, x, mean,
+              invstd, running_mean, running_var, s);
 }
 
 void batch_norm_invstd(const float* var, float* invstd, const BatchNormShape& s, Stream stream) {
@@ -148,8 +155,8 @@ void batch_norm_backward_reduce(const float* x, const float* gy, const float* me
                                 const BatchNormShape& s, Stream stream) {
   if (s.c == 0) return;
   check_channels(s, "batch_norm_backward_reduce");
-  GLIA_LAUNCH(backward_reduce_kernel, static_cast<unsigned>(s.c), kChannelThreads, 0, stream, x, gy,
-              mean, invstd, sum_dy, sum_dy_xhat, s);
+  GLIA_LAUNCH(backward_reduce_kernel, static_cast<unsigned>(s.c), channel_threads(s), 0, stream, x,
+              gy, mean, invstd, sum_dy, sum_dy_xhat, s);
 }
 
 void batch_norm_backward_input(const float* x, const float* gy, const float* mean,
