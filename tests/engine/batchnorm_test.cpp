@@ -280,8 +280,8 @@ INSTANTIATE_TEST_SUITE_P(Cuda, BatchNormRunningStats,
                                                   "auto"}),
                          [](const auto& info) { return info.param.name; });
 
-// The family has its own policy; cpu and sim have one implementation and ignore it.
-TEST(BatchNormTest, PolicyFamilyIsItsOwnAndIgnoredOffCuda) {
+// The family has its own policy; cpu has one implementation and ignores it.
+TEST(BatchNormTest, PolicyFamilyIsItsOwnAndIgnoredOnCpu) {
   EXPECT_STREQ(op_family_name(OpFamily::batchnorm), "batchnorm");
   const KernelPolicy saved = kernel_policy(OpFamily::batchnorm);
   set_kernel_policy(OpFamily::batchnorm, KernelPolicy::cudnn);

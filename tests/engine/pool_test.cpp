@@ -188,7 +188,7 @@ TEST(PoolTestSim, MaxTiesSendTheGradientToTheFirstElement) {
   check_ties(Device::sim());
 }
 
-TEST(PoolTest, PolicyFamilyIsItsOwnAndIgnoredOffCuda) {
+TEST(PoolTest, PolicyFamilyIsItsOwnAndIgnoredOnCpu) {
   EXPECT_STREQ(op_family_name(OpFamily::pool), "pool");
   const Tensor x = random_tensor({1, 2, 5, 5}, -1.0, 1.0, 3);
   EXPECT_EQ(host_doubles(max_pool2d(x, 2, 1, 1, KernelPolicy::cudnn)),
