@@ -98,6 +98,32 @@ Tensor transpose(const Tensor& x);
 // On cuda the gemm policy (engine/policy.h) picks our kernel or cuBLAS; `policy` overrides it.
 Tensor matmul(const Tensor& a, const Tensor& b, std::optional<KernelPolicy> policy = std::nullopt);
 
+// --- batchnorm.cpp ------------------------------------------------------------------------------
+// Batch norm of NCHW x [n, c, h, w] per channel (BatchNorm2d): y = (x - mean) / sqrt(var + eps) *
+// weight + bias. Training mode (or no running statistics) uses the batch's mean and biased
+// variance, and updates running_mean / running_var in place when defined (without grad):
+// running = (1 - momentum) * running + momentum * batch, with the unbiased variance for
+// running_var (as PyTorch). Evaluation mode uses the running statistics. weight and bias are [c]
+// or undefined (no affine); running_mean and running_var are [c], both defined or both undefined.
+// Backward to x, weight and bias: through the batch statistics in training, the affine map in
+// evaluation. On cuda the batchnorm policy picks our kernels or cuDNN; `policy` overrides it.
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                    Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5,
+                    std::optional<KernelPolicy> policy = std::nullopt);
+
+// --- pool.cpp -----------------------------------------------------------------------------------
+// 2-D pooling of NCHW x with a square window; stride 0 means stride = kernel; padding at most half
+// the kernel; out = (in + 2 * padding - kernel) / stride + 1 (PyTorch, ceil_mode false). On cuda
+// the pool policy picks our kernels or cuDNN; `policy` overrides it.
+// Max: padding is -inf, the gradient goes to the first maximum of each window, NaN propagates.
+Tensor max_pool2d(const Tensor& x, int kernel, int stride = 0, int padding = 0,
+                  std::optional<KernelPolicy> policy = std::nullopt);
+// Average: the window's mean, padding counted as zeros in it unless count_include_pad is false.
+Tensor avg_pool2d(const Tensor& x, int kernel, int stride = 0, int padding = 0,
+                  bool count_include_pad = true, std::optional<KernelPolicy> policy = std::nullopt);
+// [n, c, h, w] -> [n, c, 1, 1], the mean of each plane.
+Tensor global_avg_pool2d(const Tensor& x, std::optional<KernelPolicy> policy = std::nullopt);
+
 // --- operators ----------------------------------------------------------------------------------
 inline Tensor operator+(const Tensor& a, const Tensor& b) {
   return add(a, b);

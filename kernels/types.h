@@ -105,3 +105,116 @@ struct ChannelSlice {
 };
 
 }  // namespace glia::kernels
+
+// --- batch norm and pooling ----------------------------------------------------------------------
+namespace glia::kernels {
+
+// Batch norm over an NCHW tensor, per channel c: the statistics of channel c are taken over its
+// count() = n * h * w elements x[n, c, h, w]. eps is added to the (biased) variance; momentum
+// weighs the batch statistics in the running ones (PyTorch's convention:
+// running = (1 - momentum) * running + momentum * batch, with the unbiased variance).
+struct BatchNormShape {
+  index_t n = 0, c = 0, h = 1, w = 1;
+  double eps = 1e-5;
+  double momentum = 0.1;
+
+  GLIA_HD index_t plane() const { return h * w; }
+  GLIA_HD index_t count() const { return n * h * w; }
+  GLIA_HD index_t numel() const { return n * c * h * w; }
+  // The channel of flat NCHW element i.
+  GLIA_HD index_t channel_of(index_t i) const { return (i / plane()) % c; }
+};
+
+// 2-D pooling of an NCHW tensor [n, c, h, w] to [n, c, out_h, out_w], plane by plane (n, c).
+// Output (oh, ow) pools the window of rows [oh * stride_h - pad_h, + kernel_h) and columns
+// [ow * stride_w - pad_w, + kernel_w); positions outside the input are padding. Sizes as PyTorch
+// with ceil_mode false: out = (in + 2 * pad - kernel) / stride + 1. Global average pooling is the
+// window of the whole plane (global()).
+struct Pool2dShape {
+  index_t n = 0, c = 0, h = 0, w = 0;
+  index_t kernel_h = 1, kernel_w = 1;
+  index_t stride_h = 1, stride_w = 1;
+  index_t pad_h = 0, pad_w = 0;
+  index_t out_h = 0, out_w = 0;
+  bool count_include_pad = true;  // average pooling: padding counts in the divisor
+
+  // A square window; out_h/out_w computed. Check valid() before use.
+  static Pool2dShape make(index_t n, index_t c, index_t h, index_t w, index_t kernel,
+                          index_t stride, index_t padding, bool count_include_pad = true) {
+    Pool2dShape s;
+    s.n = n;
+    s.c = c;
+    s.h = h;
+    s.w = w;
+    s.kernel_h = s.kernel_w = kernel;
+    s.stride_h = s.stride_w = stride;
+    s.pad_h = s.pad_w = padding;
+    s.count_include_pad = count_include_pad;
+    if (kernel > 0 && stride > 0) {
+      s.out_h = (h + 2 * padding - kernel) / stride + 1;
+      s.out_w = (w + 2 * padding - kernel) / stride + 1;
+    }
+    return s;
+  }
+  // One window over the whole plane: [n, c, h, w] -> [n, c, 1, 1].
+  static Pool2dShape global(index_t n, index_t c, index_t h, index_t w) {
+    Pool2dShape s;
+    s.n = n;
+    s.c = c;
+    s.h = s.kernel_h = s.stride_h = h;
+    s.w = s.kernel_w = s.stride_w = w;
+    s.out_h = s.out_w = 1;
+    return s;
+  }
+  // Positive kernel and stride, padding at most half the kernel (as PyTorch: every window then
+  // holds an input element), and at least one output position.
+  bool valid() const {
+    return kernel_h > 0 && kernel_w > 0 && stride_h > 0 && stride_w > 0 && pad_h >= 0 &&
+           pad_w >= 0 && 2 * pad_h <= kernel_h && 2 * pad_w <= kernel_w &&
+           h + 2 * pad_h >= kernel_h && w + 2 * pad_w >= kernel_w && out_h > 0 && out_w > 0;
+  }
+
+  GLIA_HD index_t planes() const { return n * c; }
+  GLIA_HD index_t in_plane() const { return h * w; }
+  GLIA_HD index_t out_plane() const { return out_h * out_w; }
+  GLIA_HD index_t in_numel() const { return n * c * h * w; }
+  GLIA_HD index_t out_numel() const { return n * c * out_h * out_w; }
+  // The first row / column of output (oh, ow)'s window; negative inside the padding.
+  GLIA_HD index_t window_h0(index_t oh) const { return oh * stride_h - pad_h; }
+  GLIA_HD index_t window_w0(index_t ow) const { return ow * stride_w - pad_w; }
+  // The outputs whose window covers input row ih are [first_oh(ih), end_oh(ih)); columns alike.
+  GLIA_HD index_t first_oh(index_t ih) const {
+    return covering_first(ih + pad_h, kernel_h, stride_h);
+  }
+  GLIA_HD index_t end_oh(index_t ih) const { return covering_end(ih + pad_h, stride_h, out_h); }
+  GLIA_HD index_t first_ow(index_t iw) const {
+    return covering_first(iw + pad_w, kernel_w, stride_w);
+  }
+  GLIA_HD index_t end_ow(index_t iw) const { return covering_end(iw + pad_w, stride_w, out_w); }
+  // Average pooling's divisor for output (oh, ow): the window clipped to the padded input, or to
+  // the input itself when padding does not count (PyTorch's rule).
+  GLIA_HD index_t avg_divisor(index_t oh, index_t ow) const {
+    index_t h0 = window_h0(oh), w0 = window_w0(ow);
+    index_t h1 = h0 + kernel_h < h + pad_h ? h0 + kernel_h : h + pad_h;
+    index_t w1 = w0 + kernel_w < w + pad_w ? w0 + kernel_w : w + pad_w;
+    if (!count_include_pad) {
+      h0 = h0 > 0 ? h0 : 0;
+      w0 = w0 > 0 ? w0 : 0;
+      h1 = h1 < h ? h1 : h;
+      w1 = w1 < w ? w1 : w;
+    }
+    return (h1 - h0) * (w1 - w0);
+  }
+
+ private:
+  // Window o covers padded position p when o * stride <= p < o * stride + kernel.
+  GLIA_HD static index_t covering_first(index_t p, index_t kernel, index_t stride) {
+    return p < kernel ? 0 : (p - kernel) / stride + 1;
+  }
+  GLIA_HD static index_t covering_end(index_t p, index_t stride, index_t out) {
+    const index_t end = p / stride + 1;
+    return end < out ? end : out;
+  }
+};
+
+}  // namespace glia::kernels

@@ -85,6 +85,17 @@ GLIA_KERNEL(dropout)
 GLIA_KERNEL(dropout_backward)
 GLIA_KERNEL(copy_into_channels)
 GLIA_KERNEL(copy_from_channels)
+GLIA_KERNEL(batch_norm_stats)
+GLIA_KERNEL(batch_norm_invstd)
+GLIA_KERNEL(batch_norm_apply)
+GLIA_KERNEL(batch_norm_backward_reduce)
+GLIA_KERNEL(batch_norm_backward_input)
+GLIA_KERNEL(max_pool2d)
+GLIA_KERNEL(max_pool2d_backward)
+GLIA_KERNEL(avg_pool2d)
+GLIA_KERNEL(avg_pool2d_backward)
+GLIA_KERNEL(global_avg_pool2d)
+GLIA_KERNEL(global_avg_pool2d_backward)
 
 #undef GLIA_KERNEL
 #undef GLIA_KERNEL_CUDA

@@ -115,4 +115,48 @@ void copy_into_channels(const T* part, T* whole, const ChannelSlice& s);
 template <class T>
 void copy_from_channels(const T* whole, T* part, const ChannelSlice& s);
 
+// --- batchnorm.cpp: T in {float, double}; per channel c of NCHW, see BatchNormShape -------------
+// mean[c] and invstd[c] = 1 / sqrt(var[c] + eps) of the batch (two passes, biased variance), and
+// when running_mean is not null the momentum update of running_mean / running_var (unbiased).
+template <class T>
+void batch_norm_stats(const T* x, T* mean, T* invstd, T* running_mean, T* running_var,
+                      const BatchNormShape& s);
+// invstd[c] = 1 / sqrt(var[c] + eps): evaluation mode's from the running variance.
+template <class T>
+void batch_norm_invstd(const T* var, T* invstd, const BatchNormShape& s);
+// y = (x - mean[c]) * invstd[c] * weight[c] + bias[c]; null weight / bias read as 1 / 0.
+template <class T>
+void batch_norm_apply(const T* x, const T* mean, const T* invstd, const T* weight, const T* bias,
+                      T* y, const BatchNormShape& s);
+// sum_dy[c] = sum gy and sum_dy_xhat[c] = sum gy * xhat over channel c, xhat = (x - mean) * invstd:
+// the bias and weight gradients.
+template <class T>
+void batch_norm_backward_reduce(const T* x, const T* gy, const T* mean, const T* invstd, T* sum_dy,
+                                T* sum_dy_xhat, const BatchNormShape& s);
+// gx through the batch statistics (training: w * invstd * (gy - sum_dy / M - xhat * sum_dy_xhat /
+// M), M = count()) or through the affine map only (evaluation: gy * w * invstd).
+template <class T>
+void batch_norm_backward_input(const T* x, const T* gy, const T* mean, const T* invstd,
+                               const T* weight, const T* sum_dy, const T* sum_dy_xhat, T* gx,
+                               const BatchNormShape& s, bool training);
+
+// --- pool.cpp: T in {float, double}; see Pool2dShape -------------------------------------------
+// y = max over the window (padding is -inf) and idx = its flat ih * w + iw within the plane (the
+// first on ties; the first NaN wins).
+template <class T>
+void max_pool2d(const T* x, T* y, std::int32_t* idx, const Pool2dShape& s);
+// gx[plane, idx[o]] += gy[o] for every output o (gx is written whole).
+template <class T>
+void max_pool2d_backward(const T* gy, const std::int32_t* idx, T* gx, const Pool2dShape& s);
+// y = the window's sum / avg_divisor.
+template <class T>
+void avg_pool2d(const T* x, T* y, const Pool2dShape& s);
+template <class T>
+void avg_pool2d_backward(const T* gy, T* gx, const Pool2dShape& s);
+// y[n, c] = the mean of plane (n, c); s = Pool2dShape::global(...).
+template <class T>
+void global_avg_pool2d(const T* x, T* y, const Pool2dShape& s);
+template <class T>
+void global_avg_pool2d_backward(const T* gy, T* gx, const Pool2dShape& s);
+
 }  // namespace glia::kernels::cpu

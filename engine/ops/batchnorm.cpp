@@ -1,0 +1,218 @@
+// Batch norm over NCHW tensors, per channel (kernels/types.h BatchNormShape). Forward: the batch
+// statistics (training, or no running statistics) with the running update in place, or the
+// running statistics (evaluation); then y = (x - mean) * invstd * weight + bias. The mean and
+// invstd used are kept for the backward, with xhat = (x - mean) * invstd and M = n * h * w:
+//   gbias = sum gy, gweight = sum gy * xhat,
+//   gx = weight * invstd * (gy - gbias / M - xhat * gweight / M)    (batch statistics)
+//   gx = weight * invstd * gy                                       (running statistics)
+// cpu runs the reference kernels, sim our kernels under the emulator, cuda our kernels or cuDNN
+// by the batchnorm policy (engine/policy.h); cuDNN has no evaluation-mode backward, so that one is
+// always ours. Tested in tests/engine/batchnorm_test.cpp.
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "engine/ops.h"
+#include "engine/ops/autotune.h"
+#include "engine/ops/dispatch.h"
+#include "engine/ops/internal.h"
+
+#if defined(GLIA_HAVE_CUDA)
+#include "kernels/cudnn/batchnorm.h"
+#endif
+
+namespace glia {
+namespace {
+
+using kernels::BatchNormShape;
+
+constexpr const char* kOp = "batch_norm2d";
+
+[[noreturn]] void bad_argument(const Tensor& x, const std::string& why) {
+  throw std::invalid_argument(std::string(kOp) + " of " + x.describe() + ": " + why);
+}
+
+// A per-channel tensor: undefined, or [c] with x's dtype and device.
+void check_channel_vector(const Tensor& x, const Tensor& t, const char* name) {
+  if (!t.defined()) return;
+  ops::check_compatible(kOp, x, t);
+  if (t.shape() != Shape{x.size(1)}) {
+    bad_argument(x, std::string(name) + " must have shape [" + std::to_string(x.size(1)) +
+                        "] (one value per channel), got " + t.describe());
+  }
+}
+
+// The statistics the forward normalised with, and how, for the backward.
+struct Saved {
+  Tensor mean, invstd;
+  bool batch_stats = true;
+  bool used_cudnn = false;
+};
+
+#if defined(GLIA_HAVE_CUDA)
+// cuDNN always scales and shifts: ones and zeros stand in for an absent weight / bias.
+Tensor or_constant(const Tensor& t, const BatchNormShape& s, double value, const Tensor& x) {
+  return t.defined() ? t : full({s.c}, value, TensorOptions{x.dtype(), x.device()});
+}
+#endif
+
+Tensor backward_input(const Tensor& gy, const Tensor& x, const Tensor& weight, const Saved& saved,
+                      const BatchNormShape& s, Tensor& grad_weight, Tensor& grad_bias) {
+  Tensor gx(x.shape(), x.dtype(), x.device());
+  grad_weight = Tensor({s.c}, x.dtype(), x.device());
+  grad_bias = Tensor({s.c}, x.dtype(), x.device());
+  if (x.numel() == 0) {
+    fill_(grad_weight, 0.0);
+    fill_(grad_bias, 0.0);
+    return gx;
+  }
+  ops::dispatch_float("batch_norm2d backward", x.device(), x.dtype(), [&]<class T>(auto backend) {
+    const T* w = weight.defined() ? weight.data<T>() : nullptr;
+#if defined(GLIA_HAVE_CUDA)
+    if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
+      if (saved.used_cudnn && saved.batch_stats) {
+        const Tensor scale = or_constant(weight, s, 1.0, x);
+        kernels::cudnn::batch_norm_backward(
+            cudart::cudnn_handle(backend.device), s, x.data<T>(), gy.data<T>(), scale.data<T>(),
+            saved.mean.data<T>(), saved.invstd.data<T>(), gx.template data<T>(),
+            grad_weight.template data<T>(), grad_bias.template data<T>(),
+            static_cast<cudaStream_t>(backend.stream));
+        return;
+      }
+    }
+#endif
+    ops::kernel::batch_norm_backward_reduce(
+        backend, x.data<T>(), gy.data<T>(), saved.mean.data<T>(), saved.invstd.data<T>(),
+        grad_bias.template data<T>(), grad_weight.template data<T>(), s);
+    ops::kernel::batch_norm_backward_input(backend, x.data<T>(), gy.data<T>(), saved.mean.data<T>(),
+                                           saved.invstd.data<T>(), w, grad_bias.template data<T>(),
+                                           grad_weight.template data<T>(), gx.template data<T>(), s,
+                                           saved.batch_stats);
+  });
+  return gx;
+}
+
+}  // namespace
+
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                    Tensor& running_var, bool training, double momentum, double eps,
+                    std::optional<KernelPolicy> policy) {
+  ops::check_floating(kOp, x);
+  if (x.dim() != 4) bad_argument(x, "needs an NCHW tensor of rank 4");
+  check_channel_vector(x, weight, "weight");
+  check_channel_vector(x, bias, "bias");
+  check_channel_vector(x, running_mean, "running_mean");
+  check_channel_vector(x, running_var, "running_var");
+  if (running_mean.defined() != running_var.defined()) {
+    bad_argument(x, "running_mean and running_var must be both defined or both undefined");
+  }
+  if (!(eps > 0.0)) bad_argument(x, "eps must be positive, got " + std::to_string(eps));
+  if (!(momentum >= 0.0 && momentum <= 1.0)) {
+    bad_argument(x, "momentum must lie in [0, 1], got " + std::to_string(momentum));
+  }
+  BatchNormShape s;
+  s.n = x.size(0);
+  s.c = x.size(1);
+  s.h = x.size(2);
+  s.w = x.size(3);
+  s.eps = eps;
+  s.momentum = momentum;
+
+  Saved saved;
+  saved.batch_stats = training || !running_mean.defined();
+  if (saved.batch_stats && s.count() < 2 && s.c > 0) {
+    bad_argument(x, "batch statistics need more than one value per channel (n * h * w = " +
+                        std::to_string(s.count()) + ")");
+  }
+  Tensor y(x.shape(), x.dtype(), x.device());
+  saved.mean = Tensor({s.c}, x.dtype(), x.device());
+  saved.invstd = Tensor({s.c}, x.dtype(), x.device());
+  const bool update_running = saved.batch_stats && running_mean.defined();
+  if (!saved.batch_stats) {
+    NoGradGuard no_grad;
+    saved.mean = running_mean.detach().clone();
+  }
+
+  if (x.numel() > 0) {
+    const KernelPolicy resolved = resolve_kernel_policy(OpFamily::batchnorm, policy);
+    ops::dispatch_float(kOp, x.device(), x.dtype(), [&]<class T>(auto backend) {
+      const T* xp = x.data<T>();
+      const T* w = weight.defined() ? weight.data<T>() : nullptr;
+      const T* b = bias.defined() ? bias.data<T>() : nullptr;
+      T* mean = saved.mean.template data<T>();
+      T* invstd = saved.invstd.template data<T>();
+      // rm / rv: where the running update goes (null: none).
+      auto native = [&](T* rm, T* rv) {
+        if (saved.batch_stats) {
+          ops::kernel::batch_norm_stats(backend, xp, mean, invstd, rm, rv, s);
+        } else {
+          ops::kernel::batch_norm_invstd(backend, running_var.data<T>(), invstd, s);
+        }
+        ops::kernel::batch_norm_apply(backend, xp, mean, invstd, w, b, y.template data<T>(), s);
+      };
+      T* rm = update_running ? running_mean.data<T>() : nullptr;
+      T* rv = update_running ? running_var.data<T>() : nullptr;
+#if defined(GLIA_HAVE_CUDA)
+      if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
+        const auto stream = static_cast<cudaStream_t>(backend.stream);
+        const cudnnHandle_t handle = cudart::cudnn_handle(backend.device);
+        auto cudnn = [&](T* rm_out, T* rv_out) {
+          const Tensor scale = or_constant(weight, s, 1.0, x);
+          const Tensor shift = or_constant(bias, s, 0.0, x);
+          if (saved.batch_stats) {
+            kernels::cudnn::batch_norm_forward_training(handle, s, xp, scale.data<T>(),
+                                                        shift.data<T>(), y.template data<T>(),
+                                                        rm_out, rv_out, mean, invstd, stream);
+          } else {
+            kernels::cudnn::batch_norm_forward_inference(
+                handle, s, xp, scale.data<T>(), shift.data<T>(), running_mean.data<T>(),
+                running_var.data<T>(), y.template data<T>(), stream);
+            // The backward's invstd; cuDNN computed its own internally.
+            ops::kernel::batch_norm_invstd(backend, running_var.data<T>(), invstd, s);
+          }
+        };
+        KernelPolicy chosen = resolved;
+        if (resolved == KernelPolicy::auto_select) {
+          const AutotuneKey key{backend.device, s.n, s.c, s.h, s.w, saved.batch_stats};
+          if (const std::optional<KernelPolicy> known = autotune_lookup(OpFamily::batchnorm, key)) {
+            chosen = *known;
+          } else {
+            // Timing runs each candidate several times: the running update goes to scratch.
+            const Tensor rm_scratch = update_running ? running_mean.clone() : Tensor();
+            const Tensor rv_scratch = update_running ? running_var.clone() : Tensor();
+            T* rms = update_running ? rm_scratch.data<T>() : nullptr;
+            T* rvs = update_running ? rv_scratch.data<T>() : nullptr;
+            chosen = ops::choose_implementation(
+                resolved, OpFamily::batchnorm, key, stream, [&] { native(rms, rvs); },
+                [&] { cudnn(rms, rvs); });
+          }
+        }
+        if (chosen == KernelPolicy::cudnn) {
+          cudnn(rm, rv);
+          saved.used_cudnn = true;
+          return;
+        }
+      }
+#endif
+      (void)resolved;  // one implementation on cpu and sim
+      native(rm, rv);
+    });
+  }
+
+  if (needs_grad({x, weight, bias})) {
+    record(kOp, y, {x, weight, bias},
+           [xs = x.detach(), ws = weight.defined() ? weight.detach() : Tensor(), saved, s,
+            gx_needed = x.requires_grad(), gw_needed = weight.defined() && weight.requires_grad(),
+            gb_needed = bias.defined() && bias.requires_grad()](const Tensor& gy) {
+             Tensor grad_weight, grad_bias;
+             Tensor gx = backward_input(gy, xs, ws, saved, s, grad_weight, grad_bias);
+             return std::vector<Tensor>{gx_needed ? gx : Tensor(),
+                                        gw_needed ? grad_weight : Tensor(),
+                                        gb_needed ? grad_bias : Tensor()};
+           });
+  }
+  return y;
+}
+
+}  // namespace glia

@@ -1,0 +1,122 @@
+// Reference batch norm over NCHW, per channel c (kernels/types.h BatchNormShape): statistics in
+// double with two passes (mean, then the mean squared deviation: no cancellation), the biased
+// variance for normalising and the unbiased one for the running average, as PyTorch. Backward
+// through the batch statistics, with xhat = (x - mean) * invstd and M = n * h * w:
+//   gbias = sum gy, gweight = sum gy * xhat,
+//   gx = weight * invstd * (gy - gbias / M - xhat * gweight / M)     (training)
+//   gx = weight * invstd * gy                                        (evaluation)
+// Tested in tests/kernels/batchnorm_test.cpp.
+#include <cmath>
+
+#include "kernels/cpu/kernels.h"
+
+namespace glia::kernels::cpu {
+namespace {
+
+// Calls f(value pointer offset) for every element of channel c, in n, h, w order.
+template <class F>
+void for_channel(const BatchNormShape& s, index_t c, F&& f) {
+  const index_t plane = s.plane();
+  for (index_t n = 0; n < s.n; ++n) {
+    const index_t base = (n * s.c + c) * plane;
+    for (index_t hw = 0; hw < plane; ++hw) f(base + hw);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void batch_norm_stats(const T* x, T* mean, T* invstd, T* running_mean, T* running_var,
+                      const BatchNormShape& s) {
+  const double count = static_cast<double>(s.count());
+#pragma omp parallel for schedule(static) if (s.numel() > (index_t{1} << 15))
+  for (index_t c = 0; c < s.c; ++c) {
+    double sum = 0.0;
+    for_channel(s, c, [&](index_t i) { sum += static_cast<double>(x[i]); });
+    const double mu = sum / count;
+    double squares = 0.0;
+    for_channel(s, c, [&](index_t i) {
+      const double d = static_cast<double>(x[i]) - mu;
+      squares += d * d;
+    });
+    const double var = squares / count;
+    mean[c] = static_cast<T>(mu);
+    invstd[c] = static_cast<T>(1.0 / std::sqrt(var + s.eps));
+    if (running_mean != nullptr) {
+      const double unbiased = count > 1 ? squares / (count - 1) : var;
+      const double m = s.momentum;
+      running_mean[c] = static_cast<T>((1.0 - m) * static_cast<double>(running_mean[c]) + m * mu);
+      running_var[c] =
+          static_cast<T>((1.0 - m) * static_cast<double>(running_var[c]) + m * unbiased);
+    }
+  }
+}
+
+template <class T>
+void batch_norm_invstd(const T* var, T* invstd, const BatchNormShape& s) {
+  for (index_t c = 0; c < s.c; ++c) {
+    invstd[c] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(var[c]) + s.eps));
+  }
+}
+
+template <class T>
+void batch_norm_apply(const T* x, const T* mean, const T* invstd, const T* weight, const T* bias,
+                      T* y, const BatchNormShape& s) {
+  const index_t total = s.numel();
+#pragma omp parallel for schedule(static) if (total > (index_t{1} << 15))
+  for (index_t i = 0; i < total; ++i) {
+    const index_t c = s.channel_of(i);
+    const T scale = invstd[c] * (weight != nullptr ? weight[c] : T(1));
+    y[i] = (x[i] - mean[c]) * scale + (bias != nullptr ? bias[c] : T(0));
+  }
+}
+
+template <class T>
+void batch_norm_backward_reduce(const T* x, const T* gy, const T* mean, const T* invstd, T* sum_dy,
+                                T* sum_dy_xhat, const BatchNormShape& s) {
+#pragma omp parallel for schedule(static) if (s.numel() > (index_t{1} << 15))
+  for (index_t c = 0; c < s.c; ++c) {
+    double dy = 0.0, dy_xmu = 0.0;
+    const double mu = static_cast<double>(mean[c]);
+    for_channel(s, c, [&](index_t i) {
+      dy += static_cast<double>(gy[i]);
+      dy_xmu += static_cast<double>(gy[i]) * (static_cast<double>(x[i]) - mu);
+    });
+    sum_dy[c] = static_cast<T>(dy);
+    sum_dy_xhat[c] = static_cast<T>(dy_xmu * static_cast<double>(invstd[c]));
+  }
+}
+
+template <class T>
+void batch_norm_backward_input(const T* x, const T* gy, const T* mean, const T* invstd,
+                               const T* weight, const T* sum_dy, const T* sum_dy_xhat, T* gx,
+                               const BatchNormShape& s, bool training) {
+  const index_t total = s.numel();
+  const T inv_count = T(1) / static_cast<T>(s.count());
+#pragma omp parallel for schedule(static) if (total > (index_t{1} << 15))
+  for (index_t i = 0; i < total; ++i) {
+    const index_t c = s.channel_of(i);
+    const T scale = invstd[c] * (weight != nullptr ? weight[c] : T(1));
+    if (training) {
+      const T xhat = (x[i] - mean[c]) * invstd[c];
+      gx[i] = scale * (gy[i] - sum_dy[c] * inv_count - xhat * sum_dy_xhat[c] * inv_count);
+    } else {
+      gx[i] = scale * gy[i];
+    }
+  }
+}
+
+#define GLIA_INSTANTIATE(T)                                                                    \
+  template void batch_norm_stats<T>(const T*, T*, T*, T*, T*, const BatchNormShape&);          \
+  template void batch_norm_invstd<T>(const T*, T*, const BatchNormShape&);                     \
+  template void batch_norm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*,      \
+                                    const BatchNormShape&);                                    \
+  template void batch_norm_backward_reduce<T>(const T*, const T*, const T*, const T*, T*, T*,  \
+                                              const BatchNormShape&);                          \
+  template void batch_norm_backward_input<T>(const T*, const T*, const T*, const T*, const T*, \
+                                             const T*, const T*, T*, const BatchNormShape&, bool);
+GLIA_INSTANTIATE(float)
+GLIA_INSTANTIATE(double)
+#undef GLIA_INSTANTIATE
+
+}  // namespace glia::kernels::cpu
