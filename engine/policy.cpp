@@ -13,7 +13,7 @@
 namespace glia {
 namespace {
 
-constexpr std::size_t kFamilies = 1;  // keep in step with OpFamily
+constexpr std::size_t kFamilies = 2;  // keep in step with OpFamily
 
 std::array<std::atomic<KernelPolicy>, kFamilies> g_policies{KernelPolicy::native};
 
@@ -42,6 +42,8 @@ const char* op_family_name(OpFamily f) {
   switch (f) {
     case OpFamily::gemm:
       return "gemm";
+    case OpFamily::conv:
+      return "conv";
   }
   return "?";
 }

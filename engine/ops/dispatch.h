@@ -69,6 +69,10 @@ GLIA_KERNEL(transpose_last2)
 GLIA_KERNEL(gemm)
 GLIA_KERNEL(uniform)
 GLIA_KERNEL(normal)
+GLIA_KERNEL(conv2d_forward)
+GLIA_KERNEL(conv2d_backward_data)
+GLIA_KERNEL(conv2d_backward_filter)
+GLIA_KERNEL(conv2d_backward_bias)
 
 #undef GLIA_KERNEL
 #undef GLIA_KERNEL_CUDA
