@@ -44,6 +44,23 @@ int to_int(index_t v, const char* what, const ConvShape& s) {
 class Descriptors {
  public:
   explicit Descriptors(const ConvShape& s) {
+    try {
+      describe_into(s);
+    } catch (...) {
+      destroy();  // the destructor does not run for a constructor that throws
+      throw;
+    }
+  }
+  ~Descriptors() { destroy(); }
+  Descriptors(const Descriptors&) = delete;
+  Descriptors& operator=(const Descriptors&) = delete;
+
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+
+ private:
+  void describe_into(const ConvShape& s) {
     check(cudnnCreateTensorDescriptor(&x), "cudnnCreateTensorDescriptor", s);
     check(cudnnCreateTensorDescriptor(&y), "cudnnCreateTensorDescriptor", s);
     check(cudnnCreateTensorDescriptor(&bias), "cudnnCreateTensorDescriptor", s);
@@ -79,19 +96,16 @@ class Descriptors {
                                std::to_string(ow) + "] for " + describe(s));
     }
   }
-  ~Descriptors() {
-    cudnnDestroyConvolutionDescriptor(conv);
-    cudnnDestroyFilterDescriptor(w);
-    cudnnDestroyTensorDescriptor(bias);
-    cudnnDestroyTensorDescriptor(y);
-    cudnnDestroyTensorDescriptor(x);
-  }
-  Descriptors(const Descriptors&) = delete;
-  Descriptors& operator=(const Descriptors&) = delete;
 
-  cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
-  cudnnFilterDescriptor_t w = nullptr;
-  cudnnConvolutionDescriptor_t conv = nullptr;
+  // Releases what was created (a half-built set too). Statuses are not checked: this runs in the
+  // destructor and while another error propagates.
+  void destroy() {
+    if (conv != nullptr) cudnnDestroyConvolutionDescriptor(conv);
+    if (w != nullptr) cudnnDestroyFilterDescriptor(w);
+    for (cudnnTensorDescriptor_t t : {bias, y, x}) {
+      if (t != nullptr) cudnnDestroyTensorDescriptor(t);
+    }
+  }
 };
 
 // The algorithms cuDNN ranks for a pass; enough slots for every algorithm of every pass.
