@@ -92,6 +92,31 @@ Reference reference(const ConvShape& s, const Inputs& in) {
   return r;
 }
 
+// The launch wrappers of the sim or cuda build of kernels/cuda/conv.cu (one signature for both).
+struct DeviceConv {
+  index_t (*workspace_size)(const ConvShape&);
+  void (*forward)(const ConvShape&, const float*, const float*, const float*, float*,
+                  kernels::Stream);
+  void (*backward_data)(const ConvShape&, const float*, const float*, float*, kernels::Stream);
+  void (*backward_filter)(const ConvShape&, const float*, const float*, float*, float*,
+                          kernels::Stream);
+  void (*backward_bias)(const ConvShape&, const float*, float*, kernels::Stream);
+};
+
+template <class B>
+DeviceConv device_conv() {
+#if defined(GLIA_HAVE_CUDA)
+  if constexpr (std::is_same_v<B, Cuda>) {
+    namespace k = kernels::cuda;
+    return {&k::conv2d_backward_filter_workspace_size, &k::conv2d_forward, &k::conv2d_backward_data,
+            &k::conv2d_backward_filter, &k::conv2d_backward_bias};
+  }
+#endif
+  namespace k = kernels::sim;
+  return {&k::conv2d_backward_filter_workspace_size, &k::conv2d_forward, &k::conv2d_backward_data,
+          &k::conv2d_backward_filter, &k::conv2d_backward_bias};
+}
+
 // Every pass of backend B on its own memory; the filter gradient twice, without a workspace and
 // with one (the split path wherever the shape asks for it).
 template <class B>
@@ -102,72 +127,24 @@ auto run_passes(const ConvShape& s, const Inputs& in) {
   Buffer gx(nan_poisoned(in.x.size())), gw(nan_poisoned(in.w.size())),
       gw_split(nan_poisoned(in.w.size())), gb(nan_poisoned(in.bias.size()));
   if constexpr (is_cpu<B>) {
-    kernels::cpu::conv2d_forward(s, x.data(), w.data(), static_cast<const float*>(nullptr),
-                                 y.data());
-    kernels::cpu::conv2d_forward(s, x.data(), w.data(), bias.data(), y_bias.data());
-    kernels::cpu::conv2d_backward_data(s, gy.data(), w.data(), gx.data());
-    kernels::cpu::conv2d_backward_filter(s, x.data(), gy.data(), gw.data());
-    kernels::cpu::conv2d_backward_filter(s, x.data(), gy.data(), gw_split.data());
-    kernels::cpu::conv2d_backward_bias(s, gy.data(), gb.data());
+    namespace k = kernels::cpu;
+    k::conv2d_forward(s, x.data(), w.data(), static_cast<const float*>(nullptr), y.data());
+    k::conv2d_forward(s, x.data(), w.data(), bias.data(), y_bias.data());
+    k::conv2d_backward_data(s, gy.data(), w.data(), gx.data());
+    k::conv2d_backward_filter(s, x.data(), gy.data(), gw.data());
+    k::conv2d_backward_filter(s, x.data(), gy.data(), gw_split.data());
+    k::conv2d_backward_bias(s, gy.data(), gb.data());
   } else {
-    auto passes = [&](auto backend_tag) {
-      using NS = decltype(backend_tag);
-      const index_t ws_size = NS::workspace_size(s);
-      Buffer workspace(nan_poisoned(static_cast<std::size_t>(ws_size)));
-      NS::forward(s, x.data(), w.data(), nullptr, y.data());
-      NS::forward(s, x.data(), w.data(), bias.data(), y_bias.data());
-      NS::backward_data(s, gy.data(), w.data(), gx.data());
-      NS::backward_filter(s, x.data(), gy.data(), gw.data(), nullptr);
-      NS::backward_filter(s, x.data(), gy.data(), gw_split.data(),
-                          ws_size > 0 ? workspace.data() : nullptr);
-      NS::backward_bias(s, gy.data(), gb.data());
-    };
-    if constexpr (is_sim<B>) {
-      struct SimPasses {
-        static index_t workspace_size(const ConvShape& s) {
-          return kernels::sim::conv2d_backward_filter_workspace_size(s);
-        }
-        static void forward(const ConvShape& s, const float* x, const float* w, const float* b,
-                            float* y) {
-          kernels::sim::conv2d_forward(s, x, w, b, y, nullptr);
-        }
-        static void backward_data(const ConvShape& s, const float* gy, const float* w, float* gx) {
-          kernels::sim::conv2d_backward_data(s, gy, w, gx, nullptr);
-        }
-        static void backward_filter(const ConvShape& s, const float* x, const float* gy, float* gw,
-                                    float* ws) {
-          kernels::sim::conv2d_backward_filter(s, x, gy, gw, ws, nullptr);
-        }
-        static void backward_bias(const ConvShape& s, const float* gy, float* gb) {
-          kernels::sim::conv2d_backward_bias(s, gy, gb, nullptr);
-        }
-      };
-      passes(SimPasses{});
-    }
-#if defined(GLIA_HAVE_CUDA)
-    if constexpr (std::is_same_v<B, Cuda>) {
-      struct CudaPasses {
-        static index_t workspace_size(const ConvShape& s) {
-          return kernels::cuda::conv2d_backward_filter_workspace_size(s);
-        }
-        static void forward(const ConvShape& s, const float* x, const float* w, const float* b,
-                            float* y) {
-          kernels::cuda::conv2d_forward(s, x, w, b, y, nullptr);
-        }
-        static void backward_data(const ConvShape& s, const float* gy, const float* w, float* gx) {
-          kernels::cuda::conv2d_backward_data(s, gy, w, gx, nullptr);
-        }
-        static void backward_filter(const ConvShape& s, const float* x, const float* gy, float* gw,
-                                    float* ws) {
-          kernels::cuda::conv2d_backward_filter(s, x, gy, gw, ws, nullptr);
-        }
-        static void backward_bias(const ConvShape& s, const float* gy, float* gb) {
-          kernels::cuda::conv2d_backward_bias(s, gy, gb, nullptr);
-        }
-      };
-      passes(CudaPasses{});
-    }
-#endif
+    const DeviceConv k = device_conv<B>();
+    const index_t ws_size = k.workspace_size(s);
+    Buffer workspace(nan_poisoned(static_cast<std::size_t>(ws_size)));
+    k.forward(s, x.data(), w.data(), nullptr, y.data(), nullptr);
+    k.forward(s, x.data(), w.data(), bias.data(), y_bias.data(), nullptr);
+    k.backward_data(s, gy.data(), w.data(), gx.data(), nullptr);
+    k.backward_filter(s, x.data(), gy.data(), gw.data(), nullptr, nullptr);
+    k.backward_filter(s, x.data(), gy.data(), gw_split.data(),
+                      ws_size > 0 ? workspace.data() : nullptr, nullptr);
+    k.backward_bias(s, gy.data(), gb.data(), nullptr);
   }
   return std::make_tuple(y.to_host(), y_bias.to_host(), gx.to_host(), gw.to_host(),
                          gw_split.to_host(), gb.to_host());
