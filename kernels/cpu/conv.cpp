@@ -15,6 +15,13 @@
 namespace glia::kernels::cpu {
 namespace {
 
+// Below this many column entries per image the OpenMP fork costs more than the copy it splits.
+constexpr index_t kParallelColumnEntries = index_t{1} << 16;
+
+bool worth_threads(const ConvShape& s) {
+  return s.patch() * s.out_plane() >= kParallelColumnEntries;
+}
+
 bool is_pointwise(const ConvShape& s) {
   return s.kh == 1 && s.kw == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 &&
          s.pad_w == 0;
@@ -23,7 +30,7 @@ bool is_pointwise(const ConvShape& s) {
 // col[(c, i, j), (oh, ow)] = x[c, ih, iw] for one image x [c_in, h, w].
 template <class T>
 void im2col(const ConvShape& s, const T* x, T* col) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(s))
   for (index_t c = 0; c < s.c_in; ++c) {
     for (index_t i = 0; i < s.kh; ++i) {
       for (index_t j = 0; j < s.kw; ++j) {
@@ -44,7 +51,7 @@ void im2col(const ConvShape& s, const T* x, T* col) {
 // The adjoint of im2col: gx[c, ih, iw] = sum of the col entries that read it (gx is written whole).
 template <class T>
 void col2im(const ConvShape& s, const T* col, T* gx) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(s))
   for (index_t c = 0; c < s.c_in; ++c) {
     T* plane = gx + c * s.in_plane();
     for (index_t e = 0; e < s.in_plane(); ++e) plane[e] = T(0);
@@ -140,7 +147,7 @@ void conv2d_backward_filter(const ConvShape& s, const T* x, const T* gy, T* gw) 
 
 template <class T>
 void conv2d_backward_bias(const ConvShape& s, const T* gy, T* gb) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (s.y_numel() >= kParallelColumnEntries)
   for (index_t co = 0; co < s.c_out; ++co) {
     T total = T(0);
     for (index_t n = 0; n < s.n; ++n) {
