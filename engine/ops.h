@@ -6,6 +6,7 @@
 // Tested in tests/engine/ops_test.cpp, autograd_test.cpp and tensor_test.cpp.
 #pragma once
 
+#include <array>
 #include <optional>
 #include <vector>
 
@@ -123,6 +124,26 @@ Tensor avg_pool2d(const Tensor& x, int kernel, int stride = 0, int padding = 0,
                   bool count_include_pad = true, std::optional<KernelPolicy> policy = std::nullopt);
 // [n, c, h, w] -> [n, c, 1, 1], the mean of each plane.
 Tensor global_avg_pool2d(const Tensor& x, std::optional<KernelPolicy> policy = std::nullopt);
+
+// --- conv.cpp: 2-D convolution, NCHW, groups = 1 (kernels/conv_shape.h) --------------------------
+// Per-dimension (h, w) parameters of conv2d and conv_transpose2d, as PyTorch's.
+struct Conv2dParams {
+  std::array<index_t, 2> stride{1, 1};
+  std::array<index_t, 2> padding{0, 0};
+  std::array<index_t, 2> dilation{1, 1};
+  std::array<index_t, 2> output_padding{0, 0};  // conv_transpose2d only; below the stride
+};
+// x [n, c_in, h, w], w [c_out, c_in, kh, kw], bias [c_out] or undefined (none) ->
+// y [n, c_out, out_h, out_w] (cross-correlation, as torch.nn.functional.conv2d). Differentiable
+// w.r.t. x, w and bias. On cuda the conv policy (engine/policy.h) picks our kernels or cuDNN;
+// `policy` overrides it.
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams p = {},
+              std::optional<KernelPolicy> policy = std::nullopt);
+// The transposed convolution (the data gradient of conv2d): x [n, c_in, h, w],
+// w [c_in, c_out, kh, kw] (PyTorch's layout), bias [c_out] or undefined -> y [n, c_out, oh, ow]
+// with oh = (h - 1) stride - 2 padding + dilation (kh - 1) + output_padding + 1.
+Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams p = {},
+                        std::optional<KernelPolicy> policy = std::nullopt);
 
 // --- operators ----------------------------------------------------------------------------------
 inline Tensor operator+(const Tensor& a, const Tensor& b) {

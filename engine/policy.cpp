@@ -13,7 +13,7 @@
 namespace glia {
 namespace {
 
-constexpr std::size_t kFamilies = 3;  // keep in step with OpFamily
+constexpr std::size_t kFamilies = 4;  // keep in step with OpFamily
 
 std::array<std::atomic<KernelPolicy>, kFamilies> g_policies{KernelPolicy::native};
 
@@ -42,6 +42,8 @@ const char* op_family_name(OpFamily f) {
   switch (f) {
     case OpFamily::gemm:
       return "gemm";
+    case OpFamily::conv:
+      return "conv";
     case OpFamily::batchnorm:
       return "batchnorm";
     case OpFamily::pool:

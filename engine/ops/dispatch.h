@@ -96,6 +96,10 @@ GLIA_KERNEL(avg_pool2d)
 GLIA_KERNEL(avg_pool2d_backward)
 GLIA_KERNEL(global_avg_pool2d)
 GLIA_KERNEL(global_avg_pool2d_backward)
+GLIA_KERNEL(conv2d_forward)
+GLIA_KERNEL(conv2d_backward_data)
+GLIA_KERNEL(conv2d_backward_filter)
+GLIA_KERNEL(conv2d_backward_bias)
 
 #undef GLIA_KERNEL
 #undef GLIA_KERNEL_CUDA

@@ -12,6 +12,7 @@
 #include "engine/ops/internal.h"
 
 #if defined(GLIA_HAVE_CUDA)
+#include "engine/cuda/timing.h"
 #include "kernels/cudnn/gemm.h"
 #endif
 
@@ -19,25 +20,6 @@ namespace glia {
 namespace {
 
 #if defined(GLIA_HAVE_CUDA)
-
-// Mean time of `run` over a few calls after a warm-up, in milliseconds, on `stream`.
-template <class Run>
-float time_on_stream(cudaStream_t stream, Run&& run) {
-  constexpr int kReps = 3;
-  run();
-  cudaEvent_t start = nullptr, stop = nullptr;
-  GLIA_CUDA_CHECK(cudaEventCreate(&start));
-  GLIA_CUDA_CHECK(cudaEventCreate(&stop));
-  GLIA_CUDA_CHECK(cudaEventRecord(start, stream));
-  for (int i = 0; i < kReps; ++i) run();
-  GLIA_CUDA_CHECK(cudaEventRecord(stop, stream));
-  GLIA_CUDA_CHECK(cudaEventSynchronize(stop));
-  float ms = 0.0f;
-  GLIA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-  GLIA_CUDA_CHECK(cudaEventDestroy(start));
-  GLIA_CUDA_CHECK(cudaEventDestroy(stop));
-  return ms / kReps;
-}
 
 void cuda_gemm(const ops::CudaBackend& backend, const kernels::GemmShape& s, const float* a,
                const float* b, float* c, KernelPolicy policy) {
@@ -53,8 +35,8 @@ void cuda_gemm(const ops::CudaBackend& backend, const kernels::GemmShape& s, con
     if (!winner) {
       // Both write the same C (beta is 0), so timing them in place is harmless; the winner
       // runs once more below and its result is the one kept.
-      const float native_ms = time_on_stream(stream, native);
-      const float cublas_ms = time_on_stream(stream, cublas);
+      const float native_ms = cudart::time_on_stream(stream, native);
+      const float cublas_ms = cudart::time_on_stream(stream, cublas);
       winner = native_ms <= cublas_ms ? KernelPolicy::native : KernelPolicy::cudnn;
       autotune_store(OpFamily::gemm, key, *winner);
     }

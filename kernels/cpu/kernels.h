@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "kernels/conv_shape.h"
 #include "kernels/types.h"
 
 namespace glia::kernels::cpu {
@@ -158,5 +159,19 @@ template <class T>
 void global_avg_pool2d(const T* x, T* y, const Pool2dShape& s);
 template <class T>
 void global_avg_pool2d_backward(const T* gy, T* gx, const Pool2dShape& s);
+
+// --- conv.cpp: T in {float, double}; 2-D convolution, see kernels/conv_shape.h ------------------
+// y = conv(x, w) + bias (bias may be null).
+template <class T>
+void conv2d_forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y);
+// gx = the gradient of the convolution w.r.t. x for output gradient gy (gx is written whole).
+template <class T>
+void conv2d_backward_data(const ConvShape& s, const T* gy, const T* w, T* gx);
+// gw = the gradient w.r.t. the weight (written whole).
+template <class T>
+void conv2d_backward_filter(const ConvShape& s, const T* x, const T* gy, T* gw);
+// gb[co] = sum over n, oh, ow of gy[n, co, oh, ow].
+template <class T>
+void conv2d_backward_bias(const ConvShape& s, const T* gy, T* gb);
 
 }  // namespace glia::kernels::cpu

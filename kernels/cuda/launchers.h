@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "kernels/conv_shape.h"
 #include "kernels/types.h"
 
 namespace glia::kernels::sim {

@@ -1,0 +1,371 @@
+// 2-D convolution and its transpose (NCHW, groups = 1), both built on the three convolution
+// passes of kernels/conv_shape.h:
+//   conv2d            y = forward(x, w) + bias;  gx = backward_data(gy, w),
+//                     gw = backward_filter(x, gy), gb = sum_{n, h, w} gy
+//   conv_transpose2d  the adjoint of a convolution whose input is y: y = backward_data(x, w) +
+//   bias;
+//                     gx = forward(gy, w), gw = backward_filter(gy, x), gb = sum_{n, h, w} gy
+// (w keeps PyTorch's layouts: [c_out, c_in, kh, kw] for conv2d, [c_in, c_out, kh, kw] for the
+// transpose, which is exactly the weight of the convolution it is the adjoint of). cpu runs the
+// im2col + BLAS reference, sim our kernels under the emulator, cuda our kernels or cuDNN by the
+// conv policy (engine/policy.h), auto timing both once per pass and shape. The native kernels
+// serve every configuration, so there is no silent fallback. Tested in tests/engine/conv_test.cpp.
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "engine/ops.h"
+#include "engine/ops/dispatch.h"
+#include "engine/ops/internal.h"
+#include "kernels/conv_shape.h"
+
+#if defined(GLIA_HAVE_CUDA)
+#include "engine/cuda/timing.h"
+#include "kernels/cudnn/conv.h"
+#endif
+
+namespace glia {
+namespace {
+
+using kernels::ConvShape;
+
+enum class Pass : index_t { forward, backward_data, backward_filter, backward_bias };
+
+template <class Backend>
+index_t filter_workspace_size(Backend, const ConvShape& s) {
+  if constexpr (std::is_same_v<Backend, ops::SimBackend>) {
+    return kernels::sim::conv2d_backward_filter_workspace_size(s);
+#if defined(GLIA_HAVE_CUDA)
+  } else if constexpr (std::is_same_v<Backend, ops::CudaBackend>) {
+    return kernels::cuda::conv2d_backward_filter_workspace_size(s);
+#endif
+  } else {
+    return 0;  // cpu accumulates image by image in place
+  }
+}
+
+#if defined(GLIA_HAVE_CUDA)
+
+// Runs one pass on cuda under `policy`: our kernel, cuDNN, or (auto) whichever was faster the
+// first time this pass met this shape on this device.
+template <class Native, class Cudnn>
+void run_by_policy(const ops::CudaBackend& backend, Pass pass, const ConvShape& s,
+                   KernelPolicy policy, Native&& native, Cudnn&& cudnn) {
+  if (policy == KernelPolicy::auto_select) {
+    const AutotuneKey key{backend.device,
+                          static_cast<index_t>(pass),
+                          s.n,
+                          s.c_in,
+                          s.h,
+                          s.w,
+                          s.c_out,
+                          s.kh,
+                          s.kw,
+                          s.stride_h,
+                          s.stride_w,
+                          s.pad_h,
+                          s.pad_w,
+                          s.dil_h,
+                          s.dil_w};
+    std::optional<KernelPolicy> winner = autotune_lookup(OpFamily::conv, key);
+    if (!winner) {
+      // Both write the same output whole, so timing them in place is harmless; the winner runs
+      // once more below and its result is the one kept.
+      const auto stream = static_cast<cudaStream_t>(backend.stream);
+      const float native_ms = cudart::time_on_stream(stream, native);
+      const float cudnn_ms = cudart::time_on_stream(stream, cudnn);
+      winner = native_ms <= cudnn_ms ? KernelPolicy::native : KernelPolicy::cudnn;
+      autotune_store(OpFamily::conv, key, *winner);
+    }
+    policy = *winner;
+  }
+  if (policy == KernelPolicy::native) {
+    native();
+  } else {
+    cudnn();
+  }
+}
+
+// cuDNN's scratch for one call, from the device's caching allocator.
+Tensor cudnn_workspace(std::size_t bytes, Device device) {
+  return Tensor({static_cast<index_t>(bytes)}, DType::u8, device);
+}
+
+#endif
+
+// The passes on tensors, recording nothing. Their outputs are written whole by the kernels.
+
+Tensor forward_pass(const ConvShape& s, const Tensor& x, const Tensor& w, const Tensor& bias,
+                    KernelPolicy policy) {
+  Tensor y({s.n, s.c_out, s.out_h, s.out_w}, x.dtype(), x.device());
+  if (y.numel() == 0) return y;
+  ops::dispatch_float("conv2d", x.device(), x.dtype(), [&]<class T>(auto backend) {
+    const T* b = bias.defined() ? bias.data<T>() : nullptr;
+#if defined(GLIA_HAVE_CUDA)
+    if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
+      run_by_policy(
+          backend, Pass::forward, s, policy,
+          [&] {
+            kernels::cuda::conv2d_forward(s, x.data<T>(), w.data<T>(), b, y.data<T>(),
+                                          backend.stream);
+          },
+          [&] {
+            const cudnnHandle_t handle = cudart::cudnn_handle(backend.device);
+            const std::size_t bytes = kernels::cudnn::conv2d_forward_workspace_size(handle, s);
+            const Tensor ws = cudnn_workspace(bytes, x.device());
+            kernels::cudnn::conv2d_forward(handle, s, x.data<T>(), w.data<T>(), b, y.data<T>(),
+                                           ws.raw_data(), bytes,
+                                           static_cast<cudaStream_t>(backend.stream));
+          });
+      return;
+    }
+#endif
+    (void)policy;  // one implementation on cpu and sim
+    ops::kernel::conv2d_forward(backend, s, x.data<T>(), w.data<T>(), b, y.data<T>());
+  });
+  return y;
+}
+
+Tensor data_pass(const ConvShape& s, const Tensor& gy, const Tensor& w, KernelPolicy policy) {
+  Tensor gx({s.n, s.c_in, s.h, s.w}, gy.dtype(), gy.device());
+  if (gx.numel() == 0) return gx;
+  if (s.y_numel() == 0) {
+    fill_(gx, 0.0);  // no output reads x
+    return gx;
+  }
+  ops::dispatch_float("conv2d backward", gy.device(), gy.dtype(), [&]<class T>(auto backend) {
+#if defined(GLIA_HAVE_CUDA)
+    if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
+      run_by_policy(
+          backend, Pass::backward_data, s, policy,
+          [&] {
+            kernels::cuda::conv2d_backward_data(s, gy.data<T>(), w.data<T>(), gx.data<T>(),
+                                                backend.stream);
+          },
+          [&] {
+            const cudnnHandle_t handle = cudart::cudnn_handle(backend.device);
+            const std::size_t bytes =
+                kernels::cudnn::conv2d_backward_data_workspace_size(handle, s);
+            const Tensor ws = cudnn_workspace(bytes, gy.device());
+            kernels::cudnn::conv2d_backward_data(handle, s, gy.data<T>(), w.data<T>(), gx.data<T>(),
+                                                 ws.raw_data(), bytes,
+                                                 static_cast<cudaStream_t>(backend.stream));
+          });
+      return;
+    }
+#endif
+    (void)policy;
+    ops::kernel::conv2d_backward_data(backend, s, gy.data<T>(), w.data<T>(), gx.data<T>());
+  });
+  return gx;
+}
+
+Tensor filter_pass(const ConvShape& s, const Tensor& x, const Tensor& gy, KernelPolicy policy) {
+  Tensor gw({s.c_out, s.c_in, s.kh, s.kw}, x.dtype(), x.device());
+  if (gw.numel() == 0) return gw;
+  if (s.y_numel() == 0) {
+    fill_(gw, 0.0);
+    return gw;
+  }
+  ops::dispatch_float("conv2d backward", x.device(), x.dtype(), [&]<class T>(auto backend) {
+    using Backend = decltype(backend);
+    if constexpr (std::is_same_v<Backend, ops::CpuBackend>) {
+      ops::kernel::conv2d_backward_filter(backend, s, x.data<T>(), gy.data<T>(), gw.data<T>());
+    } else {
+      auto native = [&] {
+        // The split reduction's partial sums, when the shape asks for a split.
+        const index_t size = filter_workspace_size(backend, s);
+        const Tensor ws = size > 0 ? Tensor({size}, DType::f32, x.device()) : Tensor();
+        ops::kernel::conv2d_backward_filter(backend, s, x.data<T>(), gy.data<T>(), gw.data<T>(),
+                                            size > 0 ? ws.data<float>() : nullptr);
+      };
+#if defined(GLIA_HAVE_CUDA)
+      if constexpr (std::is_same_v<Backend, ops::CudaBackend>) {
+        run_by_policy(backend, Pass::backward_filter, s, policy, native, [&] {
+          const cudnnHandle_t handle = cudart::cudnn_handle(backend.device);
+          const std::size_t bytes =
+              kernels::cudnn::conv2d_backward_filter_workspace_size(handle, s);
+          const Tensor ws = cudnn_workspace(bytes, x.device());
+          kernels::cudnn::conv2d_backward_filter(handle, s, x.data<T>(), gy.data<T>(), gw.data<T>(),
+                                                 ws.raw_data(), bytes,
+                                                 static_cast<cudaStream_t>(backend.stream));
+        });
+        return;
+      }
+#endif
+      (void)policy;
+      native();
+    }
+  });
+  return gw;
+}
+
+// gb[c] = sum over n, h, w of g [n, c, h, w]. With a convolution's shape `conv`, cuDNN may serve
+// it; without (the transposed convolution's output is not a convolution's output) our kernel does.
+Tensor bias_pass(const Tensor& g, const ConvShape* conv, KernelPolicy policy) {
+  ConvShape channels;  // the bias kernels read n, c_out and the output plane only
+  channels.n = g.size(0);
+  channels.c_out = g.size(1);
+  channels.out_h = g.size(2);
+  channels.out_w = g.size(3);
+  Tensor gb({channels.c_out}, g.dtype(), g.device());
+  if (gb.numel() == 0) return gb;
+  ops::dispatch_float("conv2d backward", g.device(), g.dtype(), [&]<class T>(auto backend) {
+#if defined(GLIA_HAVE_CUDA)
+    if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
+      if (conv != nullptr) {
+        run_by_policy(
+            backend, Pass::backward_bias, *conv, policy,
+            [&] {
+              kernels::cuda::conv2d_backward_bias(channels, g.data<T>(), gb.data<T>(),
+                                                  backend.stream);
+            },
+            [&] {
+              kernels::cudnn::conv2d_backward_bias(cudart::cudnn_handle(backend.device), *conv,
+                                                   g.data<T>(), gb.data<T>(),
+                                                   static_cast<cudaStream_t>(backend.stream));
+            });
+        return;
+      }
+    }
+#endif
+    (void)conv;
+    (void)policy;
+    ops::kernel::conv2d_backward_bias(backend, channels, g.data<T>(), gb.data<T>());
+  });
+  return gb;
+}
+
+// --- argument checks ----------------------------------------------------------------------------
+
+[[noreturn]] void bad_args(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias,
+                           const std::string& why) {
+  throw std::invalid_argument(std::string(op) + " of x " + x.describe() + ", w " + w.describe() +
+                              (bias.defined() ? ", bias " + bias.describe() : "") + ": " + why);
+}
+
+// One device and dtype for every tensor, and 4-D x and w.
+void check_tensors(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias) {
+  ops::check_floating(op, x);
+  ops::check_compatible(op, x, w);
+  if (bias.defined()) ops::check_compatible(op, x, bias);
+  if (x.dim() != 4) bad_args(op, x, w, bias, "x must be [n, c, h, w]");
+  if (w.dim() != 4) bad_args(op, x, w, bias, "w must have 4 dims");
+}
+
+void check_pair(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias,
+                const char* name, const std::array<index_t, 2>& v, index_t min) {
+  if (v[0] < min || v[1] < min) {
+    bad_args(op, x, w, bias,
+             std::string(name) + " (" + std::to_string(v[0]) + ", " + std::to_string(v[1]) +
+                 ") must be at least " + std::to_string(min));
+  }
+}
+
+void check_params(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias,
+                  const Conv2dParams& p) {
+  check_pair(op, x, w, bias, "stride", p.stride, 1);
+  check_pair(op, x, w, bias, "dilation", p.dilation, 1);
+  check_pair(op, x, w, bias, "padding", p.padding, 0);
+  check_pair(op, x, w, bias, "output_padding", p.output_padding, 0);
+}
+
+void check_bias(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias,
+                index_t channels) {
+  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != channels)) {
+    bad_args(op, x, w, bias, "bias must be [" + std::to_string(channels) + "]");
+  }
+}
+
+ConvShape conv_shape_of(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias,
+                        const Conv2dParams& p, index_t h, index_t wd, index_t c_in, index_t c_out) {
+  try {
+    return kernels::make_conv_shape(x.size(0), c_in, h, wd, c_out, w.size(2), w.size(3),
+                                    p.stride[0], p.stride[1], p.padding[0], p.padding[1],
+                                    p.dilation[0], p.dilation[1]);
+  } catch (const std::invalid_argument& e) {
+    bad_args(op, x, w, bias, e.what());
+  }
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams p,
+              std::optional<KernelPolicy> policy) {
+  constexpr const char* op = "conv2d";
+  check_tensors(op, x, w, bias);
+  check_params(op, x, w, bias, p);
+  if (p.output_padding[0] != 0 || p.output_padding[1] != 0) {
+    bad_args(op, x, w, bias, "output_padding applies to conv_transpose2d only");
+  }
+  if (x.size(1) != w.size(1)) {
+    bad_args(op, x, w, bias,
+             "x has " + std::to_string(x.size(1)) +
+                 " channels but w [c_out, c_in, kh, kw] expects " + std::to_string(w.size(1)));
+  }
+  check_bias(op, x, w, bias, w.size(0));
+  const ConvShape s = conv_shape_of(op, x, w, bias, p, x.size(2), x.size(3), x.size(1), w.size(0));
+
+  Tensor y = forward_pass(s, x, w, bias, resolve_kernel_policy(OpFamily::conv, policy));
+  if (needs_grad({x, w, bias})) {
+    record(op, y, {x, w, bias},
+           [s, xs = x.detach(), ws = w.detach(), gx_needed = x.requires_grad(),
+            gw_needed = w.requires_grad(), gb_needed = bias.defined() && bias.requires_grad(),
+            policy](const Tensor& gy) {
+             const KernelPolicy resolved = resolve_kernel_policy(OpFamily::conv, policy);
+             return std::vector<Tensor>{gx_needed ? data_pass(s, gy, ws, resolved) : Tensor(),
+                                        gw_needed ? filter_pass(s, xs, gy, resolved) : Tensor(),
+                                        gb_needed ? bias_pass(gy, &s, resolved) : Tensor()};
+           });
+  }
+  return y;
+}
+
+Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams p,
+                        std::optional<KernelPolicy> policy) {
+  constexpr const char* op = "conv_transpose2d";
+  check_tensors(op, x, w, bias);
+  check_params(op, x, w, bias, p);
+  if (p.output_padding[0] >= p.stride[0] || p.output_padding[1] >= p.stride[1]) {
+    bad_args(op, x, w, bias, "output_padding must be smaller than the stride");
+  }
+  if (x.size(1) != w.size(0)) {
+    bad_args(op, x, w, bias,
+             "x has " + std::to_string(x.size(1)) +
+                 " channels but w [c_in, c_out, kh, kw] expects " + std::to_string(w.size(0)));
+  }
+  const index_t c_out = w.size(1);
+  check_bias(op, x, w, bias, c_out);
+  // The output is the input of the convolution whose data gradient this is.
+  const index_t oh = (x.size(2) - 1) * p.stride[0] - 2 * p.padding[0] +
+                     p.dilation[0] * (w.size(2) - 1) + p.output_padding[0] + 1;
+  const index_t ow = (x.size(3) - 1) * p.stride[1] - 2 * p.padding[1] +
+                     p.dilation[1] * (w.size(3) - 1) + p.output_padding[1] + 1;
+  if (x.size(2) < 1 || x.size(3) < 1 || oh < 1 || ow < 1) {
+    bad_args(op, x, w, bias,
+             "the output would be " + std::to_string(oh) + "x" + std::to_string(ow) +
+                 ", which is empty");
+  }
+  const ConvShape s = conv_shape_of(op, x, w, bias, p, oh, ow, c_out, x.size(1));
+
+  Tensor y = data_pass(s, x, w, resolve_kernel_policy(OpFamily::conv, policy));
+  if (bias.defined()) {
+    NoGradGuard no_grad;  // the whole op records below
+    y = add(y, bias.reshape({1, c_out, 1, 1}));
+  }
+  if (needs_grad({x, w, bias})) {
+    record(op, y, {x, w, bias},
+           [s, xs = x.detach(), ws = w.detach(), gx_needed = x.requires_grad(),
+            gw_needed = w.requires_grad(), gb_needed = bias.defined() && bias.requires_grad(),
+            policy](const Tensor& gy) {
+             const KernelPolicy resolved = resolve_kernel_policy(OpFamily::conv, policy);
+             return std::vector<Tensor>{
+                 gx_needed ? forward_pass(s, gy, ws, Tensor(), resolved) : Tensor(),
+                 gw_needed ? filter_pass(s, gy, xs, resolved) : Tensor(),
+                 gb_needed ? bias_pass(gy, nullptr, resolved) : Tensor()};
+           });
+  }
+  return y;
+}
+
+}  // namespace glia

@@ -1,0 +1,243 @@
+// 2-D convolution on every backend against the cpu reference in double: forward (with and without
+// bias), backward data, backward filter (unsplit and split over a workspace) and backward bias.
+// Shapes cover batch 1 and 2, channels 1, 3, 17 (and 64 where the emulator is not involved), odd
+// and even and non-square planes that do not divide the 64-wide tiles of kernels/cuda/conv.cu,
+// stride 1 and 2, padding 0 and 1, kernels 1, 2, 3, 5, dilation 2 and per-dimension parameters.
+// Outputs and workspaces start as NaN; sim runs under every lane order and must agree bitwise.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "kernels/conv_shape.h"
+#include "kernels/cpu/kernels.h"
+#include "kernels/cuda/launchers.h"
+#if defined(GLIA_HAVE_CUDA)
+#include "kernels/cudnn/conv.h"
+#endif
+#include "tests/common/tolerance.h"
+#include "tests/kernels/backends.h"
+
+namespace glia::testing {
+namespace {
+
+using kernels::ConvShape;
+using kernels::index_t;
+
+// Float sums of up to ~1200 products of magnitude below 1 (the filter gradient's reduction over
+// n * out_h * out_w) taken in different orders: a few 1e-5 apart near zero.
+constexpr Tolerance kConvTolerance{1e-4, 1e-4};
+
+struct Case {
+  index_t n, c_in, h, w, c_out, kh, kw;
+  index_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1;
+  bool large = false;  // 64 channels: skipped on the emulator to keep it fast
+};
+
+ConvShape shape_of(const Case& c) {
+  return kernels::make_conv_shape(c.n, c.c_in, c.h, c.w, c.c_out, c.kh, c.kw, c.stride_h,
+                                  c.stride_w, c.pad_h, c.pad_w, c.dil_h, c.dil_w);
+}
+
+const std::vector<Case>& cases() {
+  static const std::vector<Case> all = {
+      {1, 1, 5, 5, 1, 1, 1},                              // pointwise, one channel
+      {2, 3, 8, 8, 17, 3, 3, 1, 1, 1, 1},                 // 3x3 same, even plane
+      {2, 17, 7, 9, 3, 3, 3, 2, 2, 1, 1},                 // strided, odd plane
+      {1, 3, 10, 7, 17, 2, 2, 2, 2},                      // U-Net style 2x2 stride 2
+      {2, 3, 9, 11, 5, 5, 5, 1, 1, 1, 1},                 // 5x5
+      {1, 3, 11, 10, 4, 3, 3, 1, 1, 1, 1, 2, 2},          // dilation 2
+      {2, 3, 9, 8, 6, 3, 2, 2, 1, 1, 0, 1, 2},            // per-dimension parameters
+      {2, 17, 9, 9, 17, 1, 1, 2, 2},                      // 1x1 stride 2
+      {2, 3, 24, 24, 5, 3, 3, 1, 1, 1, 1},                // long filter reduction: split
+      {2, 64, 12, 12, 64, 3, 3, 1, 1, 1, 1, 1, 1, true},  // tiles full along channels
+      {1, 64, 13, 9, 70, 5, 5, 2, 2, 1, 1, 1, 1, true},   // channels over one tile
+  };
+  return all;
+}
+
+// The reference passes in double on the same (float) inputs.
+struct Reference {
+  std::vector<double> y, y_bias, gx, gw, gb;
+};
+
+struct Inputs {
+  std::vector<float> x, w, bias, gy;
+};
+
+Inputs make_inputs(const ConvShape& s, std::uint32_t seed) {
+  return {random_values(static_cast<std::size_t>(s.x_numel()), -1.0, 1.0, seed),
+          random_values(static_cast<std::size_t>(s.w_numel()), -1.0, 1.0, seed + 1),
+          random_values(static_cast<std::size_t>(s.c_out), -1.0, 1.0, seed + 2),
+          random_values(static_cast<std::size_t>(s.y_numel()), -1.0, 1.0, seed + 3)};
+}
+
+Reference reference(const ConvShape& s, const Inputs& in) {
+  Reference r;
+  const auto x = to_double(in.x), w = to_double(in.w), b = to_double(in.bias),
+             gy = to_double(in.gy);
+  r.y = nan_poisoned<double>(static_cast<std::size_t>(s.y_numel()));
+  r.y_bias = r.y;
+  r.gx = nan_poisoned<double>(static_cast<std::size_t>(s.x_numel()));
+  r.gw = nan_poisoned<double>(static_cast<std::size_t>(s.w_numel()));
+  r.gb = nan_poisoned<double>(static_cast<std::size_t>(s.c_out));
+  kernels::cpu::conv2d_forward(s, x.data(), w.data(), static_cast<const double*>(nullptr),
+                               r.y.data());
+  kernels::cpu::conv2d_forward(s, x.data(), w.data(), b.data(), r.y_bias.data());
+  kernels::cpu::conv2d_backward_data(s, gy.data(), w.data(), r.gx.data());
+  kernels::cpu::conv2d_backward_filter(s, x.data(), gy.data(), r.gw.data());
+  kernels::cpu::conv2d_backward_bias(s, gy.data(), r.gb.data());
+  return r;
+}
+
+// The launch wrappers of the sim or cuda build of kernels/cuda/conv.cu (one signature for both).
+struct DeviceConv {
+  index_t (*workspace_size)(const ConvShape&);
+  void (*forward)(const ConvShape&, const float*, const float*, const float*, float*,
+                  kernels::Stream);
+  void (*backward_data)(const ConvShape&, const float*, const float*, float*, kernels::Stream);
+  void (*backward_filter)(const ConvShape&, const float*, const float*, float*, float*,
+                          kernels::Stream);
+  void (*backward_bias)(const ConvShape&, const float*, float*, kernels::Stream);
+};
+
+template <class B>
+DeviceConv device_conv() {
+#if defined(GLIA_HAVE_CUDA)
+  if constexpr (std::is_same_v<B, Cuda>) {
+    namespace k = kernels::cuda;
+    return {&k::conv2d_backward_filter_workspace_size, &k::conv2d_forward, &k::conv2d_backward_data,
+            &k::conv2d_backward_filter, &k::conv2d_backward_bias};
+  }
+#endif
+  namespace k = kernels::sim;
+  return {&k::conv2d_backward_filter_workspace_size, &k::conv2d_forward, &k::conv2d_backward_data,
+          &k::conv2d_backward_filter, &k::conv2d_backward_bias};
+}
+
+// Every pass of backend B on its own memory; the filter gradient twice, without a workspace and
+// with one (the split path wherever the shape asks for it).
+template <class B>
+auto run_passes(const ConvShape& s, const Inputs& in) {
+  using Buffer = typename B::template Buffer<float>;
+  Buffer x(in.x), w(in.w), bias(in.bias), gy(in.gy);
+  Buffer y(nan_poisoned(in.gy.size())), y_bias(nan_poisoned(in.gy.size()));
+  Buffer gx(nan_poisoned(in.x.size())), gw(nan_poisoned(in.w.size())),
+      gw_split(nan_poisoned(in.w.size())), gb(nan_poisoned(in.bias.size()));
+  if constexpr (is_cpu<B>) {
+    namespace k = kernels::cpu;
+    k::conv2d_forward(s, x.data(), w.data(), static_cast<const float*>(nullptr), y.data());
+    k::conv2d_forward(s, x.data(), w.data(), bias.data(), y_bias.data());
+    k::conv2d_backward_data(s, gy.data(), w.data(), gx.data());
+    k::conv2d_backward_filter(s, x.data(), gy.data(), gw.data());
+    k::conv2d_backward_filter(s, x.data(), gy.data(), gw_split.data());
+    k::conv2d_backward_bias(s, gy.data(), gb.data());
+  } else {
+    const DeviceConv k = device_conv<B>();
+    const index_t ws_size = k.workspace_size(s);
+    Buffer workspace(nan_poisoned(static_cast<std::size_t>(ws_size)));
+    k.forward(s, x.data(), w.data(), nullptr, y.data(), nullptr);
+    k.forward(s, x.data(), w.data(), bias.data(), y_bias.data(), nullptr);
+    k.backward_data(s, gy.data(), w.data(), gx.data(), nullptr);
+    k.backward_filter(s, x.data(), gy.data(), gw.data(), nullptr, nullptr);
+    k.backward_filter(s, x.data(), gy.data(), gw_split.data(),
+                      ws_size > 0 ? workspace.data() : nullptr, nullptr);
+    k.backward_bias(s, gy.data(), gb.data(), nullptr);
+  }
+  return std::make_tuple(y.to_host(), y_bias.to_host(), gx.to_host(), gw.to_host(),
+                         gw_split.to_host(), gb.to_host());
+}
+
+template <class B>
+class Conv : public BackendTest<B> {};
+TYPED_TEST_SUITE(Conv, Backends, BackendNames);
+
+TYPED_TEST(Conv, AllPassesMatchReference) {
+  std::uint32_t seed = 700;
+  for (const Case& c : cases()) {
+    if (c.large && is_sim<TypeParam>) continue;
+    const ConvShape s = shape_of(c);
+    SCOPED_TRACE(kernels::describe(s));
+    const Inputs in = make_inputs(s, seed += 5);
+    const Reference want = reference(s, in);
+    const auto [y, y_bias, gx, gw, gw_split, gb] =
+        run_in_every_lane_order<TypeParam>([&] { return run_passes<TypeParam>(s, in); });
+    EXPECT_TRUE(all_close(y, want.y, kConvTolerance)) << "forward";
+    EXPECT_TRUE(all_close(y_bias, want.y_bias, kConvTolerance)) << "forward with bias";
+    EXPECT_TRUE(all_close(gx, want.gx, kConvTolerance)) << "backward data";
+    EXPECT_TRUE(all_close(gw, want.gw, kConvTolerance)) << "backward filter";
+    EXPECT_TRUE(all_close(gw_split, want.gw, kConvTolerance)) << "backward filter, split";
+    EXPECT_TRUE(all_close(gb, want.gb, kConvTolerance)) << "backward bias";
+  }
+}
+
+TEST(ConvShapeTest, OutputSizeAndErrors) {
+  const ConvShape s = kernels::make_conv_shape(2, 3, 9, 8, 6, 3, 2, 2, 1, 1, 0, 1, 2);
+  EXPECT_EQ(s.out_h, 5);  // (9 + 2 - 3) / 2 + 1
+  EXPECT_EQ(s.out_w, 6);  // (8 + 0 - 3) / 1 + 1: kernel 2 at dilation 2 spans 3
+  EXPECT_EQ(s.patch(), 3 * 3 * 2);
+  try {
+    kernels::make_conv_shape(1, 3, 2, 2, 4, 5, 5, 1, 1, 0, 0, 1, 1);
+    ADD_FAILURE() << "an empty output must throw";
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("x [1, 3, 2, 2]"), std::string::npos) << what;
+    EXPECT_NE(what.find("output is empty"), std::string::npos) << what;
+  }
+  EXPECT_THROW(kernels::make_conv_shape(1, 3, 8, 8, 4, 3, 3, 0, 1, 0, 0, 1, 1),
+               std::invalid_argument);
+  EXPECT_THROW(kernels::make_conv_shape(1, 3, 8, 8, 4, 3, 3, 1, 1, 0, 0, 1, 0),
+               std::invalid_argument);
+}
+
+TEST(ConvShapeTest, SplitFilterGradientAsksForAWorkspace) {
+  // The split case above must really take the split path on the device.
+  EXPECT_GT(kernels::sim::conv2d_backward_filter_workspace_size(shape_of(cases()[8])), 0);
+  EXPECT_EQ(kernels::sim::conv2d_backward_filter_workspace_size(shape_of(cases()[0])), 0);
+}
+
+#if defined(GLIA_HAVE_CUDA)
+// The cuDNN fallback of kernels/cudnn under the same cases.
+TEST(CudaCudnnConv, MatchesReference) {
+  std::string reason;
+  if (!cuda_device_present(&reason)) GTEST_SKIP() << reason;
+  cudnnHandle_t handle = nullptr;
+  ASSERT_EQ(cudnnCreate(&handle), CUDNN_STATUS_SUCCESS);
+  std::uint32_t seed = 900;
+  for (const Case& c : cases()) {
+    const ConvShape s = shape_of(c);
+    SCOPED_TRACE(kernels::describe(s));
+    const Inputs in = make_inputs(s, seed += 5);
+    const Reference want = reference(s, in);
+    const auto workspace_of = [](std::size_t bytes) {
+      return CudaBuffer<float>(nan_poisoned(bytes / sizeof(float) + 1));
+    };
+    const std::size_t fwd_bytes = kernels::cudnn::conv2d_forward_workspace_size(handle, s);
+    const std::size_t data_bytes = kernels::cudnn::conv2d_backward_data_workspace_size(handle, s);
+    const std::size_t filter_bytes =
+        kernels::cudnn::conv2d_backward_filter_workspace_size(handle, s);
+    CudaBuffer<float> fwd_ws = workspace_of(fwd_bytes), data_ws = workspace_of(data_bytes),
+                      filter_ws = workspace_of(filter_bytes);
+    CudaBuffer<float> x(in.x), w(in.w), bias(in.bias), gy(in.gy);
+    CudaBuffer<float> y_bias(nan_poisoned(in.gy.size())), gx(nan_poisoned(in.x.size())),
+        gw(nan_poisoned(in.w.size())), gb(nan_poisoned(in.bias.size()));
+    kernels::cudnn::conv2d_forward(handle, s, x.data(), w.data(), bias.data(), y_bias.data(),
+                                   fwd_ws.data(), fwd_bytes, nullptr);
+    kernels::cudnn::conv2d_backward_data(handle, s, gy.data(), w.data(), gx.data(), data_ws.data(),
+                                         data_bytes, nullptr);
+    kernels::cudnn::conv2d_backward_filter(handle, s, x.data(), gy.data(), gw.data(),
+                                           filter_ws.data(), filter_bytes, nullptr);
+    kernels::cudnn::conv2d_backward_bias(handle, s, gy.data(), gb.data(), nullptr);
+    EXPECT_TRUE(all_close(y_bias.to_host(), want.y_bias, kConvTolerance)) << "forward with bias";
+    EXPECT_TRUE(all_close(gx.to_host(), want.gx, kConvTolerance)) << "backward data";
+    EXPECT_TRUE(all_close(gw.to_host(), want.gw, kConvTolerance)) << "backward filter";
+    EXPECT_TRUE(all_close(gb.to_host(), want.gb, kConvTolerance)) << "backward bias";
+  }
+  EXPECT_EQ(cudnnDestroy(handle), CUDNN_STATUS_SUCCESS);
+}
+#endif
+
+}  // namespace
+}  // namespace glia::testing
