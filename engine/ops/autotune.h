@@ -2,8 +2,8 @@
 // and cuDNN for one problem (engine/policy.h). The first call per (family, key) times both on the
 // device's stream, a warm-up and a few runs each, and remembers the faster; later calls look it
 // up. The candidates must be safe to run repeatedly (callers point in-place outputs such as
-// running statistics at scratch copies while timing). Used by engine/ops/batchnorm.cpp and
-// pool.cpp; exercised by tests/engine/batchnorm_test.cpp and pool_test.cpp on a GPU.
+// running statistics at scratch copies while timing). Used by engine/ops/matmul.cpp, conv.cpp,
+// batchnorm.cpp and pool.cpp; exercised by their Cuda tests and tests/engine/policy_test.cpp.
 #pragma once
 
 #if defined(GLIA_HAVE_CUDA)

@@ -15,12 +15,12 @@
 #include <type_traits>
 
 #include "engine/ops.h"
+#include "engine/ops/autotune.h"
 #include "engine/ops/dispatch.h"
 #include "engine/ops/internal.h"
 #include "kernels/conv_shape.h"
 
 #if defined(GLIA_HAVE_CUDA)
-#include "engine/cuda/timing.h"
 #include "kernels/cudnn/conv.h"
 #endif
 
@@ -67,17 +67,10 @@ void run_by_policy(const ops::CudaBackend& backend, Pass pass, const ConvShape& 
                           s.pad_w,
                           s.dil_h,
                           s.dil_w};
-    std::optional<KernelPolicy> winner = autotune_lookup(OpFamily::conv, key);
-    if (!winner) {
-      // Both write the same output whole, so timing them in place is harmless; the winner runs
-      // once more below and its result is the one kept.
-      const auto stream = static_cast<cudaStream_t>(backend.stream);
-      const float native_ms = cudart::time_on_stream(stream, native);
-      const float cudnn_ms = cudart::time_on_stream(stream, cudnn);
-      winner = native_ms <= cudnn_ms ? KernelPolicy::native : KernelPolicy::cudnn;
-      autotune_store(OpFamily::conv, key, *winner);
-    }
-    policy = *winner;
+    // Both write the same output whole, so timing them in place is harmless; the winner runs
+    // once more below and its result is the one kept.
+    policy = ops::choose_implementation(policy, OpFamily::conv, key,
+                                        static_cast<cudaStream_t>(backend.stream), native, cudnn);
   }
   if (policy == KernelPolicy::native) {
     native();

@@ -8,11 +8,11 @@
 #include <type_traits>
 
 #include "engine/ops.h"
+#include "engine/ops/autotune.h"
 #include "engine/ops/dispatch.h"
 #include "engine/ops/internal.h"
 
 #if defined(GLIA_HAVE_CUDA)
-#include "engine/cuda/timing.h"
 #include "kernels/cudnn/gemm.h"
 #endif
 
@@ -28,20 +28,11 @@ void cuda_gemm(const ops::CudaBackend& backend, const kernels::GemmShape& s, con
   auto cublas = [&] {
     kernels::cudnn::gemm(cudart::cublas_handle(backend.device), s, a, b, c, stream);
   };
-  if (policy == KernelPolicy::auto_select) {
-    const AutotuneKey key{backend.device, s.m,   s.n,   s.k,   s.trans_a,
-                          s.trans_b,      s.lda, s.ldb, s.ldc, s.batch};
-    std::optional<KernelPolicy> winner = autotune_lookup(OpFamily::gemm, key);
-    if (!winner) {
-      // Both write the same C (beta is 0), so timing them in place is harmless; the winner
-      // runs once more below and its result is the one kept.
-      const float native_ms = cudart::time_on_stream(stream, native);
-      const float cublas_ms = cudart::time_on_stream(stream, cublas);
-      winner = native_ms <= cublas_ms ? KernelPolicy::native : KernelPolicy::cudnn;
-      autotune_store(OpFamily::gemm, key, *winner);
-    }
-    policy = *winner;
-  }
+  // Both write the same C (beta is 0), so timing them in place is harmless; the winner runs
+  // once more below and its result is the one kept.
+  const AutotuneKey key{backend.device, s.m,   s.n,   s.k,   s.trans_a,
+                        s.trans_b,      s.lda, s.ldb, s.ldc, s.batch};
+  policy = ops::choose_implementation(policy, OpFamily::gemm, key, stream, native, cublas);
   if (policy == KernelPolicy::native) {
     native();
   } else {

@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/grid.cuh"
 #include "kernels/cuda/launchers.h"
 #include "kernels/loss_math.h"
@@ -29,48 +30,12 @@
 namespace glia::kernels::GLIA_KERNEL_NS {
 namespace {
 
-constexpr int kWarpSize = 32;
-constexpr unsigned kFullWarp = 0xffffffffu;
+using block_reduce::kWarpSize;
+using block_reduce::warp_all_max;
+using block_reduce::warp_all_sum;
+using block_reduce::warp_sum;
 constexpr int kSampleThreads = 256;
 constexpr int kRowsPerBlock = kThreadsPerBlock / kWarpSize;
-
-__device__ inline float warp_sum(float v) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-    v += __shfl_down_sync(kFullWarp, v, offset);
-  }
-  return v;
-}
-
-// Reduced to every lane (butterfly), so the whole warp can use the row's statistics.
-__device__ inline float warp_all_sum(float v) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-    v += __shfl_xor_sync(kFullWarp, v, offset);
-  }
-  return v;
-}
-
-__device__ inline float warp_all_max(float v) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-    v = fmaxf(v, __shfl_xor_sync(kFullWarp, v, offset));
-  }
-  return v;
-}
-
-// The block-wide sums of K values, valid in thread 0. blockDim.x is a multiple of 32.
-template <int K>
-__device__ inline void block_sums(float (&v)[K]) {
-  __shared__ float warp_sums[K][kWarpSize];
-  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  for (int k = 0; k < K; ++k) v[k] = warp_sum(v[k]);
-  if (lane == 0) {
-    for (int k = 0; k < K; ++k) warp_sums[k][warp] = v[k];
-  }
-  __syncthreads();
-  if (warp == 0) {
-    const int warps = blockDim.x / kWarpSize;
-    for (int k = 0; k < K; ++k) v[k] = warp_sum(lane < warps ? warp_sums[k][lane] : 0.0f);
-  }
-}
 
 // The element terms the per-sample reductions sum: BCE's one, Dice's three (I, P, T).
 struct BceTerms {
@@ -117,7 +82,7 @@ __global__ void sample_sums_kernel(const float* x, const float* t, float* partia
   const float* tn = t + n * elements;
   float s[K] = {};
   for (index_t e = e_begin + threadIdx.x; e < e_end; e += blockDim.x) terms.add(xn[e], tn[e], s);
-  block_sums(s);
+  block_reduce::sums_in_thread0(s);
   if (threadIdx.x == 0) {
     for (int k = 0; k < K; ++k) partial[(n * gridDim.y + segment) * K + k] = s[k];
   }

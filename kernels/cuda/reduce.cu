@@ -19,14 +19,15 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/grid.cuh"
 #include "kernels/cuda/launchers.h"
 
 namespace glia::kernels::GLIA_KERNEL_NS {
 namespace {
 
-constexpr int kWarpSize = 32;
-constexpr unsigned kFullWarp = 0xffffffffu;
+using block_reduce::kFullWarp;
+using block_reduce::kWarpSize;
 constexpr int kSegmentThreads = 256;
 // The columns kernel wins once there are enough columns to give every SM several warps.
 constexpr index_t kColumnsMinOutputs = 2048;
@@ -44,27 +45,6 @@ std::string shape_string(const ReduceShape& s) {
 
 // --- sum ---------------------------------------------------------------------------------------
 
-__device__ inline float warp_sum(float v) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-    v += __shfl_down_sync(kFullWarp, v, offset);
-  }
-  return v;
-}
-
-// The sum of v over the block, valid in thread 0. blockDim.x is a multiple of 32.
-__device__ inline float block_sum(float v) {
-  __shared__ float warp_sums[kWarpSize];
-  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  v = warp_sum(v);
-  if (lane == 0) warp_sums[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    const int warps = blockDim.x / kWarpSize;
-    v = warp_sum(lane < warps ? warp_sums[lane] : 0.0f);
-  }
-  return v;
-}
-
 // Block (out, segment) sums x[o, r, i] for r in [segment * segment_length, + segment_length),
 // where out = o * inner + i, and writes scale * sum to y[out * gridDim.y + segment].
 __global__ void sum_segments_kernel(const float* x, float* y, index_t reduce, index_t inner,
@@ -76,7 +56,7 @@ __global__ void sum_segments_kernel(const float* x, float* y, index_t reduce, in
   const index_t r_end = r_begin + segment_length < reduce ? r_begin + segment_length : reduce;
   float partial = 0.0f;
   for (index_t r = r_begin + threadIdx.x; r < r_end; r += blockDim.x) partial += column[r * inner];
-  const float total = block_sum(partial);
+  const float total = block_reduce::sum_in_thread0(partial);
   if (threadIdx.x == 0) y[out * gridDim.y + segment] = scale * total;
 }
 
