@@ -4,7 +4,7 @@
 // reference (im2col + OpenBLAS) in GFLOP/s, and on a GPU our implicit-GEMM kernels
 // (kernels/cuda/conv.cu) against cuDNN (kernels/cudnn/conv.cpp), timed side by side in one process
 // with CUDA events on the same buffers, with the largest relative difference between the two.
-// Usage: glia-bench-conv [--quick] [--no-cpu] [--json FILE]. GPU results go to bench/results/.
+// Usage: glia-bench-layers [--quick] [--no-cpu] [--json FILE]. GPU results go to bench/results/.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -100,7 +100,7 @@ struct Row {
 #if defined(GLIA_HAVE_CUDA)
 void check(cudaError_t err, const char* what) {
   if (err != cudaSuccess) {
-    std::fprintf(stderr, "glia-bench-conv: %s failed: %s\n", what, cudaGetErrorString(err));
+    std::fprintf(stderr, "glia-bench-layers: %s failed: %s\n", what, cudaGetErrorString(err));
     std::exit(1);
   }
 }
@@ -252,7 +252,7 @@ int main(int argc, char** argv) {
     } else if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
       json_path = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: glia-bench-conv [--quick] [--no-cpu] [--json FILE]\n");
+      std::fprintf(stderr, "usage: glia-bench-layers [--quick] [--no-cpu] [--json FILE]\n");
       return 2;
     }
   }
@@ -285,7 +285,7 @@ int main(int argc, char** argv) {
     check(cudaStreamCreate(&stream), "cudaStreamCreate");
     cudnnHandle_t handle;
     if (cudnnCreate(&handle) != CUDNN_STATUS_SUCCESS) {
-      std::fprintf(stderr, "glia-bench-conv: cudnnCreate failed\n");
+      std::fprintf(stderr, "glia-bench-layers: cudnnCreate failed\n");
       return 1;
     }
     for (std::size_t i = 0; i < rows.size(); i += 3) {
@@ -318,7 +318,7 @@ int main(int argc, char** argv) {
     {
       std::ofstream out(tmp);
       if (!out) {
-        std::fprintf(stderr, "glia-bench-conv: cannot write %s\n", tmp.c_str());
+        std::fprintf(stderr, "glia-bench-layers: cannot write %s\n", tmp.c_str());
         return 1;
       }
       out << "{\"benchmark\": \"conv\", \"gpu\": \"" << device << "\", \"rows\": [\n";
@@ -335,7 +335,7 @@ int main(int argc, char** argv) {
       out << "]}\n";
     }
     if (std::rename(tmp.c_str(), json_path.c_str()) != 0) {
-      std::fprintf(stderr, "glia-bench-conv: cannot rename %s to %s\n", tmp.c_str(),
+      std::fprintf(stderr, "glia-bench-layers: cannot rename %s to %s\n", tmp.c_str(),
                    json_path.c_str());
       return 1;
     }
