@@ -90,30 +90,29 @@ Forward softmax_forward(bool log, const Tensor& x, const ClassShape& s,
 
 Tensor softmax_backward(bool log, const ClassShape& s, const Tensor& y, const Tensor& gy,
                         bool used_cudnn) {
+  const char* op = log ? "log_softmax backward" : "softmax backward";
   Tensor gx(y.shape(), gy.dtype(), gy.device());
   if (gx.numel() == 0) return gx;
-  ops::dispatch_float(log ? "log_softmax backward" : "softmax backward", gy.device(), gy.dtype(),
-                      [&]<class T>(auto backend) {
-                        const T* yp = y.data<T>();
-                        const T* gyp = gy.data<T>();
-                        T* gxp = gx.template data<T>();
+  ops::dispatch_float(op, gy.device(), gy.dtype(), [&]<class T>(auto backend) {
+    const T* yp = y.data<T>();
+    const T* gyp = gy.data<T>();
+    T* gxp = gx.template data<T>();
 #if defined(GLIA_HAVE_CUDA)
-                        if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
-                          if (used_cudnn) {
-                            kernels::cudnn::softmax_backward(
-                                cudart::cudnn_handle(backend.device), log, s, yp, gyp, gxp,
-                                static_cast<cudaStream_t>(backend.stream));
-                            return;
-                          }
-                        }
+    if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
+      if (used_cudnn) {
+        kernels::cudnn::softmax_backward(cudart::cudnn_handle(backend.device), log, s, yp, gyp, gxp,
+                                         static_cast<cudaStream_t>(backend.stream));
+        return;
+      }
+    }
 #endif
-                        (void)used_cudnn;
-                        if (log) {
-                          ops::kernel::log_softmax_backward(backend, yp, gyp, gxp, s);
-                        } else {
-                          ops::kernel::softmax_backward(backend, yp, gyp, gxp, s);
-                        }
-                      });
+    (void)used_cudnn;
+    if (log) {
+      ops::kernel::log_softmax_backward(backend, yp, gyp, gxp, s);
+    } else {
+      ops::kernel::softmax_backward(backend, yp, gyp, gxp, s);
+    }
+  });
   return gx;
 }
 

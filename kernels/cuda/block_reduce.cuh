@@ -78,7 +78,8 @@ __device__ inline float sum(float v) {
   return total;
 }
 
-// The max of v over the block, returned to every thread; the same contract as sum.
+// The max of v over the block, returned to every thread; the same contract as sum (used by the
+// block-per-row softmax, tested through tests/kernels/softmax_test.cpp).
 __device__ inline float max(float v) {
   __shared__ float warp_maxes[kWarpSize];
   __shared__ float total;

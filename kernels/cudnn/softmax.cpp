@@ -1,8 +1,8 @@
 // The cuDNN softmax fallback: [rows, classes] is described as the float NCHW tensor
 // [rows, classes, 1, 1], so CUDNN_SOFTMAX_MODE_INSTANCE (over C, H, W of each n) is the softmax
 // over a row's classes. CUDNN_SOFTMAX_ACCURATE subtracts the row max as our kernels do;
-// CUDNN_SOFTMAX_LOG is the max-subtracted log-softmax. Every status is checked. Exercised by
-// tests/engine/softmax_test.cpp (on a GPU only).
+// CUDNN_SOFTMAX_LOG is the max-subtracted log-softmax. Every status is checked. Tested in
+// tests/kernels/softmax_test.cpp and tests/engine/softmax_test.cpp (on a GPU only).
 #include "kernels/cudnn/softmax.h"
 
 #include <string>

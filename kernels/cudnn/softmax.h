@@ -1,7 +1,8 @@
 // The cuDNN fallback for softmax and log-softmax over the rows of [rows, classes] (ClassShape),
 // with the contract of kernels/cuda's softmax / log_softmax and their backward. Used by the engine
-// under the `softmax` policy and as the yardstick of the native kernels. Only compiled where no
-// GPU is present; exercised by the Cuda tests of tests/engine/softmax_test.cpp on a GPU.
+// under the `softmax` policy (and timed against them under `auto`). Tested in
+// tests/kernels/softmax_test.cpp (CudaCudnnSoftmax) and by the Cuda tests of
+// tests/engine/softmax_test.cpp, on a GPU only.
 #pragma once
 
 #include <cuda_runtime.h>
