@@ -145,6 +145,15 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
 Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams p = {},
                         std::optional<KernelPolicy> policy = std::nullopt);
 
+// --- softmax.cpp: over the last axis, x viewed as [rows, classes] -----------------------------
+// softmax y = exp(x - m) / sum exp(x - m) and log_softmax y = x - m - log sum exp(x - m), m the
+// max along `axis`, which must be the last (-1 or dim() - 1; others throw). Same shape as x;
+// differentiable. On cuda the softmax policy (engine/policy.h) picks our kernels or cuDNN;
+// `policy` overrides it.
+Tensor softmax(const Tensor& x, int axis = -1, std::optional<KernelPolicy> policy = std::nullopt);
+Tensor log_softmax(const Tensor& x, int axis = -1,
+                   std::optional<KernelPolicy> policy = std::nullopt);
+
 // --- operators ----------------------------------------------------------------------------------
 inline Tensor operator+(const Tensor& a, const Tensor& b) {
   return add(a, b);

@@ -13,7 +13,7 @@
 namespace glia {
 namespace {
 
-constexpr std::size_t kFamilies = 4;  // keep in step with OpFamily
+constexpr std::size_t kFamilies = 5;  // keep in step with OpFamily
 
 std::array<std::atomic<KernelPolicy>, kFamilies> g_policies{KernelPolicy::native};
 
@@ -48,6 +48,8 @@ const char* op_family_name(OpFamily f) {
       return "batchnorm";
     case OpFamily::pool:
       return "pool";
+    case OpFamily::softmax:
+      return "softmax";
   }
   return "?";
 }

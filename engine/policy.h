@@ -15,7 +15,7 @@ namespace glia {
 
 enum class KernelPolicy { native, cudnn, auto_select };
 // The op families that have a cuDNN/cuBLAS alternative. Layers add theirs here.
-enum class OpFamily { gemm, conv, batchnorm, pool };
+enum class OpFamily { gemm, conv, batchnorm, pool, softmax };
 
 const char* kernel_policy_name(KernelPolicy p);  // "native", "cudnn", "auto"
 const char* op_family_name(OpFamily f);

@@ -88,7 +88,8 @@ struct SampleShape {
   index_t elements = 0;
 };
 
-// Class logits [rows, classes] with one int32 target class per row.
+// Class logits [rows, classes]: a softmax over each row's classes, and for the losses one int32
+// target class per row.
 struct ClassShape {
   index_t rows = 0;
   index_t classes = 0;

@@ -100,6 +100,10 @@ GLIA_KERNEL(conv2d_forward)
 GLIA_KERNEL(conv2d_backward_data)
 GLIA_KERNEL(conv2d_backward_filter)
 GLIA_KERNEL(conv2d_backward_bias)
+GLIA_KERNEL(softmax)
+GLIA_KERNEL(log_softmax)
+GLIA_KERNEL(softmax_backward)
+GLIA_KERNEL(log_softmax_backward)
 
 #undef GLIA_KERNEL
 #undef GLIA_KERNEL_CUDA

@@ -174,4 +174,18 @@ void conv2d_backward_filter(const ConvShape& s, const T* x, const T* gy, T* gw);
 template <class T>
 void conv2d_backward_bias(const ConvShape& s, const T* gy, T* gb);
 
+// --- softmax.cpp: T in {float, double}; the rows of [rows, classes] (ClassShape) --------------
+// Max-subtracted, row sums in double: softmax y = exp(x - m) / sum exp(x - m), log_softmax
+// y = x - m - log sum exp(x - m), with m the row's max.
+template <class T>
+void softmax(const T* x, T* y, const ClassShape& s);
+template <class T>
+void log_softmax(const T* x, T* y, const ClassShape& s);
+// From the forward's output y: softmax gx = y * (gy - sum_c gy * y); log_softmax
+// gx = gy - exp(y) * sum_c gy (gx is written whole).
+template <class T>
+void softmax_backward(const T* y, const T* gy, T* gx, const ClassShape& s);
+template <class T>
+void log_softmax_backward(const T* y, const T* gy, T* gx, const ClassShape& s);
+
 }  // namespace glia::kernels::cpu

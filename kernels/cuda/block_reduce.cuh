@@ -8,6 +8,8 @@
 
 #include "kernels/cuda/portable.cuh"
 
+#include <cmath>
+
 namespace glia::kernels::GLIA_KERNEL_NS::block_reduce {
 
 inline constexpr int kWarpSize = 32;
@@ -70,6 +72,24 @@ __device__ inline float sum(float v) {
   if (warp == 0) {
     const int warps = blockDim.x / kWarpSize;
     v = warp_sum(lane < warps ? warp_sums[lane] : 0.0f);
+    if (lane == 0) total = v;
+  }
+  __syncthreads();
+  return total;
+}
+
+// The max of v over the block, returned to every thread; the same contract as sum (used by the
+// block-per-row softmax, tested through tests/kernels/softmax_test.cpp).
+__device__ inline float max(float v) {
+  __shared__ float warp_maxes[kWarpSize];
+  __shared__ float total;
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  v = warp_all_max(v);
+  if (lane == 0) warp_maxes[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    const int warps = blockDim.x / kWarpSize;
+    v = warp_all_max(lane < warps ? warp_maxes[lane] : -INFINITY);
     if (lane == 0) total = v;
   }
   __syncthreads();
