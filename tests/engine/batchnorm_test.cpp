@@ -101,15 +101,7 @@ INSTANTIATE_TEST_SUITE_P(Ops, BatchNormGradcheck, ::testing::ValuesIn(cases()),
 
 // --- sim and cuda against cpu (f32) -----------------------------------------------------------
 
-struct Target {
-  Device device;
-  std::optional<KernelPolicy> policy;
-  std::string name;
-};
-
-void PrintTo(const Target& t, std::ostream* os) {
-  *os << t.name;
-}
+using testing::Target;
 
 class BatchNormVsCpu : public ::testing::TestWithParam<std::tuple<Target, Case>> {
  protected:

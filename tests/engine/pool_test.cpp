@@ -111,15 +111,7 @@ INSTANTIATE_TEST_SUITE_P(Ops, PoolGradcheck, ::testing::ValuesIn(cases()),
 
 // --- sim and cuda against cpu (f32) -----------------------------------------------------------
 
-struct Target {
-  Device device;
-  std::optional<KernelPolicy> policy;
-  std::string name;
-};
-
-void PrintTo(const Target& t, std::ostream* os) {
-  *os << t.name;
-}
+using testing::Target;
 
 class PoolVsCpu : public ::testing::TestWithParam<std::tuple<Target, Case>> {
  protected:

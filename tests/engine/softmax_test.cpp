@@ -119,15 +119,7 @@ TEST(SoftmaxTest, RowsSumToOneAndLogSoftmaxIsLogOfSoftmaxF32) {
 
 // --- sim and cuda against cpu (f32) -----------------------------------------------------------
 
-struct Target {
-  Device device;
-  std::optional<KernelPolicy> policy;
-  std::string name;
-};
-
-void PrintTo(const Target& t, std::ostream* os) {
-  *os << t.name;
-}
+using testing::Target;
 
 class SoftmaxVsCpu : public ::testing::TestWithParam<std::tuple<Target, Case>> {
  protected:

@@ -6,11 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <exception>
+#include <optional>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "engine/ops.h"
+#include "engine/policy.h"
 #include "engine/tensor.h"
 
 namespace glia::testing {
@@ -50,6 +53,16 @@ std::string error_of(Fn&& fn) {
   }
   ADD_FAILURE() << "expected an exception";
   return {};
+}
+
+// A device and, on cuda, the kernel policy a device-parameterised test runs under.
+struct Target {
+  Device device;
+  std::optional<KernelPolicy> policy;
+  std::string name;
+};
+inline void PrintTo(const Target& t, std::ostream* os) {
+  *os << t.name;
 }
 
 inline std::string skip_reason(Device d) {

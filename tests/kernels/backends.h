@@ -112,6 +112,21 @@ inline constexpr bool is_cpu = std::is_same_v<B, CpuF32>;
 template <class B>
 inline constexpr bool is_sim = std::is_same_v<B, Sim>;
 
+// In a function templated on the backend B: calls B's kernel `name` with the arguments, appending
+// the (null) stream on sim and cuda.
+#if defined(GLIA_HAVE_CUDA)
+#define GLIA_CUDA_CALL(name, ...) \
+  if constexpr (std::is_same_v<B, Cuda>) kernels::cuda::name(__VA_ARGS__, nullptr)
+#else
+#define GLIA_CUDA_CALL(name, ...)
+#endif
+#define GLIA_ON_BACKEND(name, ...)                                     \
+  do {                                                                 \
+    if constexpr (is_cpu<B>) kernels::cpu::name(__VA_ARGS__);          \
+    if constexpr (is_sim<B>) kernels::sim::name(__VA_ARGS__, nullptr); \
+    GLIA_CUDA_CALL(name, __VA_ARGS__);                                 \
+  } while (0)
+
 // --- inputs and outputs ------------------------------------------------------------------------
 
 template <class T = float>

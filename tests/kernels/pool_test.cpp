@@ -28,20 +28,6 @@ namespace {
 using kernels::index_t;
 using kernels::Pool2dShape;
 
-// Calls the backend's kernel `name` with `args`, appending the stream on sim and cuda.
-#if defined(GLIA_HAVE_CUDA)
-#define GLIA_CUDA_CALL(name, ...) \
-  if constexpr (std::is_same_v<B, Cuda>) kernels::cuda::name(__VA_ARGS__, nullptr)
-#else
-#define GLIA_CUDA_CALL(name, ...)
-#endif
-#define GLIA_ON_BACKEND(name, ...)                                     \
-  do {                                                                 \
-    if constexpr (is_cpu<B>) kernels::cpu::name(__VA_ARGS__);          \
-    if constexpr (is_sim<B>) kernels::sim::name(__VA_ARGS__, nullptr); \
-    GLIA_CUDA_CALL(name, __VA_ARGS__);                                 \
-  } while (0)
-
 template <class B>
 void max_pool_on(const float* x, float* y, std::int32_t* idx, const Pool2dShape& s) {
   GLIA_ON_BACKEND(max_pool2d, x, y, idx, s);
@@ -67,9 +53,6 @@ template <class B>
 void global_avg_backward_on(const float* gy, float* gx, const Pool2dShape& s) {
   GLIA_ON_BACKEND(global_avg_pool2d_backward, gy, gx, s);
 }
-
-#undef GLIA_ON_BACKEND
-#undef GLIA_CUDA_CALL
 
 std::string describe(const Pool2dShape& s) {
   return "[" + std::to_string(s.n) + ", " + std::to_string(s.c) + ", " + std::to_string(s.h) +

@@ -25,20 +25,6 @@ namespace {
 using kernels::ClassShape;
 using kernels::index_t;
 
-// Calls the backend's kernel `name` with `args`, appending the stream on sim and cuda.
-#if defined(GLIA_HAVE_CUDA)
-#define GLIA_CUDA_CALL(name, ...) \
-  if constexpr (std::is_same_v<B, Cuda>) kernels::cuda::name(__VA_ARGS__, nullptr)
-#else
-#define GLIA_CUDA_CALL(name, ...)
-#endif
-#define GLIA_ON_BACKEND(name, ...)                                     \
-  do {                                                                 \
-    if constexpr (is_cpu<B>) kernels::cpu::name(__VA_ARGS__);          \
-    if constexpr (is_sim<B>) kernels::sim::name(__VA_ARGS__, nullptr); \
-    GLIA_CUDA_CALL(name, __VA_ARGS__);                                 \
-  } while (0)
-
 template <class B>
 void forward_on(bool log, const float* x, float* y, const ClassShape& s) {
   if (log) {
@@ -55,9 +41,6 @@ void backward_on(bool log, const float* y, const float* gy, float* gx, const Cla
     GLIA_ON_BACKEND(softmax_backward, y, gy, gx, s);
   }
 }
-
-#undef GLIA_ON_BACKEND
-#undef GLIA_CUDA_CALL
 
 void reference_forward(bool log, const std::vector<double>& x, std::vector<double>& y,
                        const ClassShape& s) {
