@@ -18,7 +18,9 @@ namespace {
 std::filesystem::path make_temp_path(const std::filesystem::path& target) {
   static std::atomic<unsigned> counter{0};
   std::ostringstream name;
-  name << '.' << target.filename().string() << ".tmp." << ::getpid() << '.' << counter++;
+  // The prefix hides the file; the target's name stays at the end so that libraries that choose
+  // the encoding by extension (.nii.gz, .png) see the right one.
+  name << ".tmp." << ::getpid() << '.' << counter++ << '.' << target.filename().string();
   return target.parent_path() / name.str();
 }
 

@@ -9,8 +9,9 @@
 
 namespace glia::io {
 
-// A temporary path beside `target` (same folder, so the rename cannot cross file systems) for
-// libraries that write by file name. commit() renames it over the target; if commit() is never
+// A temporary path beside `target` (same folder, so the rename cannot cross file systems), named
+// `.tmp.<pid>.<n>.<target name>` so it keeps the target's extension, for libraries that write by
+// file name. commit() renames it over the target; if commit() is never
 // reached (an exception, an early return) the destructor removes the temporary file.
 class AtomicFile {
  public:

@@ -42,6 +42,7 @@ TEST_F(AtomicFileTest, UncommittedWriteLeavesTheOldTargetAndNoTemporary) {
     AtomicFile file(dir_ / "x.bin");
     std::ofstream(file.temp_path()) << "half-written";
     EXPECT_EQ(file.temp_path().parent_path(), dir_);
+    EXPECT_TRUE(file.temp_path().string().ends_with("x.bin"));
   }  // destroyed without commit, as after an exception
   EXPECT_EQ(read_file(dir_ / "x.bin"), "old");
   EXPECT_EQ(entries(), 1);
