@@ -327,7 +327,8 @@ Config Config::load(const ConfigSchema& schema, const std::filesystem::path& fil
   return config;
 }
 
-void Config::merge_yaml(const std::string& yaml_text, const std::string& origin) {
+void Config::merge_yaml(const std::string& yaml_text, const std::string& origin,
+                        const StringList& skip, const std::string& section) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
@@ -339,12 +340,26 @@ void Config::merge_yaml(const std::string& yaml_text, const std::string& origin)
   if (!root.IsMap()) {
     throw std::runtime_error(where(origin, root) + ": a configuration must be a mapping of keys");
   }
+  if (!section.empty()) {
+    const YAML::Node part = root[section];
+    if (!part) return;
+    if (!part.IsMap() && !part.IsNull()) {
+      throw std::runtime_error(where(origin, part) + ": section '" + section +
+                               "' must be a mapping of keys");
+    }
+    root = part;
+    if (root.IsNull()) return;
+  }
+  const bool top_level = section.empty();
   // Walk the mapping; a prefix that is not a key itself but begins some key is descended into.
   // Values are parsed into a staging map first so that a failing document changes nothing.
   std::map<std::string, ConfigValue> staged;
   auto walk = [&](auto&& self, const YAML::Node& map, const std::string& prefix) -> void {
     for (const auto& item : map) {
       const std::string name = prefix + item.first.as<std::string>();
+      if (top_level && prefix.empty() && std::find(skip.begin(), skip.end(), name) != skip.end()) {
+        continue;
+      }
       if (const ConfigKey* key = schema_.find(name)) {
         if (staged.count(name)) fail(origin, item.first, name, "given twice");
         staged[name] = parse_value(*key, item.second, origin);

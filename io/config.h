@@ -69,8 +69,12 @@ class Config {
   static Config load(const ConfigSchema& schema, const std::filesystem::path& file,
                      const std::vector<std::string>& overrides = {});
   // Applies a YAML document (keys nested or dotted) on top of the current values; `origin` names
-  // it in errors (a file name, or "--set").
-  void merge_yaml(const std::string& yaml_text, const std::string& origin);
+  // it in errors (a file name, or "--set"). Top-level keys listed in `skip` are ignored; with a
+  // non-empty `section`, only the mapping under that top-level key is applied (nothing when the
+  // document has no such key). Together they let one file hold common values plus per-part
+  // sections, each part reading the common values and then its own section.
+  void merge_yaml(const std::string& yaml_text, const std::string& origin,
+                  const StringList& skip = {}, const std::string& section = "");
   // One "a.b=v" override.
   void set(const std::string& assignment);
 

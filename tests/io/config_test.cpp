@@ -189,6 +189,32 @@ TEST_F(ConfigTest, ResolvedYamlReadsBackToTheSameValues) {
   EXPECT_NE(c.describe().find("(--set)"), std::string::npos);
 }
 
+TEST_F(ConfigTest, SectionsOverrideCommonValues) {
+  const std::string yaml =
+      "train: {epochs: 3}\noptim: {lr: 0.01}\n"
+      "part2:\n  train: {epochs: 9}\npart3: {optim.lr: 0.2}\n";
+  Config two(training_schema());
+  two.merge_yaml(yaml, "pipeline.yaml", {"part2", "part3"});
+  two.merge_yaml(yaml, "pipeline.yaml", {}, "part2");
+  EXPECT_EQ(two.get_int("train.epochs"), 9);
+  EXPECT_DOUBLE_EQ(two.get_number("optim.lr"), 0.01);
+  Config three(training_schema());
+  three.merge_yaml(yaml, "pipeline.yaml", {"part2", "part3"});
+  three.merge_yaml(yaml, "pipeline.yaml", {}, "part3");
+  EXPECT_EQ(three.get_int("train.epochs"), 3);
+  EXPECT_DOUBLE_EQ(three.get_number("optim.lr"), 0.2);
+  Config one(training_schema());
+  one.merge_yaml(yaml, "pipeline.yaml", {"part2", "part3"});
+  one.merge_yaml(yaml, "pipeline.yaml", {}, "part1");  // no such section: nothing changes
+  EXPECT_EQ(one.get_int("train.epochs"), 3);
+  // A key error inside a section still names the file and the line.
+  const std::string e = error_of([&] {
+    Config(training_schema()).merge_yaml("part2:\n  train: {epoks: 1}\n", "p.yaml", {}, "part2");
+  });
+  EXPECT_NE(e.find("p.yaml:2:"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean 'train.epochs'"), std::string::npos) << e;
+}
+
 TEST_F(ConfigTest, SchemaRejectsClashingKeysAndWrongReads) {
   ConfigSchema s;
   s.add_int("a.b", 1, {}, {}, "");
