@@ -95,6 +95,15 @@ ReduceLrOnPlateau::ReduceLrOnPlateau(Optimizer& optimizer, PlateauOptions option
   best_ = options.mode == PlateauMode::min ? inf : -inf;
 }
 
+void ReduceLrOnPlateau::set_state(const State& state) {
+  if (state.bad_steps < 0 || state.cooldown_left < 0) {
+    throw std::invalid_argument("ReduceLrOnPlateau: negative counters in the restored state");
+  }
+  best_ = state.best;
+  bad_steps_ = state.bad_steps;
+  cooldown_left_ = state.cooldown_left;
+}
+
 bool ReduceLrOnPlateau::is_better(double metric) const {
   if (options_.mode == PlateauMode::min) return metric < best_ * (1.0 - options_.threshold);
   return metric > best_ * (1.0 + options_.threshold);

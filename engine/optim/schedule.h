@@ -90,6 +90,15 @@ class ReduceLrOnPlateau {
   double best() const { return best_; }
   int bad_steps() const { return bad_steps_; }
 
+  // What a resumed run needs to continue exactly (the lrs themselves live in the optimiser).
+  struct State {
+    double best = 0;
+    int bad_steps = 0;
+    int cooldown_left = 0;
+  };
+  State state() const { return {best_, bad_steps_, cooldown_left_}; }
+  void set_state(const State& state);
+
  private:
   bool is_better(double metric) const;
 

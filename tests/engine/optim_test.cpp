@@ -551,6 +551,28 @@ TEST(ScheduleTest, ReduceOnPlateauModeMax) {
   EXPECT_DOUBLE_EQ(s.lr(0), 0.1 * 0.1);
 }
 
+TEST(ScheduleTest, ReduceOnPlateauStateContinuesIdentically) {
+  const double metrics[] = {1.0, 0.9, 0.95, 0.97, 0.96, 0.99, 0.98, 0.97, 0.5, 0.6, 0.7, 0.8};
+  TwoGroupSgd whole, first, second;
+  const optim::PlateauOptions options{.factor = 0.5, .patience = 1, .cooldown = 1};
+  optim::ReduceLrOnPlateau a(whole.opt, options), b(first.opt, options);
+  for (double m : metrics) a.step(m);
+  for (int i = 0; i < 5; ++i) b.step(metrics[i]);
+  // A new schedule on a second optimiser carrying the first one's lrs resumes from the state.
+  second.opt.param_groups()[0].lr = first.lr(0);
+  second.opt.param_groups()[1].lr = first.lr(1);
+  optim::ReduceLrOnPlateau c(second.opt, options);
+  c.set_state(b.state());
+  for (std::size_t i = 5; i < std::size(metrics); ++i) c.step(metrics[i]);
+  EXPECT_DOUBLE_EQ(second.lr(0), whole.lr(0));
+  EXPECT_DOUBLE_EQ(second.lr(1), whole.lr(1));
+  EXPECT_LT(whole.lr(0), 0.1);  // the sequence did reduce
+  EXPECT_EQ(c.state().best, a.state().best);
+  EXPECT_EQ(c.state().bad_steps, a.state().bad_steps);
+  EXPECT_EQ(c.state().cooldown_left, a.state().cooldown_left);
+  EXPECT_THROW(c.set_state({0.0, -1, 0}), std::invalid_argument);
+}
+
 // --- state -------------------------------------------------------------------------------------
 
 TEST(OptimStateTest, ExportImportContinuesIdentically) {
