@@ -32,11 +32,14 @@ io::ConfigSchema make_schema() {
                       "mode ratio: each source's share of every batch")
       .add_int("sampler.epoch_length", 0, 0, 1e9, "samples per epoch; 0 = the split's size");
   s.add_bool("augment.enabled", true, "augment training samples")
-      .add_number("augment.flip_p", 0.5, 0.0, 1.0, "probability of each flip")
-      .add_number("augment.rot90_p", 0.5, 0.0, 1.0, "probability of a 90-degree rotation")
-      .add_number("augment.intensity_p", 0.5, 0.0, 1.0, "probability of intensity changes")
+      .add_number("augment.hflip_p", 0.5, 0.0, 1.0, "probability of a horizontal flip")
+      .add_number("augment.vflip_p", 0.5, 0.0, 1.0, "probability of a vertical flip")
+      .add_number("augment.rot90_p", 0.5, 0.0, 1.0, "probability of a k*90-degree rotation")
+      .add_number("augment.shift_p", 0.5, 0.0, 1.0, "probability of an intensity shift")
       .add_number("augment.shift", 0.1, 0.0, 10.0, "intensity shift range (z-score units)")
+      .add_number("augment.scale_p", 0.5, 0.0, 1.0, "probability of an intensity scaling")
       .add_number("augment.scale", 0.1, 0.0, 0.99, "intensity scale range (1 +- scale)")
+      .add_number("augment.noise_p", 0.3, 0.0, 1.0, "probability of Gaussian noise")
       .add_number("augment.noise_std", 0.05, 0.0, 10.0, "Gaussian noise std (z-score units)")
       .add_string_list("augment.skull_mask_sources", {}, {"brats", "kaggle"},
                        "sources whose skull boundary is masked off (training and validation)")
@@ -145,16 +148,19 @@ TrainConfig to_train_config(const io::Config& c) {
     }
     if (total <= 0) throw std::invalid_argument("sampler.source_ratio: the shares sum to 0");
   }
-  t.augment = {c.get_bool("augment.enabled"),
-               c.get_number("augment.flip_p"),
-               c.get_number("augment.rot90_p"),
-               c.get_number("augment.intensity_p"),
-               c.get_number("augment.shift"),
-               c.get_number("augment.scale"),
-               c.get_number("augment.noise_std"),
-               c.get_string_list("augment.skull_mask_sources"),
-               c.get_number("augment.skull_percentile"),
-               i("augment.skull_erosion")};
+  t.augment_enabled = c.get_bool("augment.enabled");
+  t.augment.p_hflip = c.get_number("augment.hflip_p");
+  t.augment.p_vflip = c.get_number("augment.vflip_p");
+  t.augment.p_rot90 = c.get_number("augment.rot90_p");
+  t.augment.p_shift = c.get_number("augment.shift_p");
+  t.augment.max_shift = c.get_number("augment.shift");
+  t.augment.p_scale = c.get_number("augment.scale_p");
+  t.augment.max_scale = c.get_number("augment.scale");
+  t.augment.p_noise = c.get_number("augment.noise_p");
+  t.augment.noise_std = c.get_number("augment.noise_std");
+  t.augment.skull_sources = c.get_string_list("augment.skull_mask_sources");
+  t.augment.skull_percentile = c.get_number("augment.skull_percentile");
+  t.augment.skull_radius = i("augment.skull_erosion");
   t.loss = {c.get_number("loss.dice_weight"),
             c.get_number("loss.bce_weight"),
             c.get_number("loss.dice_smooth"),

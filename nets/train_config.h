@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "io/config.h"
+#include "io/transforms.h"
+#include "nets/unet.h"
 
 namespace glia::nets {
 
@@ -23,39 +25,16 @@ const io::ConfigSchema& training_schema();
 io::Config load_training_config(const std::filesystem::path& file, int stage,
                                 const std::vector<std::string>& overrides = {});
 
-struct ModelConfig {
-  int in_channels = 1;
-  int base_filters = 32;
-  int depth = 3;
-  int out_channels = 1;
-  int cls_hidden = 256;
-  int num_classes = 2;
-  double cls_dropout = 0.3;
-};
-
 struct DataConfig {
   std::string root;                  // glia-prep output folder; empty = the built-in demo data
   std::vector<std::string> sources;  // which sources to use: brats, kaggle
   int workers = 2;
 };
 
-struct SamplerConfig {
+struct SamplingConfig {
   std::string mode;  // shuffle | sequential | balance_source | balance_class | balance_both | ratio
   io::NumberMap source_ratio;     // mode ratio: the share of each source in every batch
   std::int64_t epoch_length = 0;  // samples per epoch; 0 = the training split's size
-};
-
-struct AugmentConfig {
-  bool enabled = true;
-  double flip_p = 0.5;
-  double rot90_p = 0.5;
-  double intensity_p = 0.5;
-  double shift = 0.1;
-  double scale = 0.1;
-  double noise_std = 0.05;
-  std::vector<std::string> skull_mask_sources;
-  double skull_percentile = 5.0;
-  int skull_erosion = 3;
 };
 
 struct LossConfig {
@@ -96,10 +75,11 @@ struct ScheduleConfig {
 
 struct TrainConfig {
   int stage = 1;
-  ModelConfig model;
+  UNetConfig model;
   DataConfig data;
-  SamplerConfig sampler;
-  AugmentConfig augment;
+  SamplingConfig sampler;
+  bool augment_enabled = true;
+  io::AugmentConfig augment;
   LossConfig loss;
   OptimConfig optim;
   ScheduleConfig schedule;
