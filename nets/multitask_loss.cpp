@@ -8,8 +8,12 @@
 
 namespace glia::nets {
 
-bool stage_needs_seg(int stage) { return stage == 1 || stage == 3; }
-bool stage_needs_cls(int stage) { return stage == 2 || stage == 3; }
+bool stage_needs_seg(int stage) {
+  return stage == 1 || stage == 3;
+}
+bool stage_needs_cls(int stage) {
+  return stage == 2 || stage == 3;
+}
 
 LossParts multitask_loss(const MultiTaskOutput& out, const Tensor& masks, const Tensor& has_mask,
                          const Tensor& labels, const LossConfig& config, int stage) {
@@ -41,8 +45,8 @@ LossParts multitask_loss(const MultiTaskOutput& out, const Tensor& masks, const 
     if (classes > 1) weights[1] = static_cast<float>(config.weight_tumor);
     const Tensor class_weight = from_vector(weights, {classes}, out.cls_logits.device());
     if (config.cls == "focal") {
-      cls_term = focal_loss(out.cls_logits, labels, Reduction::mean, {}, config.focal_gamma,
-                            class_weight);
+      cls_term =
+          focal_loss(out.cls_logits, labels, Reduction::mean, {}, config.focal_gamma, class_weight);
     } else {
       cls_term = cross_entropy(out.cls_logits, labels, Reduction::mean, {}, class_weight,
                                config.label_smoothing);

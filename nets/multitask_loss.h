@@ -16,8 +16,8 @@
 namespace glia::nets {
 
 struct LossParts {
-  Tensor total;       // the scalar to differentiate
-  double seg = 0;     // the unweighted terms, for logs (0 when the stage has none)
+  Tensor total;    // the scalar to differentiate
+  double seg = 0;  // the unweighted terms, for logs (0 when the stage has none)
   double cls = 0;
   bool has_seg = false;
   bool has_cls = false;
