@@ -24,6 +24,10 @@ io::ConfigSchema make_schema() {
       .add_string_list("data.sources", {"brats", "kaggle"}, {"brats", "kaggle"},
                        "sources used (stage 1 uses only samples with masks)")
       .add_int("data.workers", 2, 0, 64, "loader worker threads (0 = in the training thread)");
+  s.add_int("demo.brats_subjects", 24, 3, 100000, "demo data: BraTS-like subjects generated")
+      .add_int("demo.kaggle_images", 80, 2, 1000000, "demo data: Kaggle-like images generated")
+      .add_int("demo.size", 64, 16, 1024, "demo data: in-plane size of the phantom volumes")
+      .add_int("demo.seed", 1, 0, 9.0e15, "demo data: phantom generator seed");
   s.add_string(
        "sampler.mode", "shuffle",
        {"shuffle", "sequential", "balance_source", "balance_class", "balance_both", "ratio"},
