@@ -3,6 +3,7 @@
 
 #include <stb_image.h>
 #include <stb_image_write.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -77,6 +78,33 @@ bool jpeg_is_complete(std::string_view b) {
   return false;
 }
 
+bool is_png(std::string_view b) {
+  return b.starts_with("\x89PNG\r\n\x1a\n");
+}
+
+// Walks the PNG chunks, checking each CRC, up to a complete IEND chunk. stb_image ignores CRCs
+// and stops at the IEND type, so it accepts a file cut inside the last chunk.
+bool png_is_complete(std::string_view b) {
+  const auto be32 = [&](std::size_t i) {
+    return std::uint32_t{static_cast<unsigned char>(b[i])} << 24 |
+           std::uint32_t{static_cast<unsigned char>(b[i + 1])} << 16 |
+           std::uint32_t{static_cast<unsigned char>(b[i + 2])} << 8 |
+           std::uint32_t{static_cast<unsigned char>(b[i + 3])};
+  };
+  std::size_t i = 8;
+  while (i + 12 <= b.size()) {
+    const std::size_t len = be32(i);
+    if (len > b.size() - i - 12) return false;
+    const auto* typed = reinterpret_cast<const Bytef*>(b.data() + i + 4);
+    if (crc32(crc32(0L, Z_NULL, 0), typed, static_cast<uInt>(len + 4)) != be32(i + 8 + len)) {
+      return false;
+    }
+    if (b.substr(i + 4, 4) == "IEND") return true;
+    i += len + 12;
+  }
+  return false;
+}
+
 void append_bytes(void* context, void* data, int size) {
   static_cast<std::string*>(context)->append(static_cast<const char*>(data),
                                              static_cast<std::size_t>(size));
@@ -141,6 +169,10 @@ GrayImage read_gray(const std::filesystem::path& path) {
   if (is_jpeg(bytes) && !jpeg_is_complete(bytes)) {
     throw std::runtime_error("cannot decode image " + name +
                              ": truncated or corrupt JPEG (no end-of-image marker)");
+  }
+  if (is_png(bytes) && !png_is_complete(bytes)) {
+    throw std::runtime_error("cannot decode image " + name +
+                             ": truncated or corrupt PNG (bad chunk CRC or no IEND chunk)");
   }
   if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
     throw std::runtime_error("cannot decode image " + name + ": file too large");
