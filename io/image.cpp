@@ -19,18 +19,22 @@
 namespace glia::io {
 namespace {
 
-void check_size(std::size_t got, int height, int width, int channels, const char* what) {
+void check_dims(int height, int width, const std::string& what) {
   if (height <= 0 || width <= 0) {
-    throw std::invalid_argument(std::string(what) + ": image size " + std::to_string(height) + "x" +
+    throw std::invalid_argument(what + ": image size " + std::to_string(height) + "x" +
                                 std::to_string(width) + " must be positive");
   }
+}
+
+void check_size(std::size_t got, int height, int width, int channels, const std::string& what) {
+  check_dims(height, width, what);
   const std::size_t want = static_cast<std::size_t>(height) * static_cast<std::size_t>(width) *
                            static_cast<std::size_t>(channels);
   if (got != want) {
-    throw std::invalid_argument(std::string(what) + ": " + std::to_string(got) +
-                                " values given for a " + std::to_string(height) + "x" +
-                                std::to_string(width) + "x" + std::to_string(channels) +
-                                " image (" + std::to_string(want) + " expected)");
+    throw std::invalid_argument(what + ": " + std::to_string(got) + " values given for a " +
+                                std::to_string(height) + "x" + std::to_string(width) + "x" +
+                                std::to_string(channels) + " image (" + std::to_string(want) +
+                                " expected)");
   }
 }
 
@@ -112,7 +116,7 @@ void append_bytes(void* context, void* data, int size) {
 
 void write_png(const std::filesystem::path& path, std::span<const std::uint8_t> pixels, int height,
                int width, int channels) {
-  check_size(pixels.size(), height, width, channels, ("write " + path.string()).c_str());
+  check_size(pixels.size(), height, width, channels, "write " + path.string());
   std::string bytes;
   if (stbi_write_png_to_func(append_bytes, &bytes, width, height, channels, pixels.data(),
                              width * channels) == 0) {
@@ -212,7 +216,7 @@ void write_png_rgb(const std::filesystem::path& path, std::span<const std::uint8
 
 void write_jpeg_gray(const std::filesystem::path& path, std::span<const std::uint8_t> pixels,
                      int height, int width, int quality) {
-  check_size(pixels.size(), height, width, 1, ("write " + path.string()).c_str());
+  check_size(pixels.size(), height, width, 1, "write " + path.string());
   if (quality < 1 || quality > 100) {
     throw std::invalid_argument("write " + path.string() + ": JPEG quality " +
                                 std::to_string(quality) + " outside 1..100");
@@ -227,9 +231,7 @@ void write_jpeg_gray(const std::filesystem::path& path, std::span<const std::uin
 std::vector<float> resize_bilinear(std::span<const float> src, int height, int width,
                                    int out_height, int out_width) {
   check_size(src.size(), height, width, 1, "resize_bilinear");
-  check_size(
-      static_cast<std::size_t>(out_height) * static_cast<std::size_t>(std::max(out_width, 0)),
-      out_height, out_width, 1, "resize_bilinear output");
+  check_dims(out_height, out_width, "resize_bilinear output");
   cv::Mat out;
   cv::resize(wrap(src, height, width), out, cv::Size(out_width, out_height), 0, 0,
              cv::INTER_LINEAR);
@@ -239,9 +241,7 @@ std::vector<float> resize_bilinear(std::span<const float> src, int height, int w
 std::vector<std::uint8_t> resize_nearest(std::span<const std::uint8_t> src, int height, int width,
                                          int out_height, int out_width) {
   check_size(src.size(), height, width, 1, "resize_nearest");
-  check_size(
-      static_cast<std::size_t>(out_height) * static_cast<std::size_t>(std::max(out_width, 0)),
-      out_height, out_width, 1, "resize_nearest output");
+  check_dims(out_height, out_width, "resize_nearest output");
   cv::Mat out;
   cv::resize(wrap(src, height, width), out, cv::Size(out_width, out_height), 0, 0,
              cv::INTER_NEAREST);
