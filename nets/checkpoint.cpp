@@ -94,7 +94,10 @@ LoadedModel load_checkpoint(const std::filesystem::path& path, Device device, bo
                                 ": no model architecture in the metadata (base_filters, depth): "
                                 "not a glia model checkpoint");
   }
-  auto model = std::make_shared<MultiTaskUNet>(config);
+  // A private generator for the placeholder initialisation, which the weights then replace: the
+  // process-wide one (dropout masks) is left where it was.
+  Generator scratch(0);
+  auto model = std::make_shared<MultiTaskUNet>(config, &scratch);
   load_weights(*model, content.tensors, strict, path.string());
   model->to(device);
   return {model, std::move(content.metadata)};

@@ -1,5 +1,6 @@
 // glia-infer's work: reading inputs, predicting and writing the per-input files; see
 // predictor.h.
+#include <cctype>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
