@@ -13,9 +13,7 @@
 #include "io/image.h"
 #include "io/preprocess.h"
 #include "io/safetensors.h"
-#if __has_include("io/slice.h")
 #include "io/slice.h"
-#endif
 #include "nets/predictor.h"
 
 namespace glia::nets {
@@ -34,12 +32,8 @@ InputImage load_input(const std::filesystem::path& path) {
     throw std::runtime_error("input " + path.string() + " does not exist or is not a file");
   }
   if (is_npz(path)) {
-#if __has_include("io/slice.h")
     io::Slice slice = io::read_slice(path);
     return {std::move(slice.image), slice.height, slice.width};
-#else
-    throw std::runtime_error("input " + path.string() + ": .npz slices are not readable yet");
-#endif
   }
   return {io::prepare_image_file(path), io::kSliceSize, io::kSliceSize};
 }

@@ -19,6 +19,7 @@
 #include "io/atomic_file.h"
 #include "io/image.h"
 #include "io/preprocess.h"
+#include "io/slice.h"
 #include "nets/checkpoint.h"
 #include "tests/common/tolerance.h"
 
@@ -62,6 +63,30 @@ class InferAppTest : public ::testing::Test {
     return path;
   }
 
+  // A preprocessed slice: a z-scored disc, as the data preparation writes them.
+  fs::path write_npz(const std::string& name, int height, int width, unsigned seed) const {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> noise(0.0f, 0.3f);
+    io::Slice s;
+    s.height = height;
+    s.width = width;
+    s.image.resize(static_cast<std::size_t>(height) * width);
+    for (int y = 0; y < height; ++y) {
+      for (int x = 0; x < width; ++x) {
+        const double r = std::hypot(y - height / 2.0, x - width / 2.0);
+        s.image[static_cast<std::size_t>(y) * width + x] =
+            (r < height / 4.0 ? 1.5f : -0.5f) + noise(rng);
+      }
+    }
+    s.label = 1;
+    s.source = "brats";
+    s.patient = "p1";
+    s.slice = 3;
+    const fs::path path = dir_ / name;
+    io::write_slice(path, s);
+    return path;
+  }
+
   fs::path dir_;
 };
 
@@ -81,6 +106,7 @@ TEST_F(InferAppTest, WritesReportsMasksAndRawLogitsOfTheModelsForward) {
   const fs::path a = write_image("scan_a.png", 96, 120, 1);
   const fs::path b = write_image("scan_b.png", 256, 256, 2);
   const fs::path c = write_image("scan_c.png", 64, 64, 3);
+  const fs::path d = write_npz("slice_d.npz", 256, 256, 4);
   // The reference: the checkpoint's model in eval mode on the same preprocessing.
   LoadedModel loaded = load_checkpoint(ckpt);
   loaded.model->eval();
@@ -89,9 +115,12 @@ TEST_F(InferAppTest, WritesReportsMasksAndRawLogitsOfTheModelsForward) {
     const std::vector<float> v = io::prepare_image_file(p);
     pixels.insert(pixels.end(), v.begin(), v.end());
   }
+  // A slice is used as stored.
+  const std::vector<float> stored = io::read_slice(d).image;
+  pixels.insert(pixels.end(), stored.begin(), stored.end());
   NoGradGuard no_grad;
   const MultiTaskOutput ref =
-      loaded.model->forward(from_vector(pixels, {3, 1, 256, 256}), true, true);
+      loaded.model->forward(from_vector(pixels, {4, 1, 256, 256}), true, true);
   // The threshold at the median probability, so the masks are neither empty nor full.
   std::vector<float> sorted = ref.seg_logits.to_vector<float>();
   std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
@@ -103,14 +132,14 @@ TEST_F(InferAppTest, WritesReportsMasksAndRawLogitsOfTheModelsForward) {
   const fs::path raw = dir_ / "raw.safetensors";
   ASSERT_EQ(
       run(kInfer + " --checkpoint " + ckpt.string() + " --input " + a.string() + " " + b.string() +
-          " " + c.string() + " --out " + out.string() + " --save-raw " + raw.string() +
-          " --batch 2 --threshold " + threshold_text + " --device cpu > /dev/null"),
+          " " + c.string() + " " + d.string() + " --out " + out.string() + " --save-raw " +
+          raw.string() + " --batch 2 --threshold " + threshold_text + " --device cpu > /dev/null"),
       0)
       << stderr_text();
 
   const io::SafetensorsContent logits = io::load_safetensors(raw);
-  ASSERT_EQ(logits.tensors.at("seg_logits").shape(), (Shape{3, 1, 256, 256}));
-  ASSERT_EQ(logits.tensors.at("cls_logits").shape(), (Shape{3, 2}));
+  ASSERT_EQ(logits.tensors.at("seg_logits").shape(), (Shape{4, 1, 256, 256}));
+  ASSERT_EQ(logits.tensors.at("cls_logits").shape(), (Shape{4, 2}));
   const std::vector<float> seg = logits.tensors.at("seg_logits").to_vector<float>();
   const std::vector<float> cls = logits.tensors.at("cls_logits").to_vector<float>();
   EXPECT_TRUE(all_close(seg, ref.seg_logits.to_vector<float>()));
@@ -118,7 +147,7 @@ TEST_F(InferAppTest, WritesReportsMasksAndRawLogitsOfTheModelsForward) {
 
   std::int64_t all_pixels = 0;
   int i = 0;
-  for (const char* name : {"scan_a", "scan_b", "scan_c"}) {
+  for (const char* name : {"scan_a", "scan_b", "scan_c", "slice_d"}) {
     SCOPED_TRACE(name);
     const auto report = nlohmann::json::parse(io::read_file(out / (std::string(name) + ".json")));
     const double l0 = cls[2 * i], l1 = cls[2 * i + 1];
@@ -140,7 +169,7 @@ TEST_F(InferAppTest, WritesReportsMasksAndRawLogitsOfTheModelsForward) {
     ++i;
   }
   EXPECT_GT(all_pixels, 0);
-  EXPECT_LT(all_pixels, 3 * 65536);
+  EXPECT_LT(all_pixels, 4 * 65536);
 }
 
 TEST_F(InferAppTest, BadInputsFailNamingTheFileAndWriteNothing) {
@@ -183,6 +212,30 @@ TEST_F(InferAppTest, BadInputsFailNamingTheFileAndWriteNothing) {
   EXPECT_NE(stderr_text().find("--input"), std::string::npos) << stderr_text();
   EXPECT_NE(run(kInfer + " --frobnicate"), 0);
   EXPECT_FALSE(fs::exists(out / "good.json"));
+}
+
+TEST_F(InferAppTest, MixedSizesRunTogetherButCannotShareARawFile) {
+  const fs::path ckpt = dir_ / "m.safetensors";
+  write_initial_checkpoint(ckpt, UNetConfig{.base_filters = 2, .depth = 2}, 1);
+  const fs::path image = write_image("image.png", 40, 40, 5);
+  const fs::path small = write_npz("small.npz", 64, 64, 6);
+  const fs::path out = dir_ / "out";
+  ASSERT_EQ(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + small.string() + " " +
+                image.string() + " --out " + out.string() + " > /dev/null"),
+            0)
+      << stderr_text();
+  EXPECT_EQ(io::read_gray(out / "small_mask.png").height, 64);
+  EXPECT_EQ(io::read_gray(out / "image_mask.png").height, 256);
+  EXPECT_NE(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + small.string() + " " +
+                image.string() + " --out " + out.string() + " --save-raw " +
+                (dir_ / "raw.safetensors").string()),
+            0);
+  EXPECT_NE(stderr_text().find("--save-raw"), std::string::npos) << stderr_text();
+  // Two inputs that would write the same report.
+  EXPECT_NE(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + image.string() + " " +
+                (dir_ / "image.npz").string() + " --out " + out.string()),
+            0);
+  EXPECT_NE(stderr_text().find("image.json"), std::string::npos) << stderr_text();
 }
 
 }  // namespace
