@@ -1,0 +1,53 @@
+// safetensors files: the checkpoint format (model weights, optimiser state, golden test data).
+// Layout: an 8-byte little-endian header length N, N bytes of JSON header, then the raw
+// little-endian tensor data. The header maps each tensor name to
+// {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]} (offsets into the data section)
+// and may hold "__metadata__", a string -> string map (architecture parameters, stage, epoch,
+// metrics). Writing pads the header with spaces to a multiple of 8 bytes and lays tensors out in
+// name order, as the Python safetensors package does, so it reads these files. Reading accepts
+// F32, F64, I32, U8 and I64 (converted to i32, which must hold every value: PyTorch stores
+// integer buffers as I64) and checks that every tensor lies within the file without overlaps.
+// Every write is atomic (io/atomic_file.h). Tested in tests/io/safetensors_test.cpp.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "engine/optim/optimizer.h"
+#include "engine/tensor.h"
+
+namespace glia::io {
+
+using TensorMap = std::map<std::string, Tensor>;
+using Metadata = std::map<std::string, std::string>;
+
+struct SafetensorsContent {
+  TensorMap tensors;  // on the cpu, in their stored dtype (I64 as i32)
+  Metadata metadata;
+};
+
+// The bytes of a safetensors file holding `tensors` (moved to the host as needed) and `metadata`.
+// Names must be non-empty and must not be "__metadata__".
+std::string encode_safetensors(const TensorMap& tensors, const Metadata& metadata = {});
+// Parses the bytes of a safetensors file; `what` names the source in errors.
+SafetensorsContent decode_safetensors(std::string_view bytes, const std::string& what);
+
+void save_safetensors(const std::filesystem::path& path, const TensorMap& tensors,
+                      const Metadata& metadata = {});
+SafetensorsContent load_safetensors(const std::filesystem::path& path);
+// Only the header's metadata (reads the header, not the tensor data).
+Metadata read_safetensors_metadata(const std::filesystem::path& path);
+
+// The optimiser-state file kept beside a checkpoint: "run/best.safetensors" ->
+// "run/best.optim.safetensors".
+std::filesystem::path optimizer_state_path(const std::filesystem::path& checkpoint);
+// Writes the optimiser's export_state() (with `metadata`) to `path`, atomically.
+void save_optimizer_state(const std::filesystem::path& path, const optim::Optimizer& optimizer,
+                          const Metadata& metadata = {});
+// Reads `path` into the optimiser (import_state checks names, shapes and dtypes against its
+// groups) and returns the file's metadata.
+Metadata load_optimizer_state(const std::filesystem::path& path, optim::Optimizer& optimizer);
+
+}  // namespace glia::io

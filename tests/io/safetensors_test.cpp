@@ -1,0 +1,197 @@
+// safetensors: bit-exact round trips of every dtype, the byte layout the format prescribes
+// (little-endian length, 8-byte aligned JSON header, contiguous data in offset order), files
+// written by hand as PyTorch's tooling does (I64 included), errors naming the tensor, and the
+// optimiser-state file (an SGD step after a save/load equals one without it).
+#include "io/safetensors.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "engine/ops.h"
+#include "engine/optim/sgd.h"
+#include "io/atomic_file.h"
+#include "tests/common/tolerance.h"
+#include "tests/engine/test_util.h"
+
+namespace glia::io {
+namespace {
+
+namespace fs = std::filesystem;
+using glia::testing::all_equal;
+using glia::testing::error_of;
+using glia::testing::random_tensor;
+
+class SafetensorsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ =
+        fs::temp_directory_path() /
+        ("glia_safetensors_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+         "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+// A file's header as JSON plus its length field.
+std::pair<nlohmann::json, std::uint64_t> header_of(const std::string& bytes) {
+  std::uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  return {nlohmann::json::parse(bytes.substr(8, n)), n};
+}
+
+// A file written the way other tools write it: given header JSON and data bytes.
+std::string handmade(const std::string& header, const std::string& data) {
+  std::string out(8, '\0');
+  const std::uint64_t n = header.size();
+  std::memcpy(out.data(), &n, 8);
+  return out + header + data;
+}
+
+TEST_F(SafetensorsTest, RoundTripIsBitExactForEveryDtype) {
+  TensorMap tensors;
+  tensors["a.f32"] = random_tensor({3, 5}, -2, 2, 1);
+  tensors["b.f64"] = random_tensor({2, 2, 3}, -1, 1, 2, DType::f64);
+  tensors["c.i32"] = from_vector<std::int32_t>({-7, 0, 2147483647, 5}, {4});
+  tensors["d.u8"] = from_vector<std::uint8_t>({0, 255, 17}, {3});
+  tensors["e.scalar"] = from_vector<double>({3.25}, {});
+  tensors["f.empty"] = zeros({0, 4});
+  const Metadata metadata{{"depth", "3"}, {"note", "a \"quoted\" value"}};
+  save_safetensors(dir_ / "x.safetensors", tensors, metadata);
+
+  const SafetensorsContent back = load_safetensors(dir_ / "x.safetensors");
+  EXPECT_EQ(back.metadata, metadata);
+  EXPECT_EQ(read_safetensors_metadata(dir_ / "x.safetensors"), metadata);
+  ASSERT_EQ(back.tensors.size(), tensors.size());
+  for (const auto& [name, t] : tensors) {
+    SCOPED_TRACE(name);
+    const Tensor& b = back.tensors.at(name);
+    EXPECT_EQ(b.shape(), t.shape());
+    ASSERT_EQ(b.dtype(), t.dtype());
+    const std::size_t bytes = static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype());
+    EXPECT_EQ(std::memcmp(b.raw_data(), t.raw_data(), bytes), 0);
+  }
+}
+
+TEST_F(SafetensorsTest, LayoutFollowsTheFormat) {
+  TensorMap tensors{{"z", ones({2, 3})},
+                    {"a", from_vector<std::uint8_t>({1, 2, 3}, {3})},
+                    {"m", from_vector<double>({1.5}, {1})}};
+  const std::string bytes = encode_safetensors(tensors, {{"k", "v"}});
+  auto [header, n] = header_of(bytes);
+  EXPECT_EQ((8 + n) % 8, 0u) << "data section must start 8-byte aligned";
+  EXPECT_EQ(header["__metadata__"]["k"], "v");
+  EXPECT_EQ(header["z"]["dtype"], "F32");
+  EXPECT_EQ(header["a"]["dtype"], "U8");
+  EXPECT_EQ(header["m"]["dtype"], "F64");
+  EXPECT_EQ(header["z"]["shape"], nlohmann::json::array({2, 3}));
+  // Contiguous, in order, covering the whole data section.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> spans;
+  for (const char* name : {"a", "m", "z"}) {
+    spans.emplace_back(header[name]["data_offsets"][0], header[name]["data_offsets"][1]);
+  }
+  EXPECT_EQ(spans[0].first, 0u);
+  for (std::size_t i = 1; i < spans.size(); ++i) EXPECT_EQ(spans[i].first, spans[i - 1].second);
+  EXPECT_EQ(spans.back().second, bytes.size() - 8 - n);
+  float first = 0;
+  std::memcpy(&first, bytes.data() + 8 + n + spans[2].first, 4);
+  EXPECT_EQ(first, 1.0f);
+}
+
+TEST_F(SafetensorsTest, ReadsHandWrittenFilesWithI64AndWhitespace) {
+  std::string data;
+  const std::int64_t longs[2] = {-3, 1000000};
+  const float f[2] = {0.5f, -2.0f};
+  data.append(reinterpret_cast<const char*>(longs), sizeof longs);
+  data.append(reinterpret_cast<const char*>(f), sizeof f);
+  const std::string header =
+      R"({ "n": {"dtype": "I64", "shape": [2], "data_offsets": [0, 16]},)"
+      R"( "w": {"dtype": "F32", "shape": [1, 2], "data_offsets": [16, 24]} })";
+  const SafetensorsContent c = decode_safetensors(handmade(header, data), "hand");
+  ASSERT_EQ(c.tensors.at("n").dtype(), DType::i32);
+  EXPECT_TRUE(all_equal(c.tensors.at("n").to_vector<std::int32_t>(), {-3, 1000000}));
+  EXPECT_TRUE(all_equal(c.tensors.at("w").to_vector<float>(), {0.5f, -2.0f}));
+  EXPECT_TRUE(c.metadata.empty());
+}
+
+// data/python_safetensors.safetensors was written once by the Python safetensors package (0.8.0):
+//   save_file({"a": np.arange(6, dtype=np.int64).reshape(2, 3), "b": np.ones(2, np.float64),
+//              "c": np.zeros(3, np.uint8), "s": np.array(2.5, np.float32)},
+//             path, metadata={"depth": "2"})
+TEST_F(SafetensorsTest, ReadsAFileWrittenByThePythonPackage) {
+  const SafetensorsContent c =
+      load_safetensors(fs::path(GLIA_IO_TEST_DATA) / "python_safetensors.safetensors");
+  EXPECT_EQ(c.metadata, (Metadata{{"depth", "2"}}));
+  ASSERT_EQ(c.tensors.size(), 4u);
+  EXPECT_EQ(c.tensors.at("a").shape(), (Shape{2, 3}));
+  EXPECT_TRUE(all_equal(c.tensors.at("a").to_vector<std::int32_t>(), {0, 1, 2, 3, 4, 5}));
+  EXPECT_TRUE(all_equal(c.tensors.at("b").to_vector<double>(), {1.0, 1.0}));
+  EXPECT_TRUE(all_equal(c.tensors.at("c").to_vector<std::uint8_t>(), {0, 0, 0}));
+  EXPECT_EQ(c.tensors.at("s").shape(), Shape{});
+  EXPECT_EQ(c.tensors.at("s").item<float>(), 2.5f);
+}
+
+TEST_F(SafetensorsTest, MalformedFilesAreReportedByName) {
+  EXPECT_NE(error_of([] { decode_safetensors("abc", "short.st"); }).find("short.st"),
+            std::string::npos);
+  const std::string data(8, '\0');
+  const std::string oob =
+      handmade(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", data);
+  const std::string msg = error_of([&] { decode_safetensors(oob, "f.st"); });
+  EXPECT_NE(msg.find("'w'"), std::string::npos) << msg;
+  const std::string wrong_size =
+      handmade(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data);
+  EXPECT_NE(error_of([&] { decode_safetensors(wrong_size, "f.st"); }).find("'w'"),
+            std::string::npos);
+  const std::string bad_dtype =
+      handmade(R"({"w":{"dtype":"BF16","shape":[4],"data_offsets":[0,8]}})", data);
+  EXPECT_NE(error_of([&] { decode_safetensors(bad_dtype, "f.st"); }).find("BF16"),
+            std::string::npos);
+  const std::string big_i64 = handmade(R"({"n":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})",
+                                       std::string("\0\0\0\0\1\0\0\0", 8));
+  EXPECT_NE(error_of([&] { decode_safetensors(big_i64, "f.st"); }).find("'n'"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_safetensors(dir_ / "absent.safetensors"); }).find("absent"),
+            std::string::npos);
+}
+
+TEST_F(SafetensorsTest, OptimizerStatePathSitsBesideTheCheckpoint) {
+  EXPECT_EQ(optimizer_state_path("run/best.safetensors"), fs::path("run/best.optim.safetensors"));
+  EXPECT_EQ(optimizer_state_path("run/last"), fs::path("run/last.optim.safetensors"));
+}
+
+// Resuming from the saved state must continue exactly as an uninterrupted run.
+TEST_F(SafetensorsTest, OptimizerStateRoundTripResumesIdentically) {
+  auto make = [](Tensor& p) {
+    return std::make_unique<optim::Sgd>(std::vector<optim::ParamGroup>{{.params = {p}, .lr = 0.1}},
+                                        optim::SgdOptions{.momentum = 0.9});
+  };
+  Tensor p1 = random_tensor({4, 3}, -1, 1, 7).set_requires_grad(true);
+  Tensor p2 = p1.detach().clone().set_requires_grad(true);
+  const Tensor g = random_tensor({4, 3}, -1, 1, 8);
+  auto opt1 = make(p1);
+  sum(mul(p1, g)).backward();
+  opt1->step();
+  save_optimizer_state(dir_ / "o.safetensors", *opt1, {{"epoch", "1"}});
+
+  // p2 reaches p1's state by the same first step, then takes its optimiser state from the file.
+  auto opt2 = make(p2);
+  sum(mul(p2, g)).backward();
+  opt2->step();
+  auto opt3 = make(p2);
+  EXPECT_EQ(load_optimizer_state(dir_ / "o.safetensors", *opt3).at("epoch"), "1");
+  opt1->zero_grad();
+  opt3->zero_grad();
+  sum(mul(p1, g)).backward();
+  sum(mul(p2, g)).backward();
+  opt1->step();
+  opt3->step();
+  EXPECT_TRUE(all_equal(p2.to_vector<float>(), p1.to_vector<float>()));
+}
+
+}  // namespace
+}  // namespace glia::io
