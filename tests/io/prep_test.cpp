@@ -388,6 +388,32 @@ TEST_F(PrepTest, EmptyOrMissingFoldersAreNamed) {
   EXPECT_THROW(run_prep(o), std::invalid_argument);
 }
 
+TEST_F(PrepTest, NamesThatCollideGetDistinctFiles) {
+  const fs::path dir = scratch();
+  fs::create_directories(dir / "k" / "yes");
+  fs::create_directories(dir / "k" / "no");
+  std::vector<std::uint8_t> px(20 * 30);
+  for (std::size_t i = 0; i < px.size(); ++i) px[i] = static_cast<std::uint8_t>(1 + i % 200);
+  write_jpeg_gray(dir / "k" / "yes" / "a b.jpg", px, 20, 30);
+  write_png_gray(dir / "k" / "yes" / "a_b.png", px, 20, 30);
+  write_png_gray(dir / "k" / "yes" / "a b.png", px, 20, 30);  // same stem as a b.jpg
+  write_png_gray(dir / "k" / "no" / "a b.png", px, 20, 30);   // same stem, other class
+  PrepOptions o = options(dir / "out");
+  o.brats.clear();
+  o.kaggle = dir / "k";
+  o.split = SplitFractions{1.0, 0.0, 0.0};
+  run_prep(o);
+  auto rows = read_manifest(o.out / "manifest.csv");
+  ASSERT_EQ(rows.size(), 4u);
+  std::set<std::string> paths;
+  for (const auto& e : rows) {
+    paths.insert(e.path);
+    EXPECT_TRUE(fs::exists(o.out / e.path)) << e.path;
+  }
+  EXPECT_EQ(paths.size(), 4u);
+  EXPECT_EQ(std::count_if(rows.begin(), rows.end(), [](auto& e) { return e.patient == "a b"; }), 3);
+}
+
 TEST(PrepNamesTest, SanitizedNamesAreSafe) {
   EXPECT_EQ(sanitize_name("BraTS20_Training_001"), "BraTS20_Training_001");
   EXPECT_EQ(sanitize_name("Y 12"), "Y_12");
