@@ -119,8 +119,8 @@ class Pipeline {
     const std::string rel =
         split + "/" + slice.source + "/" + stem + "_" + std::to_string(slice.slice) + ".npz";
     fs::create_directories(opts_.out / split / slice.source);
-    report_.stats.add(slice.source, split, slice.label, slice.mask.has_value(), slice.image);
     write_slice(opts_.out / rel, slice);
+    report_.stats.add(slice.source, split, slice.label, slice.mask.has_value(), slice.image);
     ManifestEntry e;
     e.path = rel;
     e.split = split;
@@ -145,10 +145,14 @@ class Pipeline {
     auto split = split_by_group(ids, opts_.split, opts_.seed);
     for (const auto& dir : subjects) {
       const std::string id = dir.filename().string();
+      const std::size_t before = entries_.size();
       try {
         subject(dir, id, split.at(id));
         ++report_.brats_subjects;
       } catch (const std::exception& e) {
+        // Inputs are all checked before the first slice is written; a failure after that is
+        // an output problem, and skipping would leave half a subject in the manifest.
+        if (entries_.size() != before) throw;
         bad("BraTS subject " + id, e);
       }
     }
