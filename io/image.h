@@ -1,0 +1,62 @@
+// Image files and the 2-D image processing the application needs: decoding JPEG/PNG/BMP to one
+// luminance channel (stb_image), encoding PNG/JPEG (stb_image_write, written atomically), and
+// resizing, binary morphology, connected components and the JET colour map through OpenCV's core
+// and imgproc modules, so results match what cv2 gives the Python reference.
+// Layout: every buffer is row-major, height x width (x 3 for interleaved RGB).
+// Tested in tests/io/image_test.cpp.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <vector>
+
+namespace glia::io {
+
+struct GrayImage {
+  int height = 0;
+  int width = 0;
+  std::vector<float> pixels;  // row-major, 0..255
+};
+
+// JPEG/PNG/BMP with any channel count -> one luminance channel as float 0..255. Colour images use
+// ITU-R BT.601 luma, Y = 0.299 R + 0.587 G + 0.114 B (OpenCV's RGB2GRAY, PIL's "L"), kept in float
+// so no rounding happens; grey+alpha keeps the grey and alpha is ignored. Throws
+// std::runtime_error naming the path for a missing, unreadable, truncated or corrupt file
+// (a JPEG must end with its end-of-image marker: stb_image alone decodes truncated JPEGs).
+GrayImage read_gray(const std::filesystem::path& path);
+
+// 8-bit PNG (grey or HxWx3 interleaved RGB) and baseline JPEG (grey, quality 1..100), each written
+// atomically. A pixel count other than height*width (*3) is std::invalid_argument.
+void write_png_gray(const std::filesystem::path& path, std::span<const std::uint8_t> pixels,
+                    int height, int width);
+void write_png_rgb(const std::filesystem::path& path, std::span<const std::uint8_t> pixels,
+                   int height, int width);
+void write_jpeg_gray(const std::filesystem::path& path, std::span<const std::uint8_t> pixels,
+                     int height, int width, int quality = 90);
+
+// cv::resize with cv::INTER_LINEAR (half-pixel centres, edge pixels replicated) and
+// cv::INTER_NEAREST (source index floor(dst * src / dst_size)); the latter keeps label values.
+std::vector<float> resize_bilinear(std::span<const float> src, int height, int width,
+                                   int out_height, int out_width);
+std::vector<std::uint8_t> resize_nearest(std::span<const std::uint8_t> src, int height, int width,
+                                         int out_height, int out_width);
+
+// Binary (0/1, any non-zero counts as 1) morphology with an elliptical (2r+1)x(2r+1) structuring
+// element (cv::MORPH_ELLIPSE). Outside the image does not count: erosion does not eat in from
+// the border and dilation adds nothing from it. radius 0 returns the mask as 0/1.
+std::vector<std::uint8_t> erode(std::span<const std::uint8_t> mask, int height, int width,
+                                int radius);
+std::vector<std::uint8_t> dilate(std::span<const std::uint8_t> mask, int height, int width,
+                                 int radius);
+
+// The largest 8-connected component of a 0/1 mask (0/1 out; all zero in -> all zero out). Of two
+// components of equal size the one met first in row-major order wins.
+std::vector<std::uint8_t> largest_component(std::span<const std::uint8_t> mask, int height,
+                                            int width);
+
+// Values in [0,1] (clamped; NaN counts as 0) -> HxWx3 RGB with OpenCV's COLORMAP_JET, the value
+// quantised to floor(255 v) first exactly as cv2.applyColorMap(np.uint8(255 * v)) does.
+std::vector<std::uint8_t> colormap_jet(std::span<const float> values, int height, int width);
+
+}  // namespace glia::io

@@ -1,0 +1,52 @@
+// The shared slice normalisation; see preprocess.h for the math and the degenerate cases.
+#include "io/preprocess.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "io/image.h"
+
+namespace glia::io {
+
+void normalize_nonzero(std::span<float> pixels) {
+  double sum = 0.0;
+  std::size_t n = 0;
+  for (float v : pixels) {
+    if (v != 0.0f) {
+      sum += v;
+      ++n;
+    }
+  }
+  if (n == 0) return;
+  const double mean = sum / static_cast<double>(n);
+  double squares = 0.0;
+  for (float v : pixels) {
+    if (v != 0.0f) squares += (v - mean) * (v - mean);
+  }
+  const double std = std::sqrt(squares / static_cast<double>(n));
+  // MONAI replaces a zero std by 1, which leaves x - mean = 0 for every non-zero pixel.
+  const double scale = std > 0.0 ? 1.0 / std : 0.0;
+  for (float& v : pixels) {
+    if (v != 0.0f) v = static_cast<float>((v - mean) * scale);
+  }
+}
+
+std::vector<float> prepare_slice(std::span<const float> pixels, int height, int width) {
+  if (height <= 0 || width <= 0 ||
+      pixels.size() != static_cast<std::size_t>(height) * static_cast<std::size_t>(width)) {
+    throw std::invalid_argument("prepare_slice: " + std::to_string(pixels.size()) +
+                                " pixels given for a " + std::to_string(height) + "x" +
+                                std::to_string(width) + " image");
+  }
+  std::vector<float> out = resize_bilinear(pixels, height, width, kSliceSize, kSliceSize);
+  normalize_nonzero(out);
+  return out;
+}
+
+std::vector<float> prepare_image_file(const std::filesystem::path& path) {
+  const GrayImage img = read_gray(path);
+  return prepare_slice(img.pixels, img.height, img.width);
+}
+
+}  // namespace glia::io

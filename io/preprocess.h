@@ -1,0 +1,30 @@
+// THE one slice normalisation shared by data preparation (BraTS FLAIR slices and Kaggle JPEGs)
+// and inference, so training and serving cannot disagree: resize to 256x256 (bilinear), then
+// z-score over the non-zero (brain) pixels as MONAI's NormalizeIntensity(nonzero=True):
+//   mean = sum(x_i) / n, std = sqrt(sum((x_i - mean)^2) / n) over the n pixels with x_i != 0
+//   (population std), each such pixel becomes (x_i - mean) / std, zero pixels stay 0.
+// Degenerate inputs: with no non-zero pixel nothing changes (all zero), and when std == 0 (all
+// non-zero pixels equal) those pixels become 0, as MONAI does by dividing by 1 instead of 0.
+// Sums are accumulated in double. Tested in tests/io/preprocess_test.cpp.
+#pragma once
+
+#include <filesystem>
+#include <span>
+#include <vector>
+
+namespace glia::io {
+
+inline constexpr int kSliceSize = 256;
+
+// In place; see the file comment for the math and the degenerate cases.
+void normalize_nonzero(std::span<float> pixels);
+
+// Resize (bilinear, cv::INTER_LINEAR) height x width to kSliceSize x kSliceSize, then
+// normalize_nonzero: 1 x 256 x 256 row-major. A pixel count other than height*width is
+// std::invalid_argument.
+std::vector<float> prepare_slice(std::span<const float> pixels, int height, int width);
+
+// read_gray + prepare_slice: how a raw image file becomes a model input.
+std::vector<float> prepare_image_file(const std::filesystem::path& path);
+
+}  // namespace glia::io

@@ -1,0 +1,102 @@
+// The shared normalisation: mean 0 and population std 1 over the non-zero pixels against a
+// double-precision reference, zeros kept, the degenerate cases, and prepare_slice /
+// prepare_image_file as the composition of resize, read and normalise.
+#include "io/preprocess.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "io/image.h"
+#include "tests/common/tolerance.h"
+#include "tests/io/temp_dir.h"
+
+namespace glia::io {
+namespace {
+
+using glia::testing::all_close;
+using glia::testing::all_equal;
+using PreprocessTest = glia::io::testing::TempDirTest;
+
+// Random intensities 1..1000 with about a third of the pixels zero (background).
+std::vector<float> brain_like(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> value(1.0f, 1000.0f);
+  std::bernoulli_distribution background(0.35);
+  std::vector<float> v(n);
+  for (auto& x : v) x = background(rng) ? 0.0f : value(rng);
+  return v;
+}
+
+TEST_F(PreprocessTest, NonZeroPixelsGetMeanZeroStdOneAndZerosStay) {
+  const auto raw = brain_like(37 * 41, 5);
+  auto out = raw;
+  normalize_nonzero(out);
+  double sum = 0, n = 0;
+  for (float v : raw) {
+    if (v != 0) sum += v, ++n;
+  }
+  const double mean = sum / n;
+  double sq = 0;
+  for (float v : raw) {
+    if (v != 0) sq += (v - mean) * (v - mean);
+  }
+  const double std = std::sqrt(sq / n);  // population std, as torch.std(unbiased=False)
+  std::vector<double> ref(raw.size());
+  for (std::size_t i = 0; i < raw.size(); ++i) ref[i] = raw[i] == 0 ? 0.0 : (raw[i] - mean) / std;
+  EXPECT_TRUE(all_close(out, ref));
+  double m = 0, s = 0;
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == 0) {
+      EXPECT_EQ(out[i], 0.0f);
+    } else {
+      m += out[i];
+      s += double(out[i]) * out[i];
+    }
+  }
+  EXPECT_NEAR(m / n, 0.0, 1e-6);
+  EXPECT_NEAR(std::sqrt(s / n), 1.0, 1e-6);
+}
+
+TEST_F(PreprocessTest, DegenerateInputsBecomeZero) {
+  std::vector<float> zeros(50, 0.0f);
+  normalize_nonzero(zeros);
+  EXPECT_TRUE(all_equal(zeros, std::vector<float>(50, 0.0f)));
+  std::vector<float> flat = {0, 4, 4, 0, 4};  // std 0 over the non-zero pixels
+  normalize_nonzero(flat);
+  EXPECT_TRUE(all_equal(flat, std::vector<float>(5, 0.0f)));
+  std::vector<float> one = {0, 0, -2.5f};
+  normalize_nonzero(one);
+  EXPECT_TRUE(all_equal(one, std::vector<float>(3, 0.0f)));
+  std::vector<float> empty;
+  normalize_nonzero(empty);
+}
+
+TEST_F(PreprocessTest, PrepareSliceResizesThenNormalises) {
+  const int h = 64, w = 48;
+  const auto raw = brain_like(h * w, 6);
+  auto ref = resize_bilinear(raw, h, w, kSliceSize, kSliceSize);
+  normalize_nonzero(ref);
+  const auto out = prepare_slice(raw, h, w);
+  ASSERT_EQ(out.size(), std::size_t(kSliceSize) * kSliceSize);
+  EXPECT_TRUE(all_equal(out, ref));
+  EXPECT_TRUE(all_equal(prepare_slice(std::vector<float>(5 * 3, 9.0f), 5, 3),
+                        std::vector<float>(kSliceSize * kSliceSize, 0.0f)));
+  EXPECT_THROW(prepare_slice(raw, h, w + 1), std::invalid_argument);
+}
+
+TEST_F(PreprocessTest, PrepareImageFileReadsThenPrepares) {
+  std::vector<std::uint8_t> pixels(30 * 20);
+  for (std::size_t i = 0; i < pixels.size(); ++i)
+    pixels[i] = static_cast<std::uint8_t>(i * 7 % 256);
+  write_png_gray(dir_ / "x.png", pixels, 30, 20);
+  const std::vector<float> as_float(pixels.begin(), pixels.end());
+  EXPECT_TRUE(all_equal(prepare_image_file(dir_ / "x.png"), prepare_slice(as_float, 30, 20)));
+  EXPECT_TRUE(
+      glia::io::testing::throws_naming([&] { prepare_image_file(dir_ / "nope.jpg"); }, "nope.jpg"));
+}
+
+}  // namespace
+}  // namespace glia::io
