@@ -250,7 +250,7 @@ TEST(TransformsTest, SkullMaskRemovesTheRingAndKeepsTheBrain) {
   const Sample before = s;
   SampleRng rng(0, 0, 0);
   skull.apply(s, rng);
-  int ring = 0, inside = 0;
+  int ring = 0, inside = 0, edge = 0;
   for (int i = 0; i < 64; ++i)
     for (int j = 0; j < 64; ++j) {
       const double r = std::hypot(i - 31.5, j - 31.5);
@@ -263,12 +263,17 @@ TEST(TransformsTest, SkullMaskRemovesTheRingAndKeepsTheBrain) {
         EXPECT_EQ(s.image[p], before.image[p]) << "brain pixel " << i << "," << j << " lost";
         ++inside;
       }
+      if (r > 19 && r < 20) {  // brain, but within the erosion radius of its edge
+        EXPECT_EQ(s.image[p], 0.0f) << "edge pixel " << i << "," << j << " not eroded";
+        ++edge;
+      }
       if (r > 30) {
         EXPECT_EQ(s.image[p], 0.0f);
       }
     }
   EXPECT_GT(ring, 100);
   EXPECT_GT(inside, 500);
+  EXPECT_GT(edge, 40);
 
   Sample brats = skull_phantom("brats");
   skull.apply(brats, rng);
