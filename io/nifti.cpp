@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -24,8 +25,10 @@ struct NiftiFree {
 using NiftiPtr = std::unique_ptr<nifti_image, NiftiFree>;
 
 // nifti_clib reports problems on stderr at debug level 1 (its default); ours become exceptions.
+// The level is a global of the library: set it once, not from every (possibly concurrent) call.
 void quiet() {
-  nifti_set_debug_level(0);
+  static std::once_flag once;
+  std::call_once(once, [] { nifti_set_debug_level(0); });
 }
 
 template <class T>

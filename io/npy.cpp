@@ -171,7 +171,9 @@ class HeaderParser {
     std::vector<std::int64_t> dims;
     expect('(');
     while (!peek(')')) {
-      if (!std::isdigit(static_cast<unsigned char>(s_[pos_]))) fail("expected a dimension");
+      if (pos_ >= s_.size() || !std::isdigit(static_cast<unsigned char>(s_[pos_]))) {
+        fail("expected a dimension");
+      }
       std::int64_t d = 0;
       while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) {
         if (d > (std::numeric_limits<std::int64_t>::max() - 9) / 10) fail("dimension too large");

@@ -163,6 +163,13 @@ TEST_F(NiftiTest, BadFilesThrowNamingThePath) {
                            "cut_header.nii", "cut_data.nii", "cut.nii.gz", "cut_end.nii.gz"}) {
     EXPECT_TRUE(throws_naming([&] { read_nifti(dir_ / name); }, name));
   }
+  // Every proper prefix of either file is rejected.
+  for (const auto& [name, bytes] : {std::pair{"prefix.nii", nii}, std::pair{"prefix.nii.gz", gz}}) {
+    for (std::size_t n = 1; n < bytes.size(); n += 5) {
+      glia::io::testing::write_bytes(dir_ / name, bytes.substr(0, n));
+      EXPECT_TRUE(throws_naming([&] { read_nifti(dir_ / name); }, name)) << n;
+    }
+  }
   // A missing x.nii is an error even when x.nii.gz exists.
   EXPECT_TRUE(throws_naming([&] { read_nifti(dir_ / "ok.nii.gz.nii"); }, "ok.nii.gz.nii"));
   fs::remove(dir_ / "ok.nii");

@@ -212,6 +212,11 @@ TEST_F(NpyTest, BadFilesThrowNamingTheFile) {
     EXPECT_TRUE(throws_naming([&] { read_npy(dir_ / name); }, name));
   }
   EXPECT_TRUE(throws_naming([&] { read_npy(kData / "f4_fortran.npy"); }, "f4_fortran.npy"));
+  // Every proper prefix of a .npy file is rejected, header or data.
+  for (std::size_t n = 0; n < npy.size(); ++n) {
+    EXPECT_TRUE(throws_naming([&] { decode_npy(npy.substr(0, n), "prefix.npy"); }, "prefix.npy"))
+        << n;
+  }
   write_file_atomic(dir_ / "empty.npz", "");
   write_file_atomic(dir_ / "cut.npz", npz.substr(0, npz.size() / 2));
   write_file_atomic(dir_ / "cut_end.npz", npz.substr(0, npz.size() - 10));
@@ -230,6 +235,11 @@ TEST_F(NpyTest, BadFilesThrowNamingTheFile) {
   for (const char* name :
        {"missing.npz", "empty.npz", "cut.npz", "cut_end.npz", "plain.npz", "flipped.npz"}) {
     EXPECT_TRUE(throws_naming([&] { read_npz(dir_ / name); }, name));
+  }
+  // Every proper prefix of a .npz file is rejected.
+  for (std::size_t n = 1; n < npz.size(); n += 7) {
+    glia::io::testing::write_bytes(dir_ / "prefix.npz", npz.substr(0, n));
+    EXPECT_TRUE(throws_naming([&] { read_npz(dir_ / "prefix.npz"); }, "prefix.npz")) << n;
   }
   EXPECT_TRUE(throws_naming(
       [&] {
