@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "io/atomic_file.h"
+#include "io/split.h"
 
 namespace glia::io {
 
@@ -108,6 +109,24 @@ nlohmann::json pixel_json(const PixelStats& p) {
       {"count", p.count}, {"mean", p.mean()}, {"std", p.stddev()}, {"min", p.min}, {"max", p.max}};
 }
 
+// The groups in the order source, then train, val, test (other split names last, by name).
+std::vector<std::pair<std::pair<std::string, std::string>, const GroupStats*>> ordered(
+    const std::map<std::pair<std::string, std::string>, GroupStats>& groups) {
+  auto rank = [](const std::string& split) {
+    for (int i = 0; i < 3; ++i) {
+      if (split == kSplitNames[i]) return i;
+    }
+    return 3;
+  };
+  std::vector<std::pair<std::pair<std::string, std::string>, const GroupStats*>> out;
+  for (const auto& [key, g] : groups) out.emplace_back(key, &g);
+  std::stable_sort(out.begin(), out.end(), [&](const auto& a, const auto& b) {
+    if (a.first.first != b.first.first) return a.first.first < b.first.first;
+    return rank(a.first.second) < rank(b.first.second);
+  });
+  return out;
+}
+
 nlohmann::json group_json(const GroupStats& g) {
   return {{"slices", g.slices},
           {"positives", g.positives},
@@ -141,8 +160,8 @@ nlohmann::json DatasetStats::to_json() const {
                     {"bins", kStatsBins},
                     {"pixels", "non-zero normalised pixels, clamped into the end bins"}};
   nlohmann::json groups = nlohmann::json::array();
-  for (const auto& [key, g] : groups_) {
-    nlohmann::json row = group_json(g);
+  for (const auto& [key, g] : ordered(groups_)) {
+    nlohmann::json row = group_json(*g);
     row["source"] = key.first;
     row["split"] = key.second;
     groups.push_back(std::move(row));
@@ -161,7 +180,7 @@ std::string DatasetStats::table() const {
   std::ostringstream out;
   out << "source   split   slices    pos    neg mean_all std_all  mean_nz  std_nz   min_nz   "
          "max_nz\n";
-  for (const auto& [key, g] : groups_) table_row(out, key.first, key.second, g);
+  for (const auto& [key, g] : ordered(groups_)) table_row(out, key.first, key.second, *g);
   for (const auto& [source, g] : by_source()) table_row(out, source, "all", g);
   for (const auto& [pair, v] : overlaps()) {
     char line[128];
