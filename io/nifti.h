@@ -20,8 +20,9 @@ struct Volume {
 };
 
 // .nii and .nii.gz (also an .hdr/.img pair); any integer (8..64 bit, signed or not) or float
-// datatype, byte-swapped files included. A 4-D file with nt == 1 is accepted, more volumes is an
-// error; truncated, corrupt or missing files throw std::runtime_error naming the path.
+// datatype (byte order is nifti_clib's business; only little-endian files are tested). A 4-D file
+// with nt == 1 is accepted, more volumes is an error; truncated, corrupt or missing files throw
+// std::runtime_error naming the path.
 Volume read_nifti(const std::filesystem::path& path);
 
 enum class NiftiDType { u8, i16, i32, f32, f64 };

@@ -76,11 +76,13 @@ std::string shape_text(const Volume& v) {
   return std::to_string(v.nx) + "x" + std::to_string(v.ny) + "x" + std::to_string(v.nz);
 }
 
-// Gives every (source, patient) a distinct file-name stem.
+// Gives every input (a BraTS subject, a Kaggle file) a distinct file-name stem, also when two
+// names sanitise alike or two Kaggle files share a stem.
 class StemTable {
  public:
-  const std::string& stem(const std::string& source, const std::string& patient) {
-    auto key = std::make_pair(source, patient);
+  const std::string& stem(const std::string& source, const std::string& input,
+                          const std::string& patient) {
+    auto key = std::make_pair(source, input);
     auto it = stems_.find(key);
     if (it != stems_.end()) return it->second;
     std::string base = sanitize_name(patient), candidate = base;
@@ -110,8 +112,10 @@ class Pipeline {
     log("warning: skipping " + what + ": " + e.what());
   }
 
-  void emit(Slice slice, const std::string& split, std::int64_t tumor_pixels) {
-    const std::string stem = stems_.stem(slice.source, slice.patient);
+  // `input` names the subject folder or image file the slice comes from.
+  void emit(Slice slice, const std::string& input, const std::string& split,
+            std::int64_t tumor_pixels) {
+    const std::string stem = stems_.stem(slice.source, input, slice.patient);
     const std::string rel =
         split + "/" + slice.source + "/" + stem + "_" + std::to_string(slice.slice) + ".npz";
     fs::create_directories(opts_.out / split / slice.source);
@@ -209,7 +213,7 @@ class Pipeline {
       s.source = "brats";
       s.patient = id;
       s.slice = c.z;
-      emit(std::move(s), split, c.tumor);
+      emit(std::move(s), id, split, c.tumor);
     }
   }
 
@@ -243,7 +247,7 @@ class Pipeline {
         s.source = "kaggle";
         s.patient = files[i].stem().string();
         s.slice = 0;
-        emit(std::move(s), split[i], 0);
+        emit(std::move(s), keys[i], split[i], 0);
         ++report_.kaggle_images;
       } catch (const std::exception& e) {
         bad("Kaggle image " + files[i].string(), e);
