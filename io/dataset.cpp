@@ -1,8 +1,12 @@
-// Sample checks, the Dataset base helpers and InMemoryDataset (io/dataset.h).
+// Sample checks, the Dataset base helpers, InMemoryDataset and ManifestDataset (io/dataset.h).
 // Tested in tests/io/dataset_test.cpp.
 #include "io/dataset.h"
 
+#include <algorithm>
+#include <sstream>
 #include <stdexcept>
+
+#include "io/slice.h"
 
 namespace glia::io {
 
@@ -71,6 +75,94 @@ bool InMemoryDataset::has_mask(std::size_t i) const {
 Sample InMemoryDataset::load(std::size_t i) const {
   check_index(i);
   return samples_[i];
+}
+
+namespace {
+
+const std::vector<std::string> kSplits = {"train", "val", "test"};
+
+std::vector<ManifestEntry> filter_rows(std::vector<ManifestEntry> entries, const std::string& split,
+                                       const std::vector<std::string>& sources) {
+  if (!split.empty() && std::find(kSplits.begin(), kSplits.end(), split) == kSplits.end()) {
+    throw std::invalid_argument("manifest dataset: split '" + split +
+                                "' is not train, val or test");
+  }
+  std::vector<ManifestEntry> kept;
+  for (ManifestEntry& e : entries) {
+    if (!split.empty() && e.split != split) continue;
+    if (!sources.empty() && std::find(sources.begin(), sources.end(), e.source) == sources.end()) {
+      continue;
+    }
+    kept.push_back(std::move(e));
+  }
+  return kept;
+}
+
+template <class A, class B>
+void expect_field(const std::filesystem::path& file, const char* field, const A& in_file,
+                  const B& in_manifest) {
+  if (in_file != in_manifest) {
+    std::ostringstream msg;
+    msg << file.string() << ": slice does not match its manifest row: " << field << " is "
+        << in_file << " in the file but " << in_manifest << " in the manifest";
+    throw std::runtime_error(msg.str());
+  }
+}
+
+}  // namespace
+
+ManifestDataset::ManifestDataset(const std::filesystem::path& csv, const std::string& split,
+                                 std::vector<std::string> sources)
+    : ManifestDataset(read_manifest(csv), csv.parent_path(), split, std::move(sources)) {}
+
+ManifestDataset::ManifestDataset(std::vector<ManifestEntry> entries, std::filesystem::path root,
+                                 const std::string& split, std::vector<std::string> sources)
+    : root_(std::move(root)), rows_(filter_rows(std::move(entries), split, sources)) {}
+
+const ManifestEntry& ManifestDataset::entry(std::size_t i) const {
+  check_index(i);
+  return rows_[i];
+}
+
+std::filesystem::path ManifestDataset::file(std::size_t i) const {
+  return root_ / std::filesystem::path(entry(i).path);
+}
+
+const std::string& ManifestDataset::source(std::size_t i) const {
+  return entry(i).source;
+}
+int ManifestDataset::label(std::size_t i) const {
+  return entry(i).label;
+}
+bool ManifestDataset::has_mask(std::size_t i) const {
+  return entry(i).has_mask;
+}
+
+Sample ManifestDataset::load(std::size_t i) const {
+  const ManifestEntry& row = entry(i);
+  const std::filesystem::path path = file(i);
+  Slice slice = read_slice(path);
+  expect_field(path, "source", slice.source, row.source);
+  expect_field(path, "patient", slice.patient, row.patient);
+  expect_field(path, "slice", slice.slice, row.slice);
+  expect_field(path, "label", slice.label, row.label);
+  expect_field(path, "has_mask", slice.mask.has_value(), row.has_mask);
+  if (slice.mask) {
+    const auto pixels = static_cast<std::int64_t>(
+        std::count_if(slice.mask->begin(), slice.mask->end(), [](std::uint8_t v) { return v; }));
+    expect_field(path, "tumor_pixels", pixels, row.tumor_pixels);
+  }
+  Sample s;
+  s.height = slice.height;
+  s.width = slice.width;
+  s.image = std::move(slice.image);
+  s.mask = std::move(slice.mask);
+  s.label = slice.label;
+  s.source = std::move(slice.source);
+  s.patient = std::move(slice.patient);
+  s.slice = slice.slice;
+  s.check(path.string());
+  return s;
 }
 
 }  // namespace glia::io

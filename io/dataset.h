@@ -9,9 +9,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "io/manifest.h"
 
 namespace glia::io {
 
@@ -63,6 +66,35 @@ class InMemoryDataset : public Dataset {
 
  private:
   std::vector<Sample> samples_;
+};
+
+// The slices a manifest lists (io/manifest.h), keeping the rows of one split and some sources.
+// Metadata comes from the manifest, read once; load(i) reads the slice file and checks it against
+// its row (source, patient, slice, label, mask presence, tumour pixel count, size), throwing
+// std::runtime_error naming the file and the field that differs.
+class ManifestDataset : public Dataset {
+ public:
+  // Reads the manifest at `csv`; `split` is "train", "val" or "test" (empty: every split) and
+  // `sources` the sources to keep (empty: all), e.g. {"brats"} or {"kaggle"}.
+  ManifestDataset(const std::filesystem::path& csv, const std::string& split,
+                  std::vector<std::string> sources = {});
+  // The same over rows already read; paths are relative to `root`.
+  ManifestDataset(std::vector<ManifestEntry> entries, std::filesystem::path root,
+                  const std::string& split, std::vector<std::string> sources = {});
+
+  std::size_t size() const override { return rows_.size(); }
+  const std::string& source(std::size_t i) const override;
+  int label(std::size_t i) const override;
+  bool has_mask(std::size_t i) const override;
+  Sample load(std::size_t i) const override;
+  std::string describe(std::size_t i) const override { return file(i).string(); }
+
+  const ManifestEntry& entry(std::size_t i) const;
+  std::filesystem::path file(std::size_t i) const;
+
+ private:
+  std::filesystem::path root_;
+  std::vector<ManifestEntry> rows_;
 };
 
 }  // namespace glia::io

@@ -3,6 +3,7 @@
 
 #include <stb_image.h>
 #include <stb_image_write.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -18,18 +19,22 @@
 namespace glia::io {
 namespace {
 
-void check_size(std::size_t got, int height, int width, int channels, const char* what) {
+void check_dims(int height, int width, const std::string& what) {
   if (height <= 0 || width <= 0) {
-    throw std::invalid_argument(std::string(what) + ": image size " + std::to_string(height) + "x" +
+    throw std::invalid_argument(what + ": image size " + std::to_string(height) + "x" +
                                 std::to_string(width) + " must be positive");
   }
+}
+
+void check_size(std::size_t got, int height, int width, int channels, const std::string& what) {
+  check_dims(height, width, what);
   const std::size_t want = static_cast<std::size_t>(height) * static_cast<std::size_t>(width) *
                            static_cast<std::size_t>(channels);
   if (got != want) {
-    throw std::invalid_argument(std::string(what) + ": " + std::to_string(got) +
-                                " values given for a " + std::to_string(height) + "x" +
-                                std::to_string(width) + "x" + std::to_string(channels) +
-                                " image (" + std::to_string(want) + " expected)");
+    throw std::invalid_argument(what + ": " + std::to_string(got) + " values given for a " +
+                                std::to_string(height) + "x" + std::to_string(width) + "x" +
+                                std::to_string(channels) + " image (" + std::to_string(want) +
+                                " expected)");
   }
 }
 
@@ -77,6 +82,33 @@ bool jpeg_is_complete(std::string_view b) {
   return false;
 }
 
+bool is_png(std::string_view b) {
+  return b.starts_with("\x89PNG\r\n\x1a\n");
+}
+
+// Walks the PNG chunks, checking each CRC, up to a complete IEND chunk. stb_image ignores CRCs
+// and stops at the IEND type, so it accepts a file cut inside the last chunk.
+bool png_is_complete(std::string_view b) {
+  const auto be32 = [&](std::size_t i) {
+    return std::uint32_t{static_cast<unsigned char>(b[i])} << 24 |
+           std::uint32_t{static_cast<unsigned char>(b[i + 1])} << 16 |
+           std::uint32_t{static_cast<unsigned char>(b[i + 2])} << 8 |
+           std::uint32_t{static_cast<unsigned char>(b[i + 3])};
+  };
+  std::size_t i = 8;
+  while (i + 12 <= b.size()) {
+    const std::size_t len = be32(i);
+    if (len > b.size() - i - 12) return false;
+    const auto* typed = reinterpret_cast<const Bytef*>(b.data() + i + 4);
+    if (crc32(crc32(0L, Z_NULL, 0), typed, static_cast<uInt>(len + 4)) != be32(i + 8 + len)) {
+      return false;
+    }
+    if (b.substr(i + 4, 4) == "IEND") return true;
+    i += len + 12;
+  }
+  return false;
+}
+
 void append_bytes(void* context, void* data, int size) {
   static_cast<std::string*>(context)->append(static_cast<const char*>(data),
                                              static_cast<std::size_t>(size));
@@ -84,7 +116,7 @@ void append_bytes(void* context, void* data, int size) {
 
 void write_png(const std::filesystem::path& path, std::span<const std::uint8_t> pixels, int height,
                int width, int channels) {
-  check_size(pixels.size(), height, width, channels, ("write " + path.string()).c_str());
+  check_size(pixels.size(), height, width, channels, "write " + path.string());
   std::string bytes;
   if (stbi_write_png_to_func(append_bytes, &bytes, width, height, channels, pixels.data(),
                              width * channels) == 0) {
@@ -142,6 +174,10 @@ GrayImage read_gray(const std::filesystem::path& path) {
     throw std::runtime_error("cannot decode image " + name +
                              ": truncated or corrupt JPEG (no end-of-image marker)");
   }
+  if (is_png(bytes) && !png_is_complete(bytes)) {
+    throw std::runtime_error("cannot decode image " + name +
+                             ": truncated or corrupt PNG (bad chunk CRC or no IEND chunk)");
+  }
   if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
     throw std::runtime_error("cannot decode image " + name + ": file too large");
   }
@@ -180,7 +216,7 @@ void write_png_rgb(const std::filesystem::path& path, std::span<const std::uint8
 
 void write_jpeg_gray(const std::filesystem::path& path, std::span<const std::uint8_t> pixels,
                      int height, int width, int quality) {
-  check_size(pixels.size(), height, width, 1, ("write " + path.string()).c_str());
+  check_size(pixels.size(), height, width, 1, "write " + path.string());
   if (quality < 1 || quality > 100) {
     throw std::invalid_argument("write " + path.string() + ": JPEG quality " +
                                 std::to_string(quality) + " outside 1..100");
@@ -195,9 +231,7 @@ void write_jpeg_gray(const std::filesystem::path& path, std::span<const std::uin
 std::vector<float> resize_bilinear(std::span<const float> src, int height, int width,
                                    int out_height, int out_width) {
   check_size(src.size(), height, width, 1, "resize_bilinear");
-  check_size(
-      static_cast<std::size_t>(out_height) * static_cast<std::size_t>(std::max(out_width, 0)),
-      out_height, out_width, 1, "resize_bilinear output");
+  check_dims(out_height, out_width, "resize_bilinear output");
   cv::Mat out;
   cv::resize(wrap(src, height, width), out, cv::Size(out_width, out_height), 0, 0,
              cv::INTER_LINEAR);
@@ -207,9 +241,7 @@ std::vector<float> resize_bilinear(std::span<const float> src, int height, int w
 std::vector<std::uint8_t> resize_nearest(std::span<const std::uint8_t> src, int height, int width,
                                          int out_height, int out_width) {
   check_size(src.size(), height, width, 1, "resize_nearest");
-  check_size(
-      static_cast<std::size_t>(out_height) * static_cast<std::size_t>(std::max(out_width, 0)),
-      out_height, out_width, 1, "resize_nearest output");
+  check_dims(out_height, out_width, "resize_nearest output");
   cv::Mat out;
   cv::resize(wrap(src, height, width), out, cv::Size(out_width, out_height), 0, 0,
              cv::INTER_NEAREST);

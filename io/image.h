@@ -23,7 +23,8 @@ struct GrayImage {
 // ITU-R BT.601 luma, Y = 0.299 R + 0.587 G + 0.114 B (OpenCV's RGB2GRAY, PIL's "L"), kept in float
 // so no rounding happens; grey+alpha keeps the grey and alpha is ignored. Throws
 // std::runtime_error naming the path for a missing, unreadable, truncated or corrupt file
-// (a JPEG must end with its end-of-image marker: stb_image alone decodes truncated JPEGs).
+// (a JPEG must reach its end-of-image marker and a PNG its IEND chunk with every chunk CRC
+// right: stb_image alone decodes truncated JPEGs and ignores PNG CRCs).
 GrayImage read_gray(const std::filesystem::path& path);
 
 // 8-bit PNG (grey or HxWx3 interleaved RGB) and baseline JPEG (grey, quality 1..100), each written

@@ -12,7 +12,8 @@
 // batches in order and hand them back through a bounded window of n * prefetch batches (a worker
 // waits while the consumer is that far behind); next() returns batches strictly in order. An
 // exception in a worker ends the epoch and is rethrown by next(), naming the item (its file for
-// file-backed datasets). Destroying the loader mid-epoch stops and joins the workers.
+// file-backed datasets). Destroying the loader mid-epoch stops and joins the workers. One thread
+// consumes: start_epoch and next are not to be called concurrently.
 // Tested in tests/io/loader_test.cpp; throughput in bench/loader.cpp.
 #pragma once
 

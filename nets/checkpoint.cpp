@@ -35,9 +35,12 @@ void save_checkpoint(const std::filesystem::path& path, const MultiTaskUNet& mod
   io::save_safetensors(path, model.state_dict(), metadata);
 }
 
-void write_initial_checkpoint(const std::filesystem::path& path, const UNetConfig& config,
-                              std::uint64_t seed) {
-  save_checkpoint(path, *init_model(config, seed), {{"seed", std::to_string(seed)}});
+std::shared_ptr<MultiTaskUNet> write_initial_checkpoint(const std::filesystem::path& path,
+                                                        const UNetConfig& config,
+                                                        std::uint64_t seed) {
+  auto model = init_model(config, seed);
+  save_checkpoint(path, *model, {{"seed", std::to_string(seed)}});
+  return model;
 }
 
 void load_weights(MultiTaskUNet& model, const io::TensorMap& state, bool strict,
@@ -91,7 +94,10 @@ LoadedModel load_checkpoint(const std::filesystem::path& path, Device device, bo
                                 ": no model architecture in the metadata (base_filters, depth): "
                                 "not a glia model checkpoint");
   }
-  auto model = std::make_shared<MultiTaskUNet>(config);
+  // A private generator for the placeholder initialisation, which the weights then replace: the
+  // process-wide one (dropout masks) is left where it was.
+  Generator scratch(0);
+  auto model = std::make_shared<MultiTaskUNet>(config, &scratch);
   load_weights(*model, content.tensors, strict, path.string());
   model->to(device);
   return {model, std::move(content.metadata)};

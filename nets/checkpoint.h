@@ -26,8 +26,10 @@ std::shared_ptr<MultiTaskUNet> init_model(const UNetConfig& config, std::uint64_
 void save_checkpoint(const std::filesystem::path& path, const MultiTaskUNet& model,
                      const io::Metadata& extra = {});
 // init_model + save_checkpoint, with "seed" in the metadata: the checkpoint of an untrained model.
-void write_initial_checkpoint(const std::filesystem::path& path, const UNetConfig& config,
-                              std::uint64_t seed);
+// Returns the model written.
+std::shared_ptr<MultiTaskUNet> write_initial_checkpoint(const std::filesystem::path& path,
+                                                        const UNetConfig& config,
+                                                        std::uint64_t seed);
 
 // Copies `state` into the model. strict: every model key must be present and no other key may
 // be; either way a shape or dtype mismatch throws. `what` (a file name) prefixes the message.

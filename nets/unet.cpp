@@ -74,16 +74,16 @@ void UNetConfig::validate() const {
 }
 
 std::map<std::string, std::string> UNetConfig::to_metadata() const {
-  std::ostringstream dropout;
-  dropout.precision(17);
-  dropout << cls_dropout;
+  // The shortest text that reads back as the same double ("0.3", not "0.29999999999999999").
+  char dropout[32];
+  const auto written = std::to_chars(dropout, dropout + sizeof dropout, cls_dropout);
   return {{"in_channels", std::to_string(in_channels)},
           {"base_filters", std::to_string(base_filters)},
           {"depth", std::to_string(depth)},
           {"out_channels", std::to_string(out_channels)},
           {"cls_hidden", std::to_string(cls_hidden)},
           {"num_classes", std::to_string(num_classes)},
-          {"cls_dropout", dropout.str()}};
+          {"cls_dropout", std::string(dropout, written.ptr)}};
 }
 
 UNetConfig UNetConfig::from_metadata(const std::map<std::string, std::string>& md) {

@@ -4,6 +4,7 @@
 #include "io/image.h"
 
 #include <gtest/gtest.h>
+#include <stb_image_write.h>
 
 #include <cmath>
 #include <cstdint>
@@ -59,6 +60,32 @@ TEST_F(ImageTest, RgbPngReadsAsBt601Luminance) {
   ASSERT_EQ(img.height, h);
   ASSERT_EQ(img.width, w);
   EXPECT_TRUE(all_close(img.pixels, ref));
+}
+
+void append(void* context, void* data, int size) {
+  static_cast<std::string*>(context)->append(static_cast<const char*>(data), size);
+}
+
+TEST_F(ImageTest, AnyChannelCountReadsAsLuminance) {
+  // BMP (3 channels), grey+alpha PNG and RGBA PNG written with stb_image_write directly.
+  const int h = 5, w = 6;
+  const auto px = random_bytes(h * w * 4, 9);
+  std::string bmp, ga, rgba;
+  ASSERT_NE(stbi_write_bmp_to_func(append, &bmp, w, h, 3, px.data()), 0);
+  ASSERT_NE(stbi_write_png_to_func(append, &ga, w, h, 2, px.data(), w * 2), 0);
+  ASSERT_NE(stbi_write_png_to_func(append, &rgba, w, h, 4, px.data(), w * 4), 0);
+  write_file_atomic(dir_ / "c.bmp", bmp);
+  write_file_atomic(dir_ / "ga.png", ga);
+  write_file_atomic(dir_ / "rgba.png", rgba);
+  std::vector<double> ref_bmp(h * w), ref_ga(h * w), ref_rgba(h * w);
+  for (int i = 0; i < h * w; ++i) {
+    ref_bmp[i] = 0.299 * px[3 * i] + 0.587 * px[3 * i + 1] + 0.114 * px[3 * i + 2];
+    ref_ga[i] = px[2 * i];  // alpha ignored
+    ref_rgba[i] = 0.299 * px[4 * i] + 0.587 * px[4 * i + 1] + 0.114 * px[4 * i + 2];
+  }
+  EXPECT_TRUE(all_close(read_gray(dir_ / "c.bmp").pixels, ref_bmp));
+  EXPECT_TRUE(all_close(read_gray(dir_ / "ga.png").pixels, ref_ga));
+  EXPECT_TRUE(all_close(read_gray(dir_ / "rgba.png").pixels, ref_rgba));
 }
 
 TEST_F(ImageTest, JpegRoundTripIsClose) {
@@ -195,9 +222,19 @@ TEST_F(ImageTest, BadFilesThrowNamingThePath) {
   write_file_atomic(dir_ / "cut.jpg", jpg.substr(0, jpg.size() / 2));
   write_file_atomic(dir_ / "cut_end.jpg", jpg.substr(0, jpg.size() - 2));
   write_file_atomic(dir_ / "garbage.jpg", std::string(300, 'x'));
-  for (const char* name :
-       {"missing.png", "empty.png", "cut.png", "cut.jpg", "cut_end.jpg", "garbage.jpg"}) {
+  std::string flipped = png;
+  flipped[png.size() / 2] ^= 0x10;  // inside the image data: the chunk CRC no longer matches
+  write_file_atomic(dir_ / "flipped.png", flipped);
+  for (const char* name : {"missing.png", "empty.png", "cut.png", "flipped.png", "cut.jpg",
+                           "cut_end.jpg", "garbage.jpg"}) {
     EXPECT_TRUE(throws_naming([&] { read_gray(dir_ / name); }, name));
+  }
+  // Every proper prefix of either file is rejected.
+  for (const auto& [name, bytes] : {std::pair{"prefix.png", png}, std::pair{"prefix.jpg", jpg}}) {
+    for (std::size_t n = 1; n < bytes.size(); n += 3) {
+      glia::io::testing::write_bytes(dir_ / name, bytes.substr(0, n));
+      EXPECT_TRUE(throws_naming([&] { read_gray(dir_ / name); }, name)) << n;
+    }
   }
   EXPECT_THROW(write_png_gray(dir_ / "x.png", pixels, 24, 25), std::invalid_argument);
   EXPECT_THROW(write_jpeg_gray(dir_ / "x.jpg", pixels, 24, 24, 0), std::invalid_argument);

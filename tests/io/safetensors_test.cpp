@@ -119,6 +119,23 @@ TEST_F(SafetensorsTest, ReadsHandWrittenFilesWithI64AndWhitespace) {
   EXPECT_TRUE(c.metadata.empty());
 }
 
+// data/python_safetensors.safetensors was written once by the Python safetensors package (0.8.0):
+//   save_file({"a": np.arange(6, dtype=np.int64).reshape(2, 3), "b": np.ones(2, np.float64),
+//              "c": np.zeros(3, np.uint8), "s": np.array(2.5, np.float32)},
+//             path, metadata={"depth": "2"})
+TEST_F(SafetensorsTest, ReadsAFileWrittenByThePythonPackage) {
+  const SafetensorsContent c =
+      load_safetensors(fs::path(GLIA_IO_TEST_DATA) / "python_safetensors.safetensors");
+  EXPECT_EQ(c.metadata, (Metadata{{"depth", "2"}}));
+  ASSERT_EQ(c.tensors.size(), 4u);
+  EXPECT_EQ(c.tensors.at("a").shape(), (Shape{2, 3}));
+  EXPECT_TRUE(all_equal(c.tensors.at("a").to_vector<std::int32_t>(), {0, 1, 2, 3, 4, 5}));
+  EXPECT_TRUE(all_equal(c.tensors.at("b").to_vector<double>(), {1.0, 1.0}));
+  EXPECT_TRUE(all_equal(c.tensors.at("c").to_vector<std::uint8_t>(), {0, 0, 0}));
+  EXPECT_EQ(c.tensors.at("s").shape(), Shape{});
+  EXPECT_EQ(c.tensors.at("s").item<float>(), 2.5f);
+}
+
 TEST_F(SafetensorsTest, MalformedFilesAreReportedByName) {
   EXPECT_NE(error_of([] { decode_safetensors("abc", "short.st"); }).find("short.st"),
             std::string::npos);

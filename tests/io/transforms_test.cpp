@@ -226,8 +226,9 @@ TEST(TransformsTest, ProbabilitiesZeroAndOneNeverAndAlwaysFire) {
   EXPECT_THROW(never.add(std::make_shared<VerticalFlip>(), 1.5), std::invalid_argument);
 }
 
-// A 64x64 "brain": background -1, a textured disk of radius 20 at the centre (values 0.5..1.5),
-// a dark gap, and a bright skull ring between radii 25 and 28 (value 3).
+// A 64x64 "brain": background -1, a textured disk of radius 20 at the centre (values 0.5..1.5)
+// holding a ventricle darker than the background (-2), a dark gap, and a bright skull ring
+// between radii 25 and 28 (value 3).
 Sample skull_phantom(std::string source) {
   Sample s;
   s.height = s.width = 64;
@@ -237,6 +238,7 @@ Sample skull_phantom(std::string source) {
       const double r = std::hypot(i - 31.5, j - 31.5);
       float& v = s.image[i * 64 + j];
       if (r < 20) v = 1.0f + 0.5f * static_cast<float>(std::sin(i * 0.7) * std::cos(j * 0.3));
+      if (std::hypot(i - 28.0, j - 34.0) < 4) v = -2.0f;  // a dark ventricle inside the brain
       if (r >= 25 && r < 28) v = 3.0f;
     }
   s.source = std::move(source);
@@ -250,7 +252,7 @@ TEST(TransformsTest, SkullMaskRemovesTheRingAndKeepsTheBrain) {
   const Sample before = s;
   SampleRng rng(0, 0, 0);
   skull.apply(s, rng);
-  int ring = 0, inside = 0;
+  int ring = 0, inside = 0, edge = 0;
   for (int i = 0; i < 64; ++i)
     for (int j = 0; j < 64; ++j) {
       const double r = std::hypot(i - 31.5, j - 31.5);
@@ -259,9 +261,13 @@ TEST(TransformsTest, SkullMaskRemovesTheRingAndKeepsTheBrain) {
         EXPECT_EQ(s.image[p], 0.0f) << "ring pixel " << i << "," << j << " kept";
         ++ring;
       }
-      if (r < 16) {  // well inside the erosion radius
+      if (r < 16) {  // well inside the erosion radius; the ventricle is a hole the mask fills
         EXPECT_EQ(s.image[p], before.image[p]) << "brain pixel " << i << "," << j << " lost";
         ++inside;
+      }
+      if (r > 19 && r < 20) {  // brain, but within the erosion radius of its edge
+        EXPECT_EQ(s.image[p], 0.0f) << "edge pixel " << i << "," << j << " not eroded";
+        ++edge;
       }
       if (r > 30) {
         EXPECT_EQ(s.image[p], 0.0f);
@@ -269,6 +275,7 @@ TEST(TransformsTest, SkullMaskRemovesTheRingAndKeepsTheBrain) {
     }
   EXPECT_GT(ring, 100);
   EXPECT_GT(inside, 500);
+  EXPECT_GT(edge, 40);
 
   Sample brats = skull_phantom("brats");
   skull.apply(brats, rng);

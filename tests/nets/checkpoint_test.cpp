@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "engine/ops.h"
+#include "engine/random.h"
 #include "io/atomic_file.h"
 #include "tests/common/tolerance.h"
 #include "tests/engine/test_util.h"
@@ -61,6 +62,13 @@ TEST_F(CheckpointTest, SaveLoadRoundTripIsBitExact) {
   const LoadedModel on_sim = load_checkpoint(dir_ / "m.safetensors", Device::sim());
   EXPECT_EQ(on_sim.model->state_dict().at("decoder.head.weight").device(), Device::sim());
   expect_same_state(*model, *on_sim.model);
+}
+
+TEST_F(CheckpointTest, LoadingLeavesTheDefaultGeneratorAlone) {
+  save_checkpoint(dir_ / "m.safetensors", *init_model(small_, 3));
+  const std::uint64_t before = default_generator().offset();
+  load_checkpoint(dir_ / "m.safetensors");
+  EXPECT_EQ(default_generator().offset(), before) << "dropout masks after a resume would shift";
 }
 
 TEST_F(CheckpointTest, InitialCheckpointIsReproducibleFromTheSeed) {

@@ -1,0 +1,141 @@
+// Model benchmark: time per image of the default multi-task U-Net (B=32, D=3, 1x256x256 input,
+// 1,992,739 parameters) for an eval-mode forward under no-grad and a train-mode forward plus
+// backward of the joint loss (Dice+BCE on the segmentation, cross-entropy on the class), on the
+// cpu backend and, when a GPU is present, on cuda (synchronised before the clock stops). Each
+// figure is the median over the repetitions after one warm-up, divided by the batch.
+// Usage: glia-bench-model [--batch N]... [--reps R] [--device cpu|sim|cuda]... [--quick]
+// (defaults: batches 2 and 8, 3 repetitions, cpu and cuda when present; --quick: batch 1 at
+// 64x64, one repetition, for a smoke run).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "engine/grad_mode.h"
+#include "engine/losses.h"
+#include "engine/ops.h"
+#include "engine/random.h"
+#include "nets/checkpoint.h"
+
+namespace {
+
+using glia::Device;
+using glia::Tensor;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Seconds of one call of `fn`, the device's queue drained before the clock stops.
+template <class Fn>
+double time_once(Device device, Fn&& fn) {
+  glia::synchronize(device);
+  const auto start = std::chrono::steady_clock::now();
+  fn();
+  glia::synchronize(device);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+struct Figures {
+  double forward = 0.0, train_step = 0.0;  // seconds per image
+};
+
+Figures measure(Device device, int batch, int size, int reps) {
+  auto net = glia::nets::init_model({}, 1);
+  net->to(device);
+  glia::Generator gen(7);
+  const Tensor x = glia::randn({batch, 1, size, size}, {.device = device}, &gen);
+  Tensor mask = glia::rand({batch, 1, size, size}, {.device = device}, &gen);
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(batch));
+  for (int i = 0; i < batch; ++i) labels[static_cast<std::size_t>(i)] = i % 2;
+  const Tensor target = glia::from_vector(labels, {batch}, device);
+
+  auto forward = [&] {
+    glia::NoGradGuard no_grad;
+    net->eval();
+    const glia::nets::MultiTaskOutput out = net->forward(x, true, true);
+    (void)out;
+  };
+  auto train_step = [&] {
+    net->train();
+    net->zero_grad();
+    const glia::nets::MultiTaskOutput out = net->forward(x, true, true);
+    const Tensor loss = glia::add(glia::dice_bce_loss(out.seg_logits, mask),
+                                  glia::cross_entropy(out.cls_logits, target));
+    loss.backward();
+  };
+  Figures f;
+  std::vector<double> fw, tr;
+  time_once(device, forward);  // warm-up: allocator caches, kernel selection
+  for (int r = 0; r < reps; ++r) fw.push_back(time_once(device, forward));
+  time_once(device, train_step);
+  for (int r = 0; r < reps; ++r) tr.push_back(time_once(device, train_step));
+  f.forward = median(fw) / batch;
+  f.train_step = median(tr) / batch;
+  return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    std::vector<int> batches;
+    std::vector<Device> devices;
+    int reps = 3, size = 256;
+    for (int i = 1; i < argc; ++i) {
+      const std::string arg = argv[i];
+      auto value = [&]() -> std::string {
+        if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
+        return argv[++i];
+      };
+      if (arg == "--batch") {
+        batches.push_back(std::stoi(value()));
+      } else if (arg == "--reps") {
+        reps = std::stoi(value());
+      } else if (arg == "--device") {
+        devices.push_back(Device::parse(value()));
+      } else if (arg == "--quick") {
+        batches = {1};
+        reps = 1;
+        size = 64;
+      } else {
+        throw std::invalid_argument(
+            "usage: glia-bench-model [--batch N]... [--reps R] [--device cpu|sim|cuda]... "
+            "[--quick]");
+      }
+    }
+    if (batches.empty()) batches = {2, 8};
+    if (reps < 1) throw std::invalid_argument("--reps must be at least 1");
+    if (devices.empty()) {
+      devices.push_back(Device::cpu());
+      if (glia::cuda_available()) {
+        devices.push_back(Device::cuda());
+      } else {
+        std::printf("cuda: skipped (no GPU present or glia built without CUDA)\n");
+      }
+    }
+    std::printf("multi-task U-Net B=32 D=3 (%lld parameters), input 1x%dx%d, median of %d\n",
+                static_cast<long long>(glia::nets::MultiTaskUNet().parameter_count()), size, size,
+                reps);
+    std::printf("%-8s %6s %16s %22s\n", "device", "batch", "forward ms/img", "fwd+bwd ms/img");
+    for (const Device device : devices) {
+      glia::check_device_usable(device);
+      for (const int batch : batches) {
+        const Figures f = measure(device, batch, size, reps);
+        std::printf("%-8s %6d %16.2f %22.2f\n", device.to_string().c_str(), batch, 1e3 * f.forward,
+                    1e3 * f.train_step);
+        std::fflush(stdout);
+      }
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "glia-bench-model: %s\n", e.what());
+    return 1;
+  }
+}

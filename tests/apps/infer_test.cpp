@@ -1,0 +1,242 @@
+// glia-model and glia-infer end to end: a generated checkpoint and generated image files in,
+// the JSON reports, masks and raw logits out, checked against the model's own forward on the
+// same preprocessed inputs; bad inputs and checkpoints fail with a message naming them and write
+// no reports.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+
+#include "engine/grad_mode.h"
+#include "engine/ops.h"
+#include "io/atomic_file.h"
+#include "io/image.h"
+#include "io/preprocess.h"
+#include "io/slice.h"
+#include "nets/checkpoint.h"
+#include "tests/common/tolerance.h"
+
+namespace glia::nets {
+namespace {
+
+namespace fs = std::filesystem;
+using glia::testing::all_close;
+
+class InferAppTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() /
+           ("glia_infer_" + std::to_string(::getpid()) + "_" + info->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Runs a command line; returns its exit status, with stderr kept in dir_/stderr.txt.
+  int run(const std::string& command) const {
+    const int status = std::system((command + " 2> " + (dir_ / "stderr.txt").string()).c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  std::string stderr_text() const { return io::read_file(dir_ / "stderr.txt"); }
+
+  fs::path write_image(const std::string& name, int height, int width, unsigned seed) const {
+    std::mt19937 rng(seed);
+    std::vector<std::uint8_t> pixels(static_cast<std::size_t>(height) * width);
+    // A bright disc on a noisy background, like a scan with a lesion.
+    for (int y = 0; y < height; ++y) {
+      for (int x = 0; x < width; ++x) {
+        const double r = std::hypot(y - height / 2.0, x - width / 3.0);
+        pixels[static_cast<std::size_t>(y) * width + x] =
+            static_cast<std::uint8_t>(r < height / 5.0 ? 200 + rng() % 50 : 20 + rng() % 60);
+      }
+    }
+    const fs::path path = dir_ / name;
+    io::write_png_gray(path, pixels, height, width);
+    return path;
+  }
+
+  // A preprocessed slice: a z-scored disc, as the data preparation writes them.
+  fs::path write_npz(const std::string& name, int height, int width, unsigned seed) const {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> noise(0.0f, 0.3f);
+    io::Slice s;
+    s.height = height;
+    s.width = width;
+    s.image.resize(static_cast<std::size_t>(height) * width);
+    for (int y = 0; y < height; ++y) {
+      for (int x = 0; x < width; ++x) {
+        const double r = std::hypot(y - height / 2.0, x - width / 2.0);
+        s.image[static_cast<std::size_t>(y) * width + x] =
+            (r < height / 4.0 ? 1.5f : -0.5f) + noise(rng);
+      }
+    }
+    s.label = 1;
+    s.source = "brats";
+    s.patient = "p1";
+    s.slice = 3;
+    const fs::path path = dir_ / name;
+    io::write_slice(path, s);
+    return path;
+  }
+
+  fs::path dir_;
+};
+
+const std::string kInfer = GLIA_INFER_BIN;
+
+double sigmoid(float logit) {
+  return 1.0 / (1.0 + std::exp(-double{logit}));
+}
+const std::string kModel = GLIA_MODEL_BIN;
+
+TEST_F(InferAppTest, WritesReportsMasksAndRawLogitsOfTheModelsForward) {
+  const fs::path ckpt = dir_ / "m.safetensors";
+  ASSERT_EQ(run(kModel + " --init --seed 5 --base-filters 4 --depth 2 --out " + ckpt.string() +
+                " > /dev/null"),
+            0)
+      << stderr_text();
+  const fs::path a = write_image("scan_a.png", 96, 120, 1);
+  const fs::path b = write_image("scan_b.png", 256, 256, 2);
+  const fs::path c = write_image("scan_c.png", 64, 64, 3);
+  const fs::path d = write_npz("slice_d.npz", 256, 256, 4);
+  // The reference: the checkpoint's model in eval mode on the same preprocessing.
+  LoadedModel loaded = load_checkpoint(ckpt);
+  loaded.model->eval();
+  std::vector<float> pixels;
+  for (const fs::path& p : {a, b, c}) {
+    const std::vector<float> v = io::prepare_image_file(p);
+    pixels.insert(pixels.end(), v.begin(), v.end());
+  }
+  // A slice is used as stored.
+  const std::vector<float> stored = io::read_slice(d).image;
+  pixels.insert(pixels.end(), stored.begin(), stored.end());
+  NoGradGuard no_grad;
+  const MultiTaskOutput ref =
+      loaded.model->forward(from_vector(pixels, {4, 1, 256, 256}), true, true);
+  // The threshold at the median probability, so the masks are neither empty nor full.
+  std::vector<float> sorted = ref.seg_logits.to_vector<float>();
+  std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
+  const double threshold = sigmoid(sorted[sorted.size() / 2]);
+  char threshold_text[32];
+  std::snprintf(threshold_text, sizeof threshold_text, "%.17g", threshold);
+
+  const fs::path out = dir_ / "out";
+  const fs::path raw = dir_ / "raw.safetensors";
+  ASSERT_EQ(
+      run(kInfer + " --checkpoint " + ckpt.string() + " --input " + a.string() + " " + b.string() +
+          " " + c.string() + " " + d.string() + " --out " + out.string() + " --save-raw " +
+          raw.string() + " --batch 2 --threshold " + threshold_text + " --device cpu > /dev/null"),
+      0)
+      << stderr_text();
+
+  const io::SafetensorsContent logits = io::load_safetensors(raw);
+  ASSERT_EQ(logits.tensors.at("seg_logits").shape(), (Shape{4, 1, 256, 256}));
+  ASSERT_EQ(logits.tensors.at("cls_logits").shape(), (Shape{4, 2}));
+  const std::vector<float> seg = logits.tensors.at("seg_logits").to_vector<float>();
+  const std::vector<float> cls = logits.tensors.at("cls_logits").to_vector<float>();
+  EXPECT_TRUE(all_close(seg, ref.seg_logits.to_vector<float>()));
+  EXPECT_TRUE(all_close(cls, ref.cls_logits.to_vector<float>()));
+
+  std::int64_t all_pixels = 0;
+  int i = 0;
+  for (const char* name : {"scan_a", "scan_b", "scan_c", "slice_d"}) {
+    SCOPED_TRACE(name);
+    const auto report = nlohmann::json::parse(io::read_file(out / (std::string(name) + ".json")));
+    const double l0 = cls[2 * i], l1 = cls[2 * i + 1];
+    EXPECT_NEAR(report.at("tumour_probability").get<double>(), 1.0 / (1.0 + std::exp(l0 - l1)),
+                1e-6);
+    EXPECT_EQ(report.at("predicted_class").get<int>(), l1 > l0 ? 1 : 0);
+    const io::GrayImage mask = io::read_gray(out / (std::string(name) + "_mask.png"));
+    ASSERT_EQ(mask.height, 256);
+    ASSERT_EQ(mask.width, 256);
+    std::int64_t count = 0;
+    for (std::size_t j = 0; j < mask.pixels.size(); ++j) {
+      const bool tumour = sigmoid(seg[static_cast<std::size_t>(i) * 65536 + j]) > threshold;
+      ASSERT_EQ(mask.pixels[j], tumour ? 255.0f : 0.0f) << "pixel " << j;
+      count += tumour;
+    }
+    EXPECT_EQ(report.at("tumour_pixels").get<std::int64_t>(), count);
+    EXPECT_NEAR(report.at("tumour_percent").get<double>(), 100.0 * count / 65536.0, 1e-9);
+    all_pixels += count;
+    ++i;
+  }
+  EXPECT_GT(all_pixels, 0);
+  EXPECT_LT(all_pixels, 4 * 65536);
+}
+
+TEST_F(InferAppTest, BadInputsFailNamingTheFileAndWriteNothing) {
+  const fs::path ckpt = dir_ / "m.safetensors";
+  write_initial_checkpoint(ckpt, UNetConfig{.base_filters = 2, .depth = 2}, 1);
+  const fs::path good = write_image("good.png", 32, 32, 4);
+  const fs::path out = dir_ / "out";
+
+  // A missing input.
+  EXPECT_NE(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + good.string() + " " +
+                (dir_ / "absent.png").string() + " --out " + out.string()),
+            0);
+  EXPECT_NE(stderr_text().find("absent.png"), std::string::npos) << stderr_text();
+  EXPECT_FALSE(fs::exists(out / "good.json")) << "no report before every input has been read";
+
+  // A corrupt image.
+  io::write_file_atomic(dir_ / "broken.png", "\x89PNG not really");
+  EXPECT_NE(run(kInfer + " --checkpoint " + ckpt.string() + " --input " +
+                (dir_ / "broken.png").string() + " --out " + out.string()),
+            0);
+  EXPECT_NE(stderr_text().find("broken.png"), std::string::npos) << stderr_text();
+
+  // Not a checkpoint at all.
+  EXPECT_NE(run(kInfer + " --checkpoint " + good.string() + " --input " + good.string() +
+                " --out " + out.string()),
+            0);
+  EXPECT_NE(stderr_text().find("good.png"), std::string::npos) << stderr_text();
+
+  // A checkpoint missing a key.
+  io::SafetensorsContent content = io::load_safetensors(ckpt);
+  content.tensors.erase("decoder.head.weight");
+  io::save_safetensors(dir_ / "partial.safetensors", content.tensors, content.metadata);
+  EXPECT_NE(run(kInfer + " --checkpoint " + (dir_ / "partial.safetensors").string() + " --input " +
+                good.string() + " --out " + out.string()),
+            0);
+  EXPECT_NE(stderr_text().find("decoder.head.weight"), std::string::npos) << stderr_text();
+
+  // Unknown flags and missing arguments.
+  EXPECT_NE(run(kInfer + " --checkpoint " + ckpt.string() + " --out " + out.string()), 0);
+  EXPECT_NE(stderr_text().find("--input"), std::string::npos) << stderr_text();
+  EXPECT_NE(run(kInfer + " --frobnicate"), 0);
+  EXPECT_FALSE(fs::exists(out / "good.json"));
+}
+
+TEST_F(InferAppTest, MixedSizesRunTogetherButCannotShareARawFile) {
+  const fs::path ckpt = dir_ / "m.safetensors";
+  write_initial_checkpoint(ckpt, UNetConfig{.base_filters = 2, .depth = 2}, 1);
+  const fs::path image = write_image("image.png", 40, 40, 5);
+  const fs::path small = write_npz("small.npz", 64, 64, 6);
+  const fs::path out = dir_ / "out";
+  ASSERT_EQ(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + small.string() + " " +
+                image.string() + " --out " + out.string() + " > /dev/null"),
+            0)
+      << stderr_text();
+  EXPECT_EQ(io::read_gray(out / "small_mask.png").height, 64);
+  EXPECT_EQ(io::read_gray(out / "image_mask.png").height, 256);
+  EXPECT_NE(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + small.string() + " " +
+                image.string() + " --out " + out.string() + " --save-raw " +
+                (dir_ / "raw.safetensors").string()),
+            0);
+  EXPECT_NE(stderr_text().find("--save-raw"), std::string::npos) << stderr_text();
+  // Two inputs that would write the same report.
+  EXPECT_NE(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + image.string() + " " +
+                (dir_ / "image.npz").string() + " --out " + out.string()),
+            0);
+  EXPECT_NE(stderr_text().find("image.json"), std::string::npos) << stderr_text();
+}
+
+}  // namespace
+}  // namespace glia::nets
