@@ -47,7 +47,7 @@ io::ConfigSchema make_schema() {
       .add_number("augment.noise_std", 0.05, 0.0, 10.0, "Gaussian noise std (z-score units)")
       .add_string_list("augment.skull_mask_sources", {}, {"brats", "kaggle"},
                        "sources whose skull boundary is masked off (training and validation)")
-      .add_number("augment.skull_percentile", 5.0, 0.0, 100.0, "brain threshold percentile")
+      .add_number("augment.skull_percentile", 40.0, 0.0, 100.0, "brain threshold percentile")
       .add_int("augment.skull_erosion", 3, 0, 64, "erosion radius of the brain mask (pixels)");
   // Losses.
   s.add_number("loss.dice_weight", 0.5, 0.0, 100.0, "Dice term of the segmentation loss")

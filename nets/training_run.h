@@ -21,15 +21,15 @@
 namespace glia::nets {
 
 struct TrainRequest {
-  std::filesystem::path config_file;    // empty: defaults only
-  std::vector<std::string> overrides;   // "a.b=v", applied to every stage
-  std::string stage = "all";            // "1", "2", "3", "all", or "file" (the file's own stage)
+  std::filesystem::path config_file;   // empty: defaults only
+  std::vector<std::string> overrides;  // "a.b=v", applied to every stage
+  std::string stage = "all";           // "1", "2", "3", "all", or "file" (the file's own stage)
   std::filesystem::path out_dir;
   Device device = Device::cpu();
   std::optional<KernelPolicy> kernels;  // every op family, when given
   bool resume = false;
-  std::filesystem::path data_cache;     // where the demo data is generated (and found again)
-  std::int64_t max_steps = 0;           // per stage; see RunOptions
+  std::filesystem::path data_cache;  // where the demo data is generated (and found again)
+  std::int64_t max_steps = 0;        // per stage; see RunOptions
   bool progress_bar = false;
 };
 
