@@ -4,9 +4,10 @@
 //   backward filter  gw = sum_n gy[n] * col(x[n])^T          (n in order: deterministic)
 //   backward bias    gb[co] = sum_{n, oh, ow} gy[n, co, oh, ow]
 // col(x[n])[(c, i, j), (oh, ow)] = x[n, c, oh * stride_h - pad_h + i * dil_h, ...] (0 in the
-// padding). The GEMMs go through cpu::gemm, whose BLAS parallelises each call itself; the im2col /
-// col2im loops run OpenMP over channels. A 1x1 convolution with unit stride and no padding reads
-// x[n] as its own column matrix. Tested in tests/kernels/conv_test.cpp.
+// padding). The GEMMs go through cpu::gemm, which spreads each product over the OpenMP team; im2col
+// runs OpenMP over column rows, col2im over channels. A 1x1 convolution with unit stride and no
+// padding reads x[n] as its own column matrix. Tested in tests/kernels/conv_test.cpp.
+#include <algorithm>
 #include <vector>
 
 #include "kernels/conv_shape.h"
@@ -27,44 +28,69 @@ bool is_pointwise(const ConvShape& s) {
          s.pad_w == 0;
 }
 
-// col[(c, i, j), (oh, ow)] = x[c, ih, iw] for one image x [c_in, h, w].
+// The outputs o in [0, out) whose input index o * stride + offset lies in [0, extent): one
+// contiguous range, so the copy loops below need no per-element bounds test.
+struct ValidRange {
+  index_t begin, end;
+};
+ValidRange valid_range(index_t offset, index_t stride, index_t extent, index_t out) {
+  // o * stride + offset >= 0  <=>  o >= ceil(-offset / stride);
+  // o * stride + offset < extent  <=>  o < ceil((extent - offset) / stride).
+  auto ceil_div = [](index_t a, index_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); };
+  const index_t begin = std::clamp<index_t>(ceil_div(-offset, stride), 0, out);
+  const index_t end = std::clamp<index_t>(ceil_div(extent - offset, stride), begin, out);
+  return {begin, end};
+}
+
+// col[(c, i, j), (oh, ow)] = x[c, ih, iw] for one image x [c_in, h, w]. One column row (c, i, j)
+// per iteration, so even a single input channel spreads over the threads.
 template <class T>
 void im2col(const ConvShape& s, const T* x, T* col) {
+  const index_t rows = s.c_in * s.kh * s.kw;
 #pragma omp parallel for schedule(static) if (worth_threads(s))
-  for (index_t c = 0; c < s.c_in; ++c) {
-    for (index_t i = 0; i < s.kh; ++i) {
-      for (index_t j = 0; j < s.kw; ++j) {
-        T* row = col + ((c * s.kh + i) * s.kw + j) * s.out_plane();
-        for (index_t oh = 0; oh < s.out_h; ++oh) {
-          const index_t ih = oh * s.stride_h - s.pad_h + i * s.dil_h;
-          for (index_t ow = 0; ow < s.out_w; ++ow) {
-            const index_t iw = ow * s.stride_w - s.pad_w + j * s.dil_w;
-            const bool inside = ih >= 0 && ih < s.h && iw >= 0 && iw < s.w;
-            row[oh * s.out_w + ow] = inside ? x[(c * s.h + ih) * s.w + iw] : T(0);
-          }
-        }
+  for (index_t r = 0; r < rows; ++r) {
+    const index_t c = r / (s.kh * s.kw), i = (r / s.kw) % s.kh, j = r % s.kw;
+    T* row = col + r * s.out_plane();
+    const index_t w_offset = j * s.dil_w - s.pad_w;
+    const ValidRange cols = valid_range(w_offset, s.stride_w, s.w, s.out_w);
+    for (index_t oh = 0; oh < s.out_h; ++oh) {
+      T* out = row + oh * s.out_w;
+      const index_t ih = oh * s.stride_h - s.pad_h + i * s.dil_h;
+      if (ih < 0 || ih >= s.h) {
+        std::fill(out, out + s.out_w, T(0));
+        continue;
       }
+      const T* in = x + (c * s.h + ih) * s.w + w_offset;
+      std::fill(out, out + cols.begin, T(0));
+      if (s.stride_w == 1) {
+        std::copy(in + cols.begin, in + cols.end, out + cols.begin);
+      } else {
+        for (index_t ow = cols.begin; ow < cols.end; ++ow) out[ow] = in[ow * s.stride_w];
+      }
+      std::fill(out + cols.end, out + s.out_w, T(0));
     }
   }
 }
 
 // The adjoint of im2col: gx[c, ih, iw] = sum of the col entries that read it (gx is written whole).
+// Parallel over channels only: the rows of one channel add into the same pixels.
 template <class T>
 void col2im(const ConvShape& s, const T* col, T* gx) {
 #pragma omp parallel for schedule(static) if (worth_threads(s))
   for (index_t c = 0; c < s.c_in; ++c) {
     T* plane = gx + c * s.in_plane();
-    for (index_t e = 0; e < s.in_plane(); ++e) plane[e] = T(0);
+    std::fill(plane, plane + s.in_plane(), T(0));
     for (index_t i = 0; i < s.kh; ++i) {
       for (index_t j = 0; j < s.kw; ++j) {
         const T* row = col + ((c * s.kh + i) * s.kw + j) * s.out_plane();
-        for (index_t oh = 0; oh < s.out_h; ++oh) {
+        const index_t w_offset = j * s.dil_w - s.pad_w;
+        const ValidRange cols = valid_range(w_offset, s.stride_w, s.w, s.out_w);
+        const ValidRange rows = valid_range(i * s.dil_h - s.pad_h, s.stride_h, s.h, s.out_h);
+        for (index_t oh = rows.begin; oh < rows.end; ++oh) {
           const index_t ih = oh * s.stride_h - s.pad_h + i * s.dil_h;
-          if (ih < 0 || ih >= s.h) continue;
-          for (index_t ow = 0; ow < s.out_w; ++ow) {
-            const index_t iw = ow * s.stride_w - s.pad_w + j * s.dil_w;
-            if (iw >= 0 && iw < s.w) plane[ih * s.w + iw] += row[oh * s.out_w + ow];
-          }
+          T* out = plane + ih * s.w + w_offset;
+          const T* in = row + oh * s.out_w;
+          for (index_t ow = cols.begin; ow < cols.end; ++ow) out[ow * s.stride_w] += in[ow];
         }
       }
     }
