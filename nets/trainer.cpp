@@ -345,13 +345,28 @@ StageResult train_stage(const io::Config& config, const TrainData& data,
   auto optimizer = make_optimizer(*model, t);
   const std::vector<Tensor> params = trainable_parameters(*optimizer);
 
+  io::LoaderConfig loader_config;
+  loader_config.batch_size = static_cast<std::size_t>(t.batch_size);
+  loader_config.workers = t.data.workers;
+  loader_config.seed = t.seed;
+  io::Loader train_loader(
+      d.train, io::Sampler(*d.train, make_sampler_config(t)),
+      t.augment_enabled ? io::train_transforms(t.augment) : io::val_transforms(t.augment),
+      loader_config);
+  const auto batches = static_cast<std::int64_t>(train_loader.batches_per_epoch());
+
+  // Step and cosine schedules advance per batch (their lengths are given in epochs); the plateau
+  // schedule per epoch, on the validation metric.
   std::unique_ptr<optim::LrSchedule> schedule;
   std::unique_ptr<optim::ReduceLrOnPlateau> plateau;
   if (t.schedule.name == "step") {
-    schedule = std::make_unique<optim::StepLr>(*optimizer, t.schedule.step_size, t.schedule.gamma);
+    schedule = std::make_unique<optim::StepLr>(*optimizer, t.schedule.step_size * batches,
+                                               t.schedule.gamma);
   } else if (t.schedule.name == "cosine") {
-    schedule = std::make_unique<optim::WarmupCosineLr>(*optimizer, t.schedule.warmup_epochs,
-                                                       t.epochs, t.schedule.min_lr);
+    // The warm-up ramps to the base lr over its batches, starting one step in rather than at 0.
+    schedule = std::make_unique<optim::WarmupCosineLr>(
+        *optimizer, t.schedule.warmup_epochs * batches, t.epochs * batches, t.schedule.min_lr);
+    if (t.schedule.warmup_epochs > 0) schedule->set_step(1);
   } else if (t.schedule.name == "plateau") {
     optim::PlateauOptions p;
     p.mode = optim::PlateauMode::max;
@@ -377,14 +392,6 @@ StageResult train_stage(const io::Config& config, const TrainData& data,
     metric_lines = read_lines(metrics_path);
   }
 
-  io::LoaderConfig loader_config;
-  loader_config.batch_size = static_cast<std::size_t>(t.batch_size);
-  loader_config.workers = t.data.workers;
-  loader_config.seed = t.seed;
-  io::Loader train_loader(
-      d.train, io::Sampler(*d.train, make_sampler_config(t)),
-      t.augment_enabled ? io::train_transforms(t.augment) : io::val_transforms(t.augment),
-      loader_config);
   auto val_loader = make_eval_loader(d.val, t);
   const bool train_seg = stage_needs_seg(stage) || (stage == 2 && !t.freeze_decoder);
   const bool train_cls = stage_needs_cls(stage);
@@ -393,6 +400,7 @@ StageResult train_stage(const io::Config& config, const TrainData& data,
   eval_options.seg_threshold = t.seg_threshold;
 
   StageResult result;
+  result.stage = stage;
   result.best_checkpoint = best_path;
   result.last_checkpoint = last_path;
 
@@ -455,6 +463,7 @@ StageResult train_stage(const io::Config& config, const TrainData& data,
         }
       }
       optimizer->step();
+      if (schedule) schedule->step();
       const auto n = static_cast<std::int64_t>(batch->size());
       state.loss_sum += value * static_cast<double>(n);
       state.seg_sum += loss.seg * static_cast<double>(n);
@@ -526,7 +535,6 @@ StageResult train_stage(const io::Config& config, const TrainData& data,
            << "  lr " << optimizer->param_groups().front().lr << "  " << format(train_seconds, 1)
            << " s" << (better ? "  *best*" : "") << "\n";
     }
-    if (schedule) schedule->step();
     if (plateau) plateau->step(std::isfinite(metric) ? metric : 0.0);
     ++state.epoch;
     state.batch = 0;

@@ -46,6 +46,7 @@ struct RunOptions {
 };
 
 struct StageResult {
+  int stage = 0;
   std::filesystem::path best_checkpoint, last_checkpoint;
   double best_metric = std::numeric_limits<double>::quiet_NaN();
   std::int64_t best_epoch = -1;  // 0-based

@@ -196,14 +196,16 @@ std::string format_report(const TrainReport& report) {
     return s.str();
   };
   out << "\ntest metrics (best checkpoint of each stage)\n";
-  out << "  stage  split    samples  dice   iou    acc    sens   spec   auc\n";
+  out << "  stage  split    samples   dice    iou    acc   sens   spec    auc\n";
   for (const StageResult& r : report.stages) {
     for (const auto& [name, s] : r.test) {
-      out << "  " << std::setw(5) << r.best_checkpoint.parent_path().filename().string().back()
-          << "  " << std::left << std::setw(8) << name << std::right << std::setw(8) << s.count
-          << "  " << cell(s.dice.mean) << "  " << cell(s.iou.mean) << "  " << cell(s.accuracy)
-          << "  " << cell(s.sensitivity) << "  " << cell(s.specificity) << "  " << cell(s.roc_auc)
-          << "\n";
+      out << "  " << std::setw(5) << r.stage << "  " << std::left << std::setw(8) << name
+          << std::right << std::setw(8) << s.count;
+      for (double v :
+           {s.dice.mean, s.iou.mean, s.accuracy, s.sensitivity, s.specificity, s.roc_auc}) {
+        out << std::setw(7) << cell(v);
+      }
+      out << "\n";
     }
   }
   out << "outputs: " << report.out_dir.string() << " (summary.json, stage*/best.safetensors)\n";
