@@ -24,9 +24,8 @@ void normalise(std::span<float> values) {
   for (float& v : values) v = range > 0.0f ? (v - low) / range : 0.0f;
 }
 
-}  // namespace
-
-GradCamResult grad_cam(MultiTaskUNet& model, const Tensor& images, const GradCamOptions& options) {
+// The level and class checked against the model; -1 level resolved to the bottleneck.
+int checked_level(const MultiTaskUNet& model, const GradCamOptions& options) {
   const UNetConfig& c = model.config();
   const int level = options.level == -1 ? c.depth : options.level;
   if (level < 0 || level > c.depth) {
@@ -39,24 +38,50 @@ GradCamResult grad_cam(MultiTaskUNet& model, const Tensor& images, const GradCam
                                 " outside 0.." + std::to_string(c.num_classes - 1) +
                                 " (or -1 for the predicted class)");
   }
+  return level;
+}
+
+}  // namespace
+
+GradCamResult grad_cam(MultiTaskUNet& model, const Tensor& images, const GradCamOptions& options) {
+  const UNetConfig& c = model.config();
+  const int level = checked_level(model, options);
   if (images.dim() != 4 || images.dtype() != DType::f32 || images.size(0) == 0) {
     throw std::invalid_argument("grad_cam: images must be f32 [n, " +
                                 std::to_string(c.in_channels) + ", h, w] with n > 0, got " +
                                 images.describe());
   }
-  const Device device = model.parameters().front().device();
-  TrainModeGuard modes(model);
-  ParametersNoGradGuard frozen(model);
-  model.eval();
-
   Tensor features;
   {
+    TrainModeGuard modes(model);
+    model.eval();
     NoGradGuard no_grad;
+    const Device device = model.parameters().front().device();
     features =
         model.forward(images.to(device), false, false).features[static_cast<std::size_t>(level)];
   }
+  return grad_cam_from_features(model, features, images.size(2), images.size(3), options);
+}
+
+GradCamResult grad_cam_from_features(MultiTaskUNet& model, const Tensor& level_features,
+                                     std::int64_t height, std::int64_t width,
+                                     const GradCamOptions& options) {
+  const UNetConfig& c = model.config();
+  const int level = checked_level(model, options);
+  const index_t expected = c.channels(level);
+  if (level_features.dim() != 4 || level_features.size(1) != expected ||
+      level_features.size(0) == 0 || height <= 0 || width <= 0) {
+    throw std::invalid_argument("grad_cam: level " + std::to_string(level) + " features " +
+                                level_features.describe() + " must be [n, " +
+                                std::to_string(expected) + ", h, w] with n > 0, for " +
+                                std::to_string(height) + "x" + std::to_string(width) + " images");
+  }
+  TrainModeGuard modes(model);
+  ParametersNoGradGuard frozen(model);
+  model.eval();
+  const Device device = model.parameters().front().device();
   // A new leaf: its gradient starts empty, so nothing from an earlier backward can leak in.
-  features = features.detach();
+  Tensor features = level_features.to(device).detach();
   features.set_requires_grad(true);
   Tensor logits;
   {
@@ -66,7 +91,7 @@ GradCamResult grad_cam(MultiTaskUNet& model, const Tensor& images, const GradCam
 
   const index_t n = features.size(0), k_count = features.size(1);
   const index_t h = features.size(2), w = features.size(3);
-  const index_t big_h = images.size(2), big_w = images.size(3);
+  const index_t big_h = height, big_w = width;
   const std::vector<float> scores = logits.to(Device::cpu()).to_vector<float>();
   GradCamResult result;
   std::vector<float> seed(static_cast<std::size_t>(n * c.num_classes), 0.0f);

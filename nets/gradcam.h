@@ -42,6 +42,13 @@ struct GradCamResult {
 GradCamResult grad_cam(MultiTaskUNet& model, const Tensor& images,
                        const GradCamOptions& options = {});
 
+// The same from features the caller already holds: `features` is level `options.level`'s output
+// of an eval-mode forward (any graph it carries is ignored) of images of height x width. Saves
+// the forward to that level when the caller has run it anyway (the predictor does).
+GradCamResult grad_cam_from_features(MultiTaskUNet& model, const Tensor& features,
+                                     std::int64_t height, std::int64_t width,
+                                     const GradCamOptions& options = {});
+
 // Localisation on a sample with a mask (any non-zero pixel is tumour): the share of CAM energy
 // (sum of cam) inside the mask dilated by `dilation` pixels (io::dilate, elliptical), and whether
 // the CAM's peak (the first maximum in row-major order) lies inside it: the pointing game. A CAM

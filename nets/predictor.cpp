@@ -73,6 +73,7 @@ PredictionBatch Predictor::predict(const Tensor& images) const {
         from_host(host.data<float>() + b0 * per_image, static_cast<std::size_t>(m * per_image),
                   DType::f32, {m, c.in_channels, h, w}, device_, false);
     const auto start = std::chrono::steady_clock::now();
+    Tensor bottleneck;
     {
       NoGradGuard no_grad;
       const MultiTaskOutput out = model_->forward(x, true, true);
@@ -80,6 +81,8 @@ PredictionBatch Predictor::predict(const Tensor& images) const {
       const std::vector<float> k = out.cls_logits.to(Device::cpu()).to_vector<float>();
       std::copy(s.begin(), s.end(), seg.begin() + b0 * h * w);
       std::copy(k.begin(), k.end(), cls.begin() + b0 * c.num_classes);
+      // The bottleneck of this forward serves Grad-CAM too, so the encoder runs once.
+      if (options_.gradcam) bottleneck = out.features.back();
     }
     if (passes > 0) {
       const McDropoutStats stats = mc_dropout(*model_, x, passes);
@@ -91,7 +94,8 @@ PredictionBatch Predictor::predict(const Tensor& images) const {
       }
     }
     if (options_.gradcam) {
-      const std::vector<float> v = grad_cam(*model_, x).cams.to_vector<float>();
+      const std::vector<float> v =
+          grad_cam_from_features(*model_, bottleneck, h, w).cams.to_vector<float>();
       std::copy(v.begin(), v.end(), cams.begin() + b0 * h * w);
     }
     const double ms =

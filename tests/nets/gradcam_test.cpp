@@ -218,6 +218,11 @@ TEST(GradCamTest, BadArgumentsAreNamed) {
               grad_cam(*model, zeros({1, 1, 30, 32}));
             }).find("[1, 1, 30, 32]"),
             std::string::npos);
+  // Features of another level than the one asked for.
+  EXPECT_NE(error_of([&] {
+              grad_cam_from_features(*model, zeros({1, 4, 32, 32}), 32, 32);
+            }).find("[1, 4, 32, 32]"),
+            std::string::npos);
 }
 
 TEST(GradCamTest, LocalisationCountsEnergyAndPeakInsideTheDilatedMask) {
