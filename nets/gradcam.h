@@ -10,7 +10,9 @@
 //   CAM          the raw CAM bilinearly upsampled to the input (io::resize_bilinear) and min-max
 //                normalised per sample to [0, 1]; an all-zero map stays 0.
 // One batched forward in eval mode and one backward of the sum of the samples' target logits
-// (samples do not interact in eval mode, so each gets its own gradient). Tested in
+// (samples do not interact in eval mode, so each gets its own gradient). The level's features
+// enter the backward as a fresh leaf, so their gradient starts at zero, and the parameters are
+// kept off the tape, so their gradients are neither used nor changed. Tested in
 // tests/nets/gradcam_test.cpp.
 #pragma once
 

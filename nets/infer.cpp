@@ -195,6 +195,9 @@ void run_inference(const InferOptions& given, std::ostream& log) {
       report["mask"] = name + "_mask.png";
       report["tumour_pixels"] = p.tumour_pixels;
       report["tumour_percent"] = p.tumour_percent;
+    } else {
+      // A mask left by an earlier run must not pass for this one's.
+      std::filesystem::remove(options.out_dir / (name + "_mask.png"));
     }
     if (p.probability_mean) {
       report["mc_dropout"] = {{"passes", options.predict.mc_dropout},

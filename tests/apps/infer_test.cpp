@@ -309,9 +309,10 @@ TEST_F(InferAppTest, NoMaskBelowTheClassThresholdAndEmptyFoldersAreNamed) {
   LoadedModel loaded = load_checkpoint(ckpt);
   const double p = grad_cam(*loaded.model, from_vector(io::read_slice(x).image, {1, 1, 32, 32}))
                        .probabilities[0];
+  // One folder for both runs: the second must also remove the first's mask.
+  const fs::path out = dir_ / "out";
   for (const double cut : {p - 1e-3, p + 1e-3}) {
     SCOPED_TRACE(cut);
-    const fs::path out = dir_ / ("out" + std::to_string(cut > p));
     ASSERT_EQ(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + x.string() + " --out " +
                   out.string() + " --cls-threshold " + std::to_string(cut) + " > /dev/null"),
               0)
