@@ -347,6 +347,9 @@ std::string format_results(std::span<const EvaluationResult> results) {
       {"pixel accuracy", [](const GroupMetrics& g) { return mean_pm_std(g.seg.pixel_accuracy); }},
       {"boundary F", [](const GroupMetrics& g) { return mean_pm_std(g.seg.boundary_f); }},
       {"hausdorff95 (px)", [](const GroupMetrics& g) { return mean_pm_std(g.seg.hausdorff95, 2); }},
+      // Hausdorff 95 is undefined (skipped) where exactly one of the two masks is empty.
+      {"hausdorff95 slices",
+       [](const GroupMetrics& g) { return std::to_string(g.seg.hausdorff95.count); }},
       {"patients", [](const GroupMetrics& g) { return std::to_string(g.seg.patients); }},
       {"dice (patient)", [](const GroupMetrics& g) { return mean_pm_std(g.seg.patient_dice); }},
       {"iou (patient)", [](const GroupMetrics& g) { return mean_pm_std(g.seg.patient_iou); }},
