@@ -135,6 +135,18 @@ std::vector<Tensor> UNetEncoder::features(const Tensor& x) {
   return out;
 }
 
+Tensor UNetEncoder::bottleneck_from(const Tensor& features, int level) {
+  if (level < 0 || static_cast<std::size_t>(level) >= blocks_.size()) {
+    throw std::invalid_argument("UNetEncoder: level " + std::to_string(level) + " outside 0.." +
+                                std::to_string(blocks_.size() - 1));
+  }
+  Tensor y = features;
+  for (std::size_t i = static_cast<std::size_t>(level) + 1; i < blocks_.size(); ++i) {
+    y = blocks_[i]->forward(max_pool2d(y, 2));
+  }
+  return y;
+}
+
 UNetDecoder::UNetDecoder(const UNetConfig& config, Generator* generator) {
   config.validate();
   auto ups = register_module("ups", std::make_shared<nn::Sequential>());

@@ -64,6 +64,10 @@ class UNetEncoder : public nn::Module {
   UNetEncoder(const UNetConfig& config, Generator* generator = nullptr);
   // The features of levels 0..D; x is [n, in_channels, h, w] with h, w divisible by 2^D.
   std::vector<Tensor> features(const Tensor& x);
+  // The bottleneck from the features of `level` (0..D) alone: the pool and block of every level
+  // above it (the features themselves at level D). Lets a caller differentiate with respect to
+  // one level's features without recording the levels below it.
+  Tensor bottleneck_from(const Tensor& features, int level);
 
  private:
   std::vector<std::shared_ptr<DoubleConv>> blocks_;
