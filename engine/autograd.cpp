@@ -137,6 +137,12 @@ std::vector<Tensor> Node::apply(const Tensor& grad_output) const {
                            " gradients for " + std::to_string(edges_.size()) + " inputs");
   }
   for (std::size_t i = 0; i < grads.size(); ++i) {
+    // An input that needs no gradient has an empty edge (no shape recorded); a backward function
+    // may still return its gradient (add's sum_to of a constant bias), which is then dropped.
+    if (!edges_[i].node && !edges_[i].leaf) {
+      grads[i] = Tensor();
+      continue;
+    }
     if (grads[i].defined() && grads[i].shape() != edges_[i].shape) {
       throw std::logic_error("backward of " + name_ + " returned a gradient " +
                              grads[i].describe() + " for input " + std::to_string(i) +

@@ -1,9 +1,14 @@
 // glia-infer: tumour classification and segmentation of image files and .npz slices with a
 // trained checkpoint.
 //   glia-infer --checkpoint CKPT --input PATH... --out DIR [--device cpu|sim|cuda] [--batch N]
-//              [--save-raw FILE] [--threshold 0.5]
-// Per input it writes DIR/<name>.json (tumour probability, predicted class, tumour pixel count
-// and percentage) and DIR/<name>_mask.png (0/255); --save-raw writes the logits as safetensors.
+//              [--save-raw FILE] [--threshold 0.5] [--cls-threshold 0.3] [--gradcam]
+//              [--mc-dropout N]
+// A PATH may be a folder: its image files and .npz slices, sorted by name. Per input it writes
+// DIR/<name>.json (tumour probability, predicted class, mask_available, tumour pixel count and
+// percentage, recommendation, latency_ms, MC-dropout mean and std), DIR/<name>_mask.png (0/255;
+// only when the probability reaches --cls-threshold), DIR/<name>_panel.png and with --gradcam
+// DIR/<name>_gradcam.png; --save-raw writes the logits (and gradcam, seg_variance) as
+// safetensors.
 // Only parses arguments: the work is nets::run_inference (nets/predictor.h). Exit code 1 with a
 // message naming the file on any error. Tested end to end in tests/apps/infer_test.cpp.
 #include <cstdio>
@@ -18,7 +23,8 @@ namespace {
 
 const char* kUsage =
     "usage: glia-infer --checkpoint CKPT --input PATH... --out DIR [--device cpu|sim|cuda]\n"
-    "                  [--batch N] [--save-raw FILE] [--threshold 0.5]\n";
+    "                  [--batch N] [--save-raw FILE] [--threshold 0.5] [--cls-threshold 0.3]\n"
+    "                  [--gradcam] [--mc-dropout N]\n";
 
 double parse_number(const std::string& flag, const std::string& text) {
   std::size_t used = 0;
@@ -63,6 +69,16 @@ int main(int argc, char** argv) {
         options.predict.batch = static_cast<int>(b);
       } else if (arg == "--threshold") {
         options.predict.threshold = parse_number(arg, value());
+      } else if (arg == "--cls-threshold") {
+        options.predict.cls_threshold = parse_number(arg, value());
+      } else if (arg == "--gradcam") {
+        options.predict.gradcam = true;
+      } else if (arg == "--mc-dropout") {
+        const double n = parse_number(arg, value());
+        if (n < 1 || n != static_cast<int>(n)) {
+          throw std::invalid_argument("--mc-dropout needs a positive integer");
+        }
+        options.predict.mc_dropout = static_cast<int>(n);
       } else if (arg == "--save-raw") {
         options.save_raw = value();
       } else if (arg == "--help" || arg == "-h") {
