@@ -16,6 +16,7 @@
 #include "io/transforms.h"
 #include "nets/checkpoint.h"
 #include "nets/evaluate.h"
+#include "nets/gradcam.h"
 
 namespace glia::nets {
 namespace {
@@ -159,6 +160,54 @@ std::string column_label(const EvaluationResult& r) {
   return parent.empty() ? p.filename().string() : (parent / p.filename()).string();
 }
 
+// Grad-CAM of the tumour class (class 1, whatever the prediction: where does the model see a
+// tumour) on the samples whose mask holds tumour pixels, scored against that mask. Samples with
+// an empty mask are skipped: no CAM can land inside an empty region.
+void score_gradcam(MultiTaskUNet& model, io::Loader& loader, const EvaluationOptions& options,
+                   std::vector<SampleRecord>& records) {
+  std::map<std::size_t, SampleRecord*> by_index;
+  for (SampleRecord& r : records) by_index[r.result.index] = &r;
+  GradCamOptions cam_options;
+  cam_options.target_class = 1;
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    const Shape& shape = batch->images.shape();
+    const index_t channels = shape[1], height = shape[2], width = shape[3];
+    const auto pixels = static_cast<std::size_t>(height * width);
+    const std::vector<float> masks = batch->masks.to_vector<float>();
+    const std::vector<float> has_mask = batch->has_mask.to_vector<float>();
+    std::vector<std::size_t> chosen;
+    for (std::size_t i = 0; i < batch->size(); ++i) {
+      const auto first = masks.begin() + static_cast<std::ptrdiff_t>(i * pixels);
+      if (has_mask[i] > 0.5f && std::any_of(first, first + static_cast<std::ptrdiff_t>(pixels),
+                                            [](float v) { return v > 0.5f; })) {
+        chosen.push_back(i);
+      }
+    }
+    if (chosen.empty()) continue;
+    const auto m = static_cast<index_t>(chosen.size());
+    Tensor images({m, channels, height, width}, DType::f32, Device::cpu());
+    const std::size_t stride = static_cast<std::size_t>(channels) * pixels;
+    for (std::size_t j = 0; j < chosen.size(); ++j) {
+      const float* from = batch->images.data<float>() + chosen[j] * stride;
+      std::copy(from, from + stride, images.data<float>() + j * stride);
+    }
+    const GradCamResult cam = grad_cam(model, images, cam_options);
+    const std::vector<float> cams = cam.cams.to_vector<float>();
+    for (std::size_t j = 0; j < chosen.size(); ++j) {
+      std::vector<std::uint8_t> mask(pixels);
+      for (std::size_t p = 0; p < pixels; ++p) mask[p] = masks[chosen[j] * pixels + p] > 0.5f;
+      const Localisation l =
+          localisation(std::span<const float>(cams.data() + j * pixels, pixels), mask,
+                       static_cast<int>(height), static_cast<int>(width), options.gradcam_dilation);
+      SampleRecord& r = *by_index.at(batch->indices[chosen[j]]);
+      r.has_cam = true;
+      r.cam_energy_inside = l.energy_inside;
+      r.cam_peak_inside = l.peak_inside;
+    }
+  }
+}
+
 }  // namespace
 
 std::map<std::string, GroupMetrics> aggregate(std::span<const SampleRecord> records,
@@ -246,6 +295,7 @@ EvaluationResult evaluate_model(MultiTaskUNet& model, std::shared_ptr<const io::
     record.result = std::move(r);
     out.samples.push_back(std::move(record));
   }
+  if (options.gradcam) score_gradcam(model, loader, options, out.samples);
   out.groups = aggregate(out.samples, options);
   if (auto w = source_gap_warning(out.groups, options.source_gap_limit)) {
     out.warnings.push_back(*w);

@@ -6,8 +6,9 @@
 //     into one volume (2 sum|P∩T| / (sum|P| + sum|T|)), mean and std over patients;
 //   classification: confusion counts at the classification threshold, accuracy, precision,
 //     recall, specificity, F1, ROC-AUC, PR-AUC, expected calibration error (15 bins);
-//   Grad-CAM localisation (optional, samples with a mask): mean fraction of CAM energy inside the
-//     dilated mask and the pointing-game hit rate (nets/gradcam.h).
+//   Grad-CAM localisation (optional; samples whose mask holds tumour pixels, CAM of the tumour
+//     class): mean fraction of CAM energy inside the dilated mask and the pointing-game hit rate
+//     (nets/gradcam.h).
 // A source-gap warning is raised when two sources' accuracies differ by more than the limit (10
 // points by default): a model that separates the sources rather than the classes has learnt a
 // dataset shortcut. Results serialise to JSON and a text table; several results (checkpoints)
@@ -54,7 +55,7 @@ struct SampleRecord {
   SampleResult result;
   std::string patient;
   int slice = 0;
-  bool has_cam = false;  // Grad-CAM localisation scored (gradcam on, sample has a mask)
+  bool has_cam = false;  // Grad-CAM localisation scored (gradcam on, tumour pixels in the mask)
   double cam_energy_inside = std::numeric_limits<double>::quiet_NaN();
   bool cam_peak_inside = false;
 };

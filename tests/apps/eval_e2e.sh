@@ -1,6 +1,6 @@
 #!/bin/sh
 # End-to-end run of glia-eval: phantoms through glia-prep, two untrained checkpoints from
-# glia-model, then glia-eval with --compare; checks that results.json and results.txt name both
+# glia-model, then glia-eval with --compare and with --gradcam; checks that results.json and results.txt name both
 # checkpoints and carry the per-source and per-patient sections, and that bad input (a folder
 # without a manifest, an unreadable checkpoint, an unknown flag) fails naming it.
 # Usage: eval_e2e.sh GLIA_PREP GLIA_MODEL GLIA_EVAL SCRATCH_DIR
@@ -36,6 +36,11 @@ done
 for section in "== overall ==" "== brats ==" "== kaggle ==" "dice (patient)" "ece (15 bins)"; do
   grep -qF "$section" "$dir/stdout.txt" || fail "'$section' missing from the printed table"
 done
+
+"$eval" --checkpoint "$dir/seed1/model.safetensors" --data "$dir/data" --out "$dir/cam" \
+  --device cpu --batch 4 --gradcam >"$dir/stdout.txt" || fail "glia-eval --gradcam failed"
+grep -q "pointing game" "$dir/stdout.txt" || fail "no Grad-CAM rows with --gradcam"
+grep -q '"gradcam"' "$dir/cam/results.json" || fail "no Grad-CAM entry in the JSON"
 
 "$eval" --help | grep -q "glia-eval --checkpoint" || fail "--help does not print the usage"
 if "$eval" --checkpoint "$dir/seed1/model.safetensors" --data "$dir/raw" 2>"$dir/err.txt"; then

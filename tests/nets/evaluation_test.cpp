@@ -20,6 +20,7 @@
 #include "io/atomic_file.h"
 #include "io/manifest.h"
 #include "nets/checkpoint.h"
+#include "nets/gradcam.h"
 
 namespace glia::nets {
 namespace {
@@ -356,6 +357,47 @@ TEST_F(Evaluation, CompareKeepsEveryCheckpoint) {
                   .is_null());
   EXPECT_NE(table.find("== brats =="), std::string::npos);
   EXPECT_NE(table.find("dice (patient)"), std::string::npos);
+}
+
+TEST_F(Evaluation, GradCamLocalisationMatchesDirectCalls) {
+  const auto data = small_dataset();
+  const fs::path ckpt = dir_ / "model.safetensors";
+  write_initial_checkpoint(ckpt, small_config(), 5);
+  EvaluationOptions options;
+  options.batch_size = 4;
+  options.gradcam = true;
+  options.gradcam_dilation = 1;
+  const EvaluationResult r = evaluate_checkpoint(ckpt, data, options);
+
+  // The reference: Grad-CAM of the tumour class on each sample alone, scored here.
+  LoadedModel loaded = load_checkpoint(ckpt);
+  GradCamOptions cam_options;
+  cam_options.target_class = 1;
+  std::int64_t scored = 0, hits = 0;
+  double energy = 0;
+  for (std::size_t i = 0; i < data->size(); ++i) {
+    const io::Sample s = data->load(i);
+    const bool tumour = s.mask && std::count(s.mask->begin(), s.mask->end(), 1) > 0;
+    ASSERT_EQ(r.samples[i].has_cam, tumour) << "sample " << i;
+    if (!tumour) continue;
+    Tensor image({1, 1, kSize, kSize}, DType::f32, Device::cpu());
+    std::copy(s.image.begin(), s.image.end(), image.data<float>());
+    const std::vector<float> cam =
+        grad_cam(*loaded.model, image, cam_options).cams.to_vector<float>();
+    const Localisation l = localisation(cam, *s.mask, kSize, kSize, 1);
+    EXPECT_NEAR(r.samples[i].cam_energy_inside, l.energy_inside, 1e-4) << "sample " << i;
+    EXPECT_EQ(r.samples[i].cam_peak_inside, l.peak_inside) << "sample " << i;
+    ++scored;
+    hits += l.peak_inside;
+    energy += l.energy_inside;
+  }
+  const LocalisationMetrics& cam = r.groups.at("overall").cam;
+  EXPECT_EQ(scored, 4);
+  EXPECT_EQ(cam.count, scored);
+  EXPECT_NEAR(cam.energy_inside.mean, energy / static_cast<double>(scored), 1e-4);
+  EXPECT_DOUBLE_EQ(cam.pointing_game, static_cast<double>(hits) / static_cast<double>(scored));
+  EXPECT_EQ(r.groups.at("kaggle").cam.count, 0);
+  EXPECT_NE(format_results(std::span(&r, 1)).find("pointing game"), std::string::npos);
 }
 
 template <class E = std::runtime_error, class F>
