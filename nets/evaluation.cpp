@@ -336,11 +336,29 @@ std::string results_json(std::span<const EvaluationResult> results,
   for (const EvaluationResult& r : results) {
     json groups = json::object();
     for (const auto& [name, g] : r.groups) groups[name] = to_json(g);
+    // Per-patient volume scores, for looking up the patients that pull the mean down.
+    std::map<std::pair<std::string, std::string>, std::pair<OverlapCounts, int>> volumes;
+    for (const SampleRecord& s : r.samples) {
+      if (!s.result.has_mask) continue;
+      auto& [counts, slices] = volumes[{s.result.source, s.patient}];
+      counts += s.result.overlap;
+      ++slices;
+    }
+    json patients = json::array();
+    for (const auto& [key, volume] : volumes) {
+      const MaskScores scores = volume.first.scores();
+      patients.push_back({{"source", key.first},
+                          {"patient", key.second},
+                          {"slices", volume.second},
+                          {"dice", number(scores.dice)},
+                          {"iou", number(scores.iou)}});
+    }
     checkpoints.push_back({{"name", r.name},
                            {"metadata", r.metadata},
                            {"split", r.split},
                            {"seconds", r.seconds},
                            {"groups", groups},
+                           {"patients", patients},
                            {"warnings", r.warnings}});
   }
   const json out = {{"split", options.split},

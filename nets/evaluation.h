@@ -123,7 +123,8 @@ EvaluationResult evaluate_checkpoint(const std::filesystem::path& checkpoint,
                                      std::shared_ptr<const io::Dataset> data,
                                      const EvaluationOptions& options);
 
-// results.json: {"split", "options", "checkpoints": [{name, metadata, groups, warnings}, ...]}.
+// results.json: {"split", "options", "checkpoints": [{name, metadata, split, seconds, groups,
+// patients (per-patient volume Dice and IoU), warnings}, ...]}.
 std::string results_json(std::span<const EvaluationResult> results,
                          const EvaluationOptions& options);
 // The human-readable table: per group, one row per metric and one column per result, then the

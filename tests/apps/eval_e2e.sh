@@ -15,7 +15,7 @@ trap 'rm -rf "$dir"' EXIT
 
 fail() { echo "eval_e2e: $*" >&2; exit 1; }
 
-"$prep" synth --out "$dir/raw" --brats-subjects 6 --kaggle-images 12 --size 32 --seed 3 >/dev/null
+"$prep" synth --out "$dir/raw" --brats-subjects 6 --kaggle-images 8 --size 32 --seed 3 >/dev/null
 "$prep" --brats "$dir/raw/brats" --kaggle "$dir/raw/kaggle" --out "$dir/data" --seed 1 \
   --keep balanced --negatives-per-patient 1 >/dev/null
 for seed in 1 2; do

@@ -355,6 +355,12 @@ TEST_F(Evaluation, CompareKeepsEveryCheckpoint) {
                   .at("dice")
                   .at("mean")
                   .is_null());
+  // Per-patient volume scores agree with the group's patient mean.
+  const auto& patients = j.at("checkpoints")[0].at("patients");
+  ASSERT_EQ(patients.size(), 2u);
+  EXPECT_EQ(patients[0].at("slices").get<int>() + patients[1].at("slices").get<int>(), 5);
+  EXPECT_NEAR((patients[0].at("dice").get<double>() + patients[1].at("dice").get<double>()) / 2,
+              results[0].groups.at("overall").seg.patient_dice.mean, 1e-12);
   EXPECT_NE(table.find("== brats =="), std::string::npos);
   EXPECT_NE(table.find("dice (patient)"), std::string::npos);
 }
