@@ -125,11 +125,14 @@ TEST(Aggregate, ClassificationOverallAndPerSource) {
   EXPECT_DOUBLE_EQ(all.f1, 3.0 / 4);
   // Positives 0.9, 0.6, 0.4, 0.8 against negatives 0.7, 0.2, 0.1, 0.3: 14 of 16 pairs ordered.
   EXPECT_DOUBLE_EQ(all.roc_auc, 14.0 / 16);
+  // Ranked: + + - + + - - -: precision 1, 1, 3/4, 4/5 at recall 1/4, 2/4, 3/4, 1.
+  EXPECT_DOUBLE_EQ(all.pr_auc, 0.25 * (1 + 1 + 0.75 + 0.8));
   EXPECT_EQ(groups.at("overall").seg.slices, 0);
   EXPECT_EQ(groups.at("overall").seg.dice.count, 0);
   EXPECT_DOUBLE_EQ(groups.at("brats").cls.accuracy, 3.0 / 4);
   EXPECT_DOUBLE_EQ(groups.at("kaggle").cls.accuracy, 3.0 / 4);
   EXPECT_DOUBLE_EQ(groups.at("kaggle").cls.roc_auc, 1.0);
+  EXPECT_DOUBLE_EQ(groups.at("kaggle").cls.pr_auc, 1.0);
   // Raising the threshold to 0.65 turns 0.6 into a false negative.
   options.cls_threshold = 0.65;
   EXPECT_EQ(aggregate(records, options).at("brats").cls.counts.fn, 1);
