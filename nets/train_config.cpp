@@ -195,6 +195,12 @@ TrainConfig to_train_config(const io::Config& c) {
   t.freeze_decoder = c.get_bool("train.freeze_decoder");
   t.frozen_bn_eval = c.get_bool("train.frozen_bn_eval");
   t.init_checkpoint = c.get_string("train.init_checkpoint");
+  if (t.schedule.name == "cosine" && t.schedule.warmup_epochs >= t.epochs) {
+    throw std::invalid_argument("schedule.warmup_epochs (" +
+                                std::to_string(t.schedule.warmup_epochs) +
+                                ") must be less than train.epochs (" + std::to_string(t.epochs) +
+                                ") for the cosine schedule");
+  }
   if (t.loss.dice_weight + t.loss.bce_weight <= 0) {
     throw std::invalid_argument("loss.dice_weight + loss.bce_weight must be positive");
   }

@@ -122,6 +122,11 @@ TEST_F(TrainConfigFile, ErrorsNameTheKey) {
   EXPECT_NE(e.find("stage"), std::string::npos) << e;
   e = error_of([&] { load_training_config({}, 4); });
   EXPECT_NE(e.find("1, 2 or 3"), std::string::npos) << e;
+  e = error_of([&] {
+    to_train_config(load_training_config(
+        {}, 1, {"schedule.name=cosine", "schedule.warmup_epochs=2", "train.epochs=2"}));
+  });
+  EXPECT_NE(e.find("schedule.warmup_epochs"), std::string::npos) << e;
   e = error_of([&] { to_train_config(load_training_config({}, 1, {"data.sources=[]"})); });
   EXPECT_NE(e.find("data.sources"), std::string::npos) << e;
 }
