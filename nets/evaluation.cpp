@@ -253,7 +253,7 @@ std::optional<std::string> source_gap_warning(const std::map<std::string, GroupM
   return "classification accuracy differs by " + fixed(100 * gap, 1) + " points between " +
          high_name + " (" + fixed(100 * high->cls.accuracy, 1) + "%) and " + low_name + " (" +
          fixed(100 * low->cls.accuracy, 1) + "%), more than " + fixed(100 * limit, 1) +
-         ": the model may have learnt to tell the sources apart (a dataset shortcut) rather "
+         " points: the model may have learnt to tell the sources apart (a dataset shortcut) rather "
          "than tumours";
 }
 
@@ -378,10 +378,14 @@ std::string results_json(std::span<const EvaluationResult> results,
 std::string format_results(std::span<const EvaluationResult> results) {
   std::vector<std::string> labels;
   std::size_t width = 12;
-  for (const EvaluationResult& r : results) {
-    labels.push_back(column_label(r));
-    width = std::max(width, labels.back().size() + 2);
+  for (const EvaluationResult& r : results) labels.push_back(column_label(r));
+  // Checkpoints whose short labels collide (run1/stage1/best, run2/stage1/best) get their paths.
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (std::count(labels.begin(), labels.end(), column_label(results[i])) > 1) {
+      labels[i] = results[i].name;
+    }
   }
+  for (const std::string& l : labels) width = std::max(width, l.size() + 2);
   std::set<std::string> group_names;
   bool any_cam = false;
   for (const EvaluationResult& r : results) {

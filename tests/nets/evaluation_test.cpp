@@ -365,6 +365,13 @@ TEST_F(Evaluation, CompareKeepsEveryCheckpoint) {
   EXPECT_NEAR((patients[0].at("dice").get<double>() + patients[1].at("dice").get<double>()) / 2,
               results[0].groups.at("overall").seg.patient_dice.mean, 1e-12);
   EXPECT_NE(table.find("== brats =="), std::string::npos);
+  // Two checkpoints with the same folder and file names are told apart by their full paths.
+  std::vector<EvaluationResult> same(2, results[0]);
+  same[0].name = (dir_ / "a" / "stage1" / "best.safetensors").string();
+  same[1].name = (dir_ / "b" / "stage1" / "best.safetensors").string();
+  const std::string both = format_results(same);
+  EXPECT_NE(both.find(same[0].name), std::string::npos);
+  EXPECT_NE(both.find(same[1].name), std::string::npos);
   EXPECT_NE(table.find("dice (patient)"), std::string::npos);
 }
 
