@@ -380,8 +380,9 @@ std::string format_results(std::span<const EvaluationResult> results) {
   std::size_t width = 12;
   for (const EvaluationResult& r : results) labels.push_back(column_label(r));
   // Checkpoints whose short labels collide (run1/stage1/best, run2/stage1/best) get their paths.
+  const std::vector<std::string> short_labels = labels;
   for (std::size_t i = 0; i < results.size(); ++i) {
-    if (std::count(labels.begin(), labels.end(), column_label(results[i])) > 1) {
+    if (std::count(short_labels.begin(), short_labels.end(), short_labels[i]) > 1) {
       labels[i] = results[i].name;
     }
   }
