@@ -416,6 +416,23 @@ TEST_F(Evaluation, GradCamLocalisationMatchesDirectCalls) {
   EXPECT_NE(format_results(std::span(&r, 1)).find("pointing game"), std::string::npos);
 }
 
+TEST_F(Evaluation, SimMatchesCpu) {
+  const auto data = small_dataset();
+  const fs::path ckpt = dir_ / "model.safetensors";
+  write_initial_checkpoint(ckpt, small_config(), 7);
+  EvaluationOptions options;
+  options.batch_size = 4;
+  const EvaluationResult cpu = evaluate_checkpoint(ckpt, data, options);
+  options.device = Device::sim();
+  const EvaluationResult sim = evaluate_checkpoint(ckpt, data, options);
+  ASSERT_EQ(sim.samples.size(), cpu.samples.size());
+  for (std::size_t i = 0; i < cpu.samples.size(); ++i) {
+    // The sim kernels sum in another order than cpu's: agreement to float rounding.
+    EXPECT_NEAR(sim.samples[i].result.probability, cpu.samples[i].result.probability, 1e-5);
+  }
+  EXPECT_NEAR(sim.groups.at("overall").cls.roc_auc, cpu.groups.at("overall").cls.roc_auc, 1e-12);
+}
+
 template <class E = std::runtime_error, class F>
 void expect_error_naming(F&& f, const std::string& needle) {
   try {
