@@ -1,7 +1,9 @@
 // glia-model and glia-infer end to end: a generated checkpoint and generated image files in,
 // the JSON reports, masks and raw logits out, checked against the model's own forward on the
 // same preprocessed inputs; bad inputs and checkpoints fail with a message naming them and write
-// no reports.
+// no reports. The full version: a folder input with --gradcam and --mc-dropout against grad_cam
+// and overlay_cam on the same inputs, conditional masks on both sides of --cls-threshold, and an
+// empty folder reported by name.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -21,6 +23,8 @@
 #include "io/preprocess.h"
 #include "io/slice.h"
 #include "nets/checkpoint.h"
+#include "nets/gradcam.h"
+#include "nets/predictor.h"
 #include "tests/common/tolerance.h"
 
 namespace glia::nets {
@@ -236,6 +240,101 @@ TEST_F(InferAppTest, MixedSizesRunTogetherButCannotShareARawFile) {
                 (dir_ / "image.npz").string() + " --out " + out.string()),
             0);
   EXPECT_NE(stderr_text().find("image.json"), std::string::npos) << stderr_text();
+}
+
+TEST_F(InferAppTest, FolderWithGradCamAndMcDropout) {
+  const fs::path ckpt = dir_ / "m.safetensors";
+  write_initial_checkpoint(ckpt, UNetConfig{.base_filters = 2, .depth = 2, .cls_hidden = 8}, 3);
+  fs::create_directories(dir_ / "in");
+  const fs::path b = write_npz("in/b.npz", 32, 32, 7);
+  const fs::path a = write_npz("in/a.npz", 32, 32, 8);
+  const fs::path c = write_npz("in/c.npz", 32, 32, 9);
+  io::write_file_atomic(dir_ / "in" / "readme.txt", "not an input");
+  const fs::path out = dir_ / "out", raw = dir_ / "raw.safetensors";
+  ASSERT_EQ(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + (dir_ / "in").string() +
+                " --out " + out.string() + " --gradcam --mc-dropout 3 --batch 2 --cls-threshold 0" +
+                " --save-raw " + raw.string() + " > /dev/null"),
+            0)
+      << stderr_text();
+
+  // The reference: grad_cam of the checkpoint's model on the inputs in name order.
+  std::vector<float> pixels;
+  std::vector<std::vector<float>> images;
+  for (const fs::path& p : {a, b, c}) {
+    images.push_back(io::read_slice(p).image);
+    pixels.insert(pixels.end(), images.back().begin(), images.back().end());
+  }
+  LoadedModel loaded = load_checkpoint(ckpt);
+  const GradCamResult ref = grad_cam(*loaded.model, from_vector(pixels, {3, 1, 32, 32}));
+  const io::SafetensorsContent content = io::load_safetensors(raw);
+  ASSERT_EQ(content.tensors.at("gradcam").shape(), (Shape{3, 1, 32, 32}));
+  ASSERT_EQ(content.tensors.at("seg_variance").shape(), (Shape{3, 1, 32, 32}));
+  const std::vector<float> cams = content.tensors.at("gradcam").to_vector<float>();
+  EXPECT_TRUE(all_close(cams, ref.cams.to_vector<float>()));
+  EXPECT_FALSE(fs::exists(out / "readme.json"));
+
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = std::string(1, static_cast<char>('a' + i));
+    SCOPED_TRACE(name);
+    const auto report = nlohmann::json::parse(io::read_file(out / (name + ".json")));
+    EXPECT_TRUE(report.at("mask_available").get<bool>());
+    EXPECT_TRUE(fs::exists(out / (name + "_mask.png")));
+    EXPECT_NEAR(report.at("tumour_probability").get<double>(), ref.probabilities[i], 1e-6);
+    const auto& mc = report.at("mc_dropout");
+    EXPECT_EQ(mc.at("passes").get<int>(), 3);
+    EXPECT_EQ(report.at("recommendation").get<std::string>(),
+              recommendation(mc.at("probability_mean").get<double>(),
+                             mc.at("probability_std").get<double>()));
+    EXPECT_GT(report.at("latency_ms").get<double>(), 0.0);
+    // The overlay PNG is overlay_cam of the input and the CAM (read back as luma).
+    const std::span<const float> cam(cams.data() + i * 1024, 1024);
+    const std::vector<std::uint8_t> rgb = overlay_cam(images[i], cam, 32, 32);
+    const io::GrayImage overlay = io::read_gray(out / (name + "_gradcam.png"));
+    ASSERT_EQ(overlay.pixels.size(), 1024u);
+    for (std::size_t j = 0; j < 1024; ++j) {
+      const double luma = 0.299 * rgb[3 * j] + 0.587 * rgb[3 * j + 1] + 0.114 * rgb[3 * j + 2];
+      ASSERT_NEAR(overlay.pixels[j], luma, 0.5) << "pixel " << j;
+    }
+    // input | Grad-CAM | mask.
+    const io::GrayImage panel = io::read_gray(out / (name + "_panel.png"));
+    EXPECT_EQ(panel.height, 32);
+    EXPECT_EQ(panel.width, 96);
+  }
+}
+
+TEST_F(InferAppTest, NoMaskBelowTheClassThresholdAndEmptyFoldersAreNamed) {
+  const fs::path ckpt = dir_ / "m.safetensors";
+  write_initial_checkpoint(ckpt, UNetConfig{.base_filters = 2, .depth = 2, .cls_hidden = 8}, 4);
+  const fs::path x = write_npz("x.npz", 32, 32, 10);
+  LoadedModel loaded = load_checkpoint(ckpt);
+  const double p = grad_cam(*loaded.model, from_vector(io::read_slice(x).image, {1, 1, 32, 32}))
+                       .probabilities[0];
+  for (const double cut : {p - 1e-3, p + 1e-3}) {
+    SCOPED_TRACE(cut);
+    const fs::path out = dir_ / ("out" + std::to_string(cut > p));
+    ASSERT_EQ(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + x.string() + " --out " +
+                  out.string() + " --cls-threshold " + std::to_string(cut) + " > /dev/null"),
+              0)
+        << stderr_text();
+    const auto report = nlohmann::json::parse(io::read_file(out / "x.json"));
+    const bool available = cut < p;
+    EXPECT_EQ(report.at("mask_available").get<bool>(), available);
+    EXPECT_EQ(fs::exists(out / "x_mask.png"), available);
+    EXPECT_EQ(report.at("mask").is_null(), !available);
+    EXPECT_FALSE(report.contains("gradcam"));
+    // input | mask overlay (the input alone without a mask).
+    EXPECT_EQ(io::read_gray(out / "x_panel.png").width, 64);
+  }
+  fs::create_directories(dir_ / "empty");
+  io::write_file_atomic(dir_ / "empty" / "notes.txt", "no images here");
+  EXPECT_NE(run(kInfer + " --checkpoint " + ckpt.string() + " --input " +
+                (dir_ / "empty").string() + " --out " + (dir_ / "o").string()),
+            0);
+  EXPECT_NE(stderr_text().find((dir_ / "empty").string()), std::string::npos) << stderr_text();
+  EXPECT_NE(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + x.string() + " --out " +
+                (dir_ / "o").string() + " --mc-dropout 0"),
+            0);
+  EXPECT_NE(stderr_text().find("--mc-dropout"), std::string::npos) << stderr_text();
 }
 
 }  // namespace

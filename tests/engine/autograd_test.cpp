@@ -134,6 +134,16 @@ TEST(AutogradTest, BroadcastGradientsHaveTheInputShapes) {
   EXPECT_EQ(b.grad().to_vector<float>(), (Floats{6, 6, 6, 6}));
 }
 
+// A linear layer's frozen bias: add's backward still returns the bias gradient, which must be
+// dropped, not checked against the empty edge of an input that needs none.
+TEST(AutogradTest, ABroadcastConstantGetsNoGradient) {
+  const Tensor a = leaf({1, 2, 3, 4, 5, 6}, {3, 2});
+  const Tensor bias = from_vector<float>({1, 1}, {2});
+  sum(add(a, bias)).backward();
+  EXPECT_EQ(a.grad().to_vector<float>(), (Floats{1, 1, 1, 1, 1, 1}));
+  EXPECT_FALSE(bias.grad().defined());
+}
+
 TEST(AutogradTest, GradientsFlowThroughDTypeMoves) {
   const Tensor x = leaf({1, 2}, {2});
   const Tensor y = x.to(DType::f64);
