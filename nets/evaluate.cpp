@@ -36,6 +36,7 @@ std::vector<SampleResult> evaluate(MultiTaskUNet& model, io::Loader& loader,
     for (std::size_t i = 0; i < n; ++i) {
       SampleResult r;
       r.source = batch->sources[i];
+      r.index = batch->indices[i];
       r.label = labels[i];
       r.probability = options.do_cls ? probability[i * classes + 1] : NAN;
       r.has_mask = has_mask[i] > 0.5f && options.do_seg;
@@ -45,7 +46,15 @@ std::vector<SampleResult> evaluate(MultiTaskUNet& model, io::Loader& loader,
           pred[p] = seg[i * pixels + p] >= logit_threshold;
           target[p] = masks[i * pixels + p] > 0.5f;
         }
-        r.seg = mask_scores(pred, target);
+        r.overlap = overlap_counts(pred, target);
+        r.seg = r.overlap.scores();
+        r.pixel_accuracy = pixel_accuracy(pred, target);
+        if (options.boundary_metrics) {
+          const auto height = static_cast<int>(batch->masks.shape()[2]);
+          const auto width = static_cast<int>(batch->masks.shape()[3]);
+          r.boundary_f = boundary_f_score(pred, target, height, width, options.boundary_tolerance);
+          r.hausdorff95 = hausdorff95(pred, target, height, width);
+        }
       }
       results.push_back(std::move(r));
     }

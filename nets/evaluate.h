@@ -1,7 +1,9 @@
 // Runs a model over a loader in evaluation mode (batch norms on running statistics, dropout off,
 // no autograd tape) and scores every sample: the tumour probability (softmax of the cls logits,
-// class 1) and, for samples with a mask, Dice and IoU of the thresholded segmentation.
-// The model's train/eval mode is restored afterwards. Tested in tests/nets/trainer_test.cpp.
+// class 1) and, for samples with a mask, the overlap counts, Dice, IoU and pixel accuracy of the
+// thresholded segmentation (and, when asked, boundary F-score and Hausdorff 95).
+// The model's train/eval mode is restored afterwards. Tested in tests/nets/trainer_test.cpp and
+// tests/nets/evaluation_test.cpp.
 #pragma once
 
 #include <vector>
@@ -18,6 +20,8 @@ struct EvalOptions {
   double seg_threshold = 0.5;  // on sigmoid(seg logits)
   bool do_seg = true;
   bool do_cls = true;
+  bool boundary_metrics = false;    // boundary F-score and Hausdorff 95 per masked sample
+  double boundary_tolerance = 2.0;  // pixels, for the boundary F-score
 };
 
 // One SampleResult per sample of the loader's current epoch, in loader order.

@@ -74,18 +74,36 @@ double percentile(std::vector<double> v, double q) {
 
 }  // namespace
 
-MaskScores mask_scores(std::span<const std::uint8_t> pred, std::span<const std::uint8_t> target) {
-  check_sizes(pred.size(), target.size(), "mask_scores");
-  std::int64_t both = 0, p = 0, t = 0;
+OverlapCounts& OverlapCounts::operator+=(const OverlapCounts& other) {
+  intersection += other.intersection;
+  predicted += other.predicted;
+  target += other.target;
+  return *this;
+}
+
+MaskScores OverlapCounts::scores() const {
+  if (predicted + target == 0) return {1.0, 1.0};
+  const auto both = static_cast<double>(intersection);
+  const auto sum = static_cast<double>(predicted + target);
+  return {2.0 * both / sum, both / (sum - both)};
+}
+
+OverlapCounts overlap_counts(std::span<const std::uint8_t> pred,
+                             std::span<const std::uint8_t> target) {
+  check_sizes(pred.size(), target.size(), "overlap_counts");
+  OverlapCounts c;
   for (std::size_t i = 0; i < pred.size(); ++i) {
     const bool a = pred[i] != 0, b = target[i] != 0;
-    both += a && b;
-    p += a;
-    t += b;
+    c.intersection += a && b;
+    c.predicted += a;
+    c.target += b;
   }
-  if (p + t == 0) return {1.0, 1.0};
-  return {2.0 * static_cast<double>(both) / static_cast<double>(p + t),
-          static_cast<double>(both) / static_cast<double>(p + t - both)};
+  return c;
+}
+
+MaskScores mask_scores(std::span<const std::uint8_t> pred, std::span<const std::uint8_t> target) {
+  check_sizes(pred.size(), target.size(), "mask_scores");
+  return overlap_counts(pred, target).scores();
 }
 
 double pixel_accuracy(std::span<const std::uint8_t> pred, std::span<const std::uint8_t> target) {

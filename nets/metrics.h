@@ -1,6 +1,7 @@
 // Evaluation metrics on host data (masks and scores already copied off the device).
 // Segmentation, per slice: Dice = 2|P∩T| / (|P|+|T|), IoU = |P∩T| / |P∪T|, where an empty target
-// with an empty prediction scores 1 (nothing to find, nothing found) for both; pixel accuracy;
+// with an empty prediction scores 1 (nothing to find, nothing found) for both; per volume, the same
+// over the counts summed across its slices (OverlapCounts), with the same rule; pixel accuracy;
 // boundary F-score (boundary pixels of P within `tolerance` pixels of T's boundary, and back);
 // Hausdorff 95 (the larger of the two directed 95th-percentile boundary distances, in pixels; 0
 // when both masks are empty, NaN when exactly one is). Classification: confusion counts and the
@@ -11,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <span>
 #include <string>
@@ -22,7 +24,17 @@ struct MaskScores {
   double dice = 0;
   double iou = 0;
 };
+// |P∩T|, |P| and |T| of one slice, or summed over the slices of a volume: a patient's Dice is
+// 2 sum|P∩T| / (sum|P| + sum|T|), not the mean of its slices' Dice (which empty slices inflate).
+struct OverlapCounts {
+  std::int64_t intersection = 0, predicted = 0, target = 0;
+  OverlapCounts& operator+=(const OverlapCounts& other);
+  // Dice and IoU of the counts; both 1 when predicted and target are both empty.
+  MaskScores scores() const;
+};
 // Masks are 0/1 (any non-zero counts as 1) of equal size.
+OverlapCounts overlap_counts(std::span<const std::uint8_t> pred,
+                             std::span<const std::uint8_t> target);
 MaskScores mask_scores(std::span<const std::uint8_t> pred, std::span<const std::uint8_t> target);
 double pixel_accuracy(std::span<const std::uint8_t> pred, std::span<const std::uint8_t> target);
 double boundary_f_score(std::span<const std::uint8_t> pred, std::span<const std::uint8_t> target,
@@ -66,6 +78,13 @@ struct SampleResult {
   double probability = 0;  // predicted tumour probability
   bool has_mask = false;   // segmentation scores are meaningful only then
   MaskScores seg;          // at the decision threshold
+  // Filled by nets::evaluate (nets/evaluate.h) for samples with a mask; the boundary metrics only
+  // when asked for (they cost a nearest-boundary search per slice), NaN otherwise.
+  std::size_t index = 0;  // the dataset index
+  OverlapCounts overlap{};
+  double pixel_accuracy = std::numeric_limits<double>::quiet_NaN();
+  double boundary_f = std::numeric_limits<double>::quiet_NaN();
+  double hausdorff95 = std::numeric_limits<double>::quiet_NaN();
 };
 
 struct Summary {

@@ -41,6 +41,34 @@ TEST(MaskScores, PerfectEmptyDisjointAndHalfOverlap) {
   EXPECT_THROW(mask_scores(a, Mask(10, 0)), std::invalid_argument);
 }
 
+TEST(OverlapCounts, VolumeScoresSumOverSlices) {
+  const Mask a = rect(8, 8, 0, 4, 0, 4), half = rect(8, 8, 2, 6, 0, 4), empty(64, 0);
+  const OverlapCounts c = overlap_counts(a, half);
+  EXPECT_EQ(c.intersection, 8);
+  EXPECT_EQ(c.predicted, 16);
+  EXPECT_EQ(c.target, 16);
+  // Perfect, empty and disjoint volumes of two slices.
+  OverlapCounts perfect = overlap_counts(a, a);
+  perfect += overlap_counts(empty, empty);
+  EXPECT_DOUBLE_EQ(perfect.scores().dice, 1.0);
+  OverlapCounts nothing = overlap_counts(empty, empty);
+  nothing += overlap_counts(empty, empty);
+  EXPECT_DOUBLE_EQ(nothing.scores().dice, 1.0);  // the empty rule, per volume
+  EXPECT_DOUBLE_EQ(nothing.scores().iou, 1.0);
+  OverlapCounts disjoint = overlap_counts(a, empty);
+  disjoint += overlap_counts(empty, a);
+  EXPECT_DOUBLE_EQ(disjoint.scores().dice, 0.0);
+  // Half overlap on one slice, perfect on a second of equal size: 2*(8+16) / (32+32) = 0.75,
+  // IoU 24 / 40; an empty third slice changes neither (its slice Dice of 1 would lift a mean).
+  OverlapCounts volume = overlap_counts(a, half);
+  volume += overlap_counts(a, a);
+  EXPECT_DOUBLE_EQ(volume.scores().dice, 0.75);
+  EXPECT_DOUBLE_EQ(volume.scores().iou, 24.0 / 40.0);
+  volume += overlap_counts(empty, empty);
+  EXPECT_DOUBLE_EQ(volume.scores().dice, 0.75);
+  EXPECT_THROW(overlap_counts(a, Mask(10, 0)), std::invalid_argument);
+}
+
 TEST(BoundaryMetrics, ShiftedSquares) {
   const Mask a = rect(16, 16, 4, 10, 4, 10);
   EXPECT_DOUBLE_EQ(hausdorff95(a, a, 16, 16), 0.0);
