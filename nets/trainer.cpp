@@ -421,7 +421,7 @@ StageResult train_stage(const io::Config& config, const TrainData& data,
     *log << "stage " << stage << ": " << d.train->size() << " training and " << d.val->size()
          << " validation samples, " << params.size() << " trainable tensors, "
          << train_loader.batches_per_epoch() << " batches per epoch on "
-         << options.device.to_string() << (options.resume ? " (resumed)" : "") << "\n";
+         << options.device.to_string() << (options.resume ? " (resumed)" : "") << std::endl;
   }
 
   bool stop = false;
@@ -533,7 +533,7 @@ StageResult train_stage(const io::Config& config, const TrainData& data,
            << format(state.loss_sum / samples) << "  val dice " << format(o.dice.mean) << " acc "
            << format(o.accuracy) << " auc " << format(o.roc_auc) << " metric " << format(metric)
            << "  lr " << optimizer->param_groups().front().lr << "  " << format(train_seconds, 1)
-           << " s" << (better ? "  *best*" : "") << "\n";
+           << " s" << (better ? "  *best*" : "") << std::endl;  // visible at once in a log file
     }
     if (plateau) plateau->step(std::isfinite(metric) ? metric : 0.0);
     ++state.epoch;

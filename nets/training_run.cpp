@@ -107,7 +107,8 @@ fs::path ensure_demo_data(const fs::path& cache, const io::Config& config, std::
   seconds << std::fixed << std::setprecision(1)
           << std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   log << "demo data: " << report.slices << " slices from " << report.brats_subjects
-      << " subjects and " << report.kaggle_images << " images in " << seconds.str() << " s\n";
+      << " subjects and " << report.kaggle_images << " images in " << seconds.str() << " s"
+      << std::endl;
   return data;
 }
 
