@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <opencv2/core.hpp>
@@ -292,6 +293,72 @@ std::vector<std::uint8_t> colormap_jet(std::span<const float> values, int height
   cv::applyColorMap(levels, bgr, cv::COLORMAP_JET);
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
   return to_vector<std::uint8_t>(rgb);
+}
+
+std::vector<std::uint8_t> fill_holes(std::span<const std::uint8_t> mask, int height, int width) {
+  if (height <= 0 || width <= 0 ||
+      mask.size() != static_cast<std::size_t>(height) * static_cast<std::size_t>(width)) {
+    throw std::invalid_argument("fill_holes: " + std::to_string(mask.size()) +
+                                " pixels given for a " + std::to_string(height) + "x" +
+                                std::to_string(width) + " mask");
+  }
+  std::vector<std::uint8_t> outside(mask.size(), 0);
+  std::vector<std::size_t> stack;
+  auto visit = [&](int i, int j) {
+    const std::size_t p = static_cast<std::size_t>(i) * width + j;
+    if (!mask[p] && !outside[p]) {
+      outside[p] = 1;
+      stack.push_back(p);
+    }
+  };
+  for (int i = 0; i < height; ++i) {
+    visit(i, 0);
+    visit(i, width - 1);
+  }
+  for (int j = 0; j < width; ++j) {
+    visit(0, j);
+    visit(height - 1, j);
+  }
+  while (!stack.empty()) {
+    const std::size_t p = stack.back();
+    stack.pop_back();
+    const int i = static_cast<int>(p / width), j = static_cast<int>(p % width);
+    if (i > 0) visit(i - 1, j);
+    if (i + 1 < height) visit(i + 1, j);
+    if (j > 0) visit(i, j - 1);
+    if (j + 1 < width) visit(i, j + 1);
+  }
+  std::vector<std::uint8_t> filled(mask.size());
+  for (std::size_t p = 0; p < mask.size(); ++p) filled[p] = outside[p] ? 0 : 1;
+  return filled;
+}
+
+float otsu_threshold(std::span<const float> grey) {
+  std::array<double, 256> histogram{};
+  for (float v : grey) {
+    const float c = std::isnan(v) ? 0.0f : std::clamp(v, 0.0f, 255.0f);
+    histogram[static_cast<std::size_t>(c)] += 1.0;
+  }
+  const double total = static_cast<double>(grey.size());
+  double sum_all = 0.0;
+  for (int t = 0; t < 256; ++t) sum_all += t * histogram[t];
+  double weight_low = 0.0, sum_low = 0.0, best = -1.0;
+  int best_t = 0;
+  for (int t = 0; t < 256; ++t) {
+    weight_low += histogram[t];
+    sum_low += t * histogram[t];
+    const double weight_high = total - weight_low;
+    if (weight_low == 0.0 || weight_high == 0.0) continue;
+    const double mean_low = sum_low / weight_low;
+    const double mean_high = (sum_all - sum_low) / weight_high;
+    const double between =
+        weight_low * weight_high * (mean_low - mean_high) * (mean_low - mean_high);
+    if (between > best) {
+      best = between;
+      best_t = t;
+    }
+  }
+  return static_cast<float>(best_t);
 }
 
 }  // namespace glia::io

@@ -56,6 +56,15 @@ std::vector<std::uint8_t> dilate(std::span<const std::uint8_t> mask, int height,
 std::vector<std::uint8_t> largest_component(std::span<const std::uint8_t> mask, int height,
                                             int width);
 
+// The mask with its holes filled: every 0 pixel that cannot reach the border through
+// 4-connected 0 pixels becomes 1 (the complement of an 8-connected region is 4-connected).
+std::vector<std::uint8_t> fill_holes(std::span<const std::uint8_t> mask, int height, int width);
+
+// Otsu's threshold of grey values in [0, 255] (one bin per integer level, floor(v); values outside
+// are clamped): the bin t that maximises the between-class variance of the pixels in bins <= t
+// and those in bins > t (0 when every pixel is in one bin).
+float otsu_threshold(std::span<const float> grey);
+
 // Values in [0,1] (clamped; NaN counts as 0) -> HxWx3 RGB with OpenCV's COLORMAP_JET, the value
 // quantised to floor(255 v) first exactly as cv2.applyColorMap(np.uint8(255 * v)) does.
 std::vector<std::uint8_t> colormap_jet(std::span<const float> values, int height, int width);

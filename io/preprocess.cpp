@@ -1,6 +1,7 @@
 // The shared slice normalisation; see preprocess.h for the math and the degenerate cases.
 #include "io/preprocess.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -44,8 +45,29 @@ std::vector<float> prepare_slice(std::span<const float> pixels, int height, int 
   return out;
 }
 
+std::vector<std::uint8_t> head_region(std::span<const float> grey, int height, int width) {
+  if (height <= 0 || width <= 0 ||
+      grey.size() != static_cast<std::size_t>(height) * static_cast<std::size_t>(width)) {
+    throw std::invalid_argument("head_region: " + std::to_string(grey.size()) +
+                                " pixels given for a " + std::to_string(height) + "x" +
+                                std::to_string(width) + " image");
+  }
+  const float t = otsu_threshold(grey);
+  std::vector<std::uint8_t> above(grey.size());
+  for (std::size_t p = 0; p < grey.size(); ++p) {
+    above[p] = std::floor(std::clamp(grey[p], 0.0f, 255.0f)) > t ? 1 : 0;
+  }
+  return fill_holes(largest_component(above, height, width), height, width);
+}
+
 std::vector<float> prepare_image_file(const std::filesystem::path& path) {
-  const GrayImage img = read_gray(path);
+  GrayImage img = read_gray(path);
+  const std::vector<std::uint8_t> head = head_region(img.pixels, img.height, img.width);
+  if (std::any_of(head.begin(), head.end(), [](std::uint8_t v) { return v != 0; })) {
+    for (std::size_t p = 0; p < head.size(); ++p) {
+      if (!head[p]) img.pixels[p] = 0.0f;
+    }
+  }
   return prepare_slice(img.pixels, img.height, img.width);
 }
 

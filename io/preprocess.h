@@ -8,6 +8,7 @@
 // Sums are accumulated in double. Tested in tests/io/preprocess_test.cpp.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <span>
 #include <vector>
@@ -24,7 +25,16 @@ void normalize_nonzero(std::span<float> pixels);
 // std::invalid_argument.
 std::vector<float> prepare_slice(std::span<const float> pixels, int height, int width);
 
-// read_gray + prepare_slice: how a raw image file becomes a model input.
+// The head in a grey image of a scan (0..255): pixels in bins above Otsu's threshold, their
+// largest 8-connected component, holes filled (ventricles and dark lesions are inside the head).
+// An image export of a scan (the Kaggle set, photographs of films) has a dark but not black
+// background with compression noise, which the non-zero rule would count as brain; BraTS volumes
+// are skull-stripped with an exact-zero background and do not go through this.
+std::vector<std::uint8_t> head_region(std::span<const float> grey, int height, int width);
+
+// read_gray, background (outside head_region) set to 0, then prepare_slice: how a raw image file
+// becomes a model input, in preprocessing and in inference alike. An image whose head region is
+// empty (a constant image) is used as it is.
 std::vector<float> prepare_image_file(const std::filesystem::path& path);
 
 }  // namespace glia::io

@@ -11,41 +11,6 @@
 #include "io/transforms.h"
 
 namespace glia::io {
-namespace {
-
-// Sets every 0 pixel that cannot reach the border through 4-connected 0 pixels (the complement
-// of an 8-connected region is 4-connected) to 1, in place.
-void fill_holes(std::vector<std::uint8_t>& region, int height, int width) {
-  std::vector<std::uint8_t> outside(region.size(), 0);
-  std::vector<std::size_t> stack;
-  auto visit = [&](int i, int j) {
-    const std::size_t p = static_cast<std::size_t>(i) * width + j;
-    if (!region[p] && !outside[p]) {
-      outside[p] = 1;
-      stack.push_back(p);
-    }
-  };
-  for (int i = 0; i < height; ++i) {
-    visit(i, 0);
-    visit(i, width - 1);
-  }
-  for (int j = 0; j < width; ++j) {
-    visit(0, j);
-    visit(height - 1, j);
-  }
-  while (!stack.empty()) {
-    const std::size_t p = stack.back();
-    stack.pop_back();
-    const int i = static_cast<int>(p / width), j = static_cast<int>(p % width);
-    if (i > 0) visit(i - 1, j);
-    if (i + 1 < height) visit(i + 1, j);
-    if (j > 0) visit(i, j - 1);
-    if (j + 1 < width) visit(i, j + 1);
-  }
-  for (std::size_t p = 0; p < region.size(); ++p) region[p] = outside[p] ? 0 : 1;
-}
-
-}  // namespace
 
 SkullMask::SkullMask(std::vector<std::string> sources, double percentile, int radius)
     : sources_(std::move(sources)), percentile_(percentile), radius_(radius) {
@@ -77,7 +42,7 @@ std::vector<std::uint8_t> SkullMask::region(const std::vector<float>& image, int
   std::vector<std::uint8_t> largest = largest_component(above, height, width);
   // Dark structures inside the head (ventricles, necrosis) fall below the threshold but are
   // brain: only what is connected to the border counts as outside.
-  fill_holes(largest, height, width);
+  largest = fill_holes(largest, height, width);
   return erode(largest, height, width, radius_);
 }
 

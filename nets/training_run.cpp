@@ -79,7 +79,8 @@ fs::path ensure_demo_data(const fs::path& cache, const io::Config& config, std::
   std::ostringstream key;
   key << "subjects" << config.get_int("demo.brats_subjects") << "_images"
       << config.get_int("demo.kaggle_images") << "_size" << config.get_int("demo.size") << "_seed"
-      << config.get_int("demo.seed");
+      << config.get_int("demo.seed")
+      << "_prep2";  // the preprocessing's version: prep2 removes image backgrounds
   const fs::path base = cache / key.str();
   const fs::path data = base / "data";
   if (fs::exists(data / "manifest.csv")) {

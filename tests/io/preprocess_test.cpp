@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -87,15 +88,71 @@ TEST_F(PreprocessTest, PrepareSliceResizesThenNormalises) {
   EXPECT_THROW(prepare_slice(raw, h, w + 1), std::invalid_argument);
 }
 
-TEST_F(PreprocessTest, PrepareImageFileReadsThenPrepares) {
-  std::vector<std::uint8_t> pixels(30 * 20);
-  for (std::size_t i = 0; i < pixels.size(); ++i)
-    pixels[i] = static_cast<std::uint8_t>(i * 7 % 256);
-  write_png_gray(dir_ / "x.png", pixels, 30, 20);
-  const std::vector<float> as_float(pixels.begin(), pixels.end());
-  EXPECT_TRUE(all_equal(prepare_image_file(dir_ / "x.png"), prepare_slice(as_float, 30, 20)));
+// A photographed scan: a dark, noisy, non-black background around a bright head that holds a
+// dark ventricle.
+std::vector<std::uint8_t> scan_like(int h, int w, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> noise(0.0, 4.0);
+  std::vector<std::uint8_t> px(static_cast<std::size_t>(h) * w);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      const double r = std::hypot(y - h / 2.0, x - w / 2.0);
+      const double v = r < 3 ? 15.0 : r < h / 3.0 ? 120.0 : 18.0;
+      px[y * w + x] = static_cast<std::uint8_t>(std::clamp(v + noise(rng), 0.0, 255.0));
+    }
+  }
+  return px;
+}
+
+TEST_F(PreprocessTest, HeadRegionIsTheHeadWithItsHoles) {
+  const int h = 40, w = 40;
+  const std::vector<std::uint8_t> px = scan_like(h, w, 3);
+  const std::vector<float> grey(px.begin(), px.end());
+  const std::vector<std::uint8_t> head = head_region(grey, h, w);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      const double r = std::hypot(y - h / 2.0, x - w / 2.0);
+      // Away from the head's edge the region is exact; the dark ventricle is inside.
+      if (r < h / 3.0 - 1.5) {
+        EXPECT_EQ(head[y * w + x], 1) << y << "," << x;
+      }
+      if (r > h / 3.0 + 1.5) {
+        EXPECT_EQ(head[y * w + x], 0) << y << "," << x;
+      }
+    }
+  }
+  EXPECT_THROW(head_region(grey, h, w + 1), std::invalid_argument);
+}
+
+TEST_F(PreprocessTest, PrepareImageFileZeroesTheBackgroundThenPrepares) {
+  const int h = 30, w = 40;
+  const std::vector<std::uint8_t> px = scan_like(h, w, 5);
+  write_png_gray(dir_ / "x.png", px, h, w);
+  std::vector<float> expected(px.begin(), px.end());
+  const std::vector<std::uint8_t> head = head_region(expected, h, w);
+  for (std::size_t p = 0; p < expected.size(); ++p) {
+    if (!head[p]) expected[p] = 0.0f;
+  }
+  const std::vector<float> got = prepare_image_file(dir_ / "x.png");
+  EXPECT_TRUE(all_equal(got, prepare_slice(expected, h, w)));
+  // The corners (background) come out exactly 0; the head is z-scored.
+  EXPECT_EQ(got[0], 0.0f);
+  EXPECT_EQ(got[kSliceSize * kSliceSize - 1], 0.0f);
+  // A constant image has no head: it is used as it is.
+  write_png_gray(dir_ / "flat.png", std::vector<std::uint8_t>(h * w, 9), h, w);
+  EXPECT_TRUE(all_equal(prepare_image_file(dir_ / "flat.png"),
+                        prepare_slice(std::vector<float>(h * w, 9.0f), h, w)));
   EXPECT_TRUE(
       glia::io::testing::throws_naming([&] { prepare_image_file(dir_ / "nope.jpg"); }, "nope.jpg"));
+}
+
+TEST(OtsuThreshold, SeparatesTwoLevels) {
+  std::vector<float> v(100, 20.0f);
+  v.resize(160, 200.0f);
+  const float t = otsu_threshold(v);
+  EXPECT_GE(t, 20.0f);
+  EXPECT_LT(t, 200.0f);
+  EXPECT_EQ(otsu_threshold(std::vector<float>(10, 7.0f)), 0.0f);
 }
 
 }  // namespace
