@@ -26,6 +26,7 @@
 #include "io/safetensors.h"
 #include "nets/checkpoint.h"
 #include "nets/evaluate.h"
+#include "nets/metrics_json.h"
 #include "nets/multitask_loss.h"
 #include "nets/train_config.h"
 
@@ -159,30 +160,6 @@ struct LoopState {
     }
   }
 };
-
-json number_or_null(double v) {
-  return std::isfinite(v) ? json(v) : json(nullptr);
-}
-
-json summary_json(const Summary& s) {
-  return {{"count", s.count},
-          {"masked", s.masked},
-          {"dice", number_or_null(s.dice.mean)},
-          {"dice_std", number_or_null(s.dice.std)},
-          {"iou", number_or_null(s.iou.mean)},
-          {"iou_std", number_or_null(s.iou.std)},
-          {"accuracy", number_or_null(s.accuracy)},
-          {"sensitivity", number_or_null(s.sensitivity)},
-          {"specificity", number_or_null(s.specificity)},
-          {"roc_auc", number_or_null(s.roc_auc)},
-          {"combined", number_or_null(s.combined)}};
-}
-
-json summaries_json(const std::map<std::string, Summary>& summaries) {
-  json j = json::object();
-  for (const auto& [name, s] : summaries) j[name] = summary_json(s);
-  return j;
-}
 
 std::string format(double v, int precision = 4) {
   if (!std::isfinite(v)) return "n/a";

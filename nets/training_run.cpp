@@ -13,6 +13,7 @@
 #include "io/dataset.h"
 #include "io/phantom.h"
 #include "io/prep.h"
+#include "nets/metrics_json.h"
 #include "nets/train_config.h"
 
 namespace glia::nets {
@@ -29,22 +30,6 @@ std::vector<int> stages_of(const TrainRequest& request) {
     return {request.stage[0] - '0'};
   }
   throw std::invalid_argument("--stage must be 1, 2, 3 or all, got '" + request.stage + "'");
-}
-
-json number_or_null(double v) {
-  return std::isfinite(v) ? json(v) : json(nullptr);
-}
-
-json summary_json(const Summary& s) {
-  return {{"count", s.count},
-          {"masked", s.masked},
-          {"dice", number_or_null(s.dice.mean)},
-          {"iou", number_or_null(s.iou.mean)},
-          {"accuracy", number_or_null(s.accuracy)},
-          {"sensitivity", number_or_null(s.sensitivity)},
-          {"specificity", number_or_null(s.specificity)},
-          {"roc_auc", number_or_null(s.roc_auc)},
-          {"combined", number_or_null(s.combined)}};
 }
 
 // A stage folder whose summary.json says it finished (not interrupted).
@@ -165,9 +150,7 @@ TrainReport run_training(const TrainRequest& request, std::ostream& log) {
               {"best_val_metric", number_or_null(result.best_metric)},
               {"epochs_run", result.epochs_run},
               {"seconds", result.seconds}};
-    json test = json::object();
-    for (const auto& [name, summary] : result.test) test[name] = summary_json(summary);
-    s["test"] = test;
+    s["test"] = summaries_json(result.test);
     stages.push_back(s);
     report.stages.push_back(std::move(result));
     if (report.stages.back().interrupted) {
