@@ -14,10 +14,14 @@
 #include <string>
 #include <vector>
 
+#include "apps/args.h"
 #include "engine/device.h"
 #include "nets/evaluation.h"
 
 namespace {
+
+using glia::apps::parse_integer;
+using glia::apps::parse_number;
 
 namespace fs = std::filesystem;
 
@@ -32,35 +36,6 @@ const char* kUsage =
     "(comma-separated, e.g. kaggle) as the training configuration did. --compare adds\n"
     "checkpoints to the same table. Writes OUT/results.json and OUT/results.txt (OUT defaults\n"
     "to runs/eval). Empty target and empty prediction score Dice = IoU = 1.\n";
-
-double parse_number(const std::string& flag, const std::string& text) {
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size()) {
-    throw std::invalid_argument(flag + " needs a number, got '" + text + "'");
-  }
-  return v;
-}
-
-long long parse_integer(const std::string& flag, const std::string& text, long long minimum) {
-  std::size_t used = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size() || v < minimum) {
-    throw std::invalid_argument(flag + " needs an integer >= " + std::to_string(minimum) +
-                                ", got '" + text + "'");
-  }
-  return v;
-}
 
 double parse_probability(const std::string& flag, const std::string& text) {
   const double v = parse_number(flag, text);

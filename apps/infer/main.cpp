@@ -17,28 +17,18 @@
 #include <stdexcept>
 #include <string>
 
+#include "apps/args.h"
 #include "nets/predictor.h"
 
 namespace {
+
+using glia::apps::parse_integer;
+using glia::apps::parse_number;
 
 const char* kUsage =
     "usage: glia-infer --checkpoint CKPT --input PATH... --out DIR [--device cpu|sim|cuda]\n"
     "                  [--batch N] [--save-raw FILE] [--threshold 0.5] [--cls-threshold 0.3]\n"
     "                  [--gradcam] [--mc-dropout N]\n";
-
-double parse_number(const std::string& flag, const std::string& text) {
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size()) {
-    throw std::invalid_argument(flag + " needs a number, got '" + text + "'");
-  }
-  return v;
-}
 
 }  // namespace
 

@@ -13,43 +13,19 @@
 #include <stdexcept>
 #include <string>
 
+#include "apps/args.h"
 #include "nets/checkpoint.h"
 
 namespace {
+
+using glia::apps::parse_integer;
+using glia::apps::parse_number;
 
 const char* kUsage =
     "usage: glia-model --init --seed S [architecture options] --out FILE.safetensors\n"
     "       glia-model --summary [CKPT] [architecture options]\n"
     "architecture options: --in-channels N --base-filters B --depth D --out-channels N\n"
     "                      --cls-hidden N --num-classes N --cls-dropout P\n";
-
-long long parse_integer(const std::string& flag, const std::string& text) {
-  std::size_t used = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size()) {
-    throw std::invalid_argument(flag + " needs an integer, got '" + text + "'");
-  }
-  return v;
-}
-
-double parse_number(const std::string& flag, const std::string& text) {
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size()) {
-    throw std::invalid_argument(flag + " needs a number, got '" + text + "'");
-  }
-  return v;
-}
 
 void print_summary(const glia::nets::MultiTaskUNet& model, const std::string& source) {
   const glia::nets::UNetConfig& c = model.config();
