@@ -23,17 +23,18 @@
 
 #include <unistd.h>
 
-#include "io/dataset.h"
-#include "io/loader.h"
+#include "data/input/dataset.h"
+#include "data/input/loader.h"
+#include "data/input/sample_rng.h"
+#include "data/input/transforms.h"
+#include "data/prep/preprocess.h"
 #include "io/manifest.h"
-#include "io/preprocess.h"
-#include "io/sample_rng.h"
 #include "io/slice.h"
-#include "io/transforms.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using namespace glia::data;
 using namespace glia::io;
 
 struct Options {

@@ -19,7 +19,7 @@
 #include "engine/losses.h"
 #include "engine/ops.h"
 #include "engine/random.h"
-#include "nets/checkpoint.h"
+#include "nets/model/checkpoint.h"
 
 namespace {
 

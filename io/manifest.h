@@ -1,5 +1,5 @@
-// The dataset manifest: one CSV row per preprocessed slice, written by glia-prep (io/prep.h) and
-// read by the datasets and the loader. Header
+// The dataset manifest: one CSV row per preprocessed slice, written by glia-prep (data/prep/prep.h)
+// and read by the datasets and the loader. Header
 // `path,split,source,patient,slice,label,has_mask,tumor_pixels`; fields follow RFC 4180 (a field
 // holding a comma, a double quote, CR or LF is quoted, quotes doubled), so patient names may hold
 // spaces, commas and quotes. `path` is relative to the manifest's folder, with '/' separators.

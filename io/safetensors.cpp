@@ -247,27 +247,4 @@ Metadata read_safetensors_metadata(const std::filesystem::path& path) {
   return metadata;
 }
 
-std::filesystem::path optimizer_state_path(const std::filesystem::path& checkpoint) {
-  std::filesystem::path p = checkpoint;
-  const std::string stem = checkpoint.extension() == ".safetensors"
-                               ? checkpoint.stem().string()
-                               : checkpoint.filename().string();
-  return p.replace_filename(stem + ".optim.safetensors");
-}
-
-void save_optimizer_state(const std::filesystem::path& path, const optim::Optimizer& optimizer,
-                          const Metadata& metadata) {
-  save_safetensors(path, optimizer.export_state(), metadata);
-}
-
-Metadata load_optimizer_state(const std::filesystem::path& path, optim::Optimizer& optimizer) {
-  SafetensorsContent content = load_safetensors(path);
-  try {
-    optimizer.import_state(content.tensors);
-  } catch (const std::exception& e) {
-    throw std::runtime_error(path.string() + ": " + e.what());
-  }
-  return std::move(content.metadata);
-}
-
 }  // namespace glia::io

@@ -1,4 +1,5 @@
 // safetensors files: the checkpoint format (model weights, optimiser state, golden test data).
+// The optimiser-state files beside checkpoints are nets/model/checkpoint.h's.
 // Layout: an 8-byte little-endian header length N, N bytes of JSON header, then the raw
 // little-endian tensor data. The header maps each tensor name to
 // {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]} (offsets into the data section)
@@ -15,7 +16,6 @@
 #include <string>
 #include <string_view>
 
-#include "engine/optim/optimizer.h"
 #include "engine/tensor.h"
 
 namespace glia::io {
@@ -39,15 +39,5 @@ void save_safetensors(const std::filesystem::path& path, const TensorMap& tensor
 SafetensorsContent load_safetensors(const std::filesystem::path& path);
 // Only the header's metadata (reads the header, not the tensor data).
 Metadata read_safetensors_metadata(const std::filesystem::path& path);
-
-// The optimiser-state file kept beside a checkpoint: "run/best.safetensors" ->
-// "run/best.optim.safetensors".
-std::filesystem::path optimizer_state_path(const std::filesystem::path& checkpoint);
-// Writes the optimiser's export_state() (with `metadata`) to `path`, atomically.
-void save_optimizer_state(const std::filesystem::path& path, const optim::Optimizer& optimizer,
-                          const Metadata& metadata = {});
-// Reads `path` into the optimiser (import_state checks names, shapes and dtypes against its
-// groups) and returns the file's metadata.
-Metadata load_optimizer_state(const std::filesystem::path& path, optim::Optimizer& optimizer);
 
 }  // namespace glia::io

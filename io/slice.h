@@ -1,6 +1,6 @@
 // One preprocessed slice as a numpy-compatible .npz (np.savez_compressed layout), the unit the
 // data preparation writes and the loader reads. Keys:
-//   image   float32 (1, H, W)  normalised by io/preprocess.h
+//   image   float32 (1, H, W)  normalised by data/prep/preprocess.h (the data layer)
 //   mask    uint8   (H, W)     0/1, only when present (BraTS); absent for Kaggle
 //   label   int64   ()         1 = tumour
 //   source  unicode ()         "brats" | "kaggle"
@@ -16,9 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "io/preprocess.h"
-
 namespace glia::io {
+
+// The side of every prepared slice: images and masks are resized to kSliceSize x kSliceSize.
+inline constexpr int kSliceSize = 256;
 
 struct Slice {
   int height = kSliceSize;

@@ -1,11 +1,11 @@
-// glia-eval: scores checkpoints on one split of a glia-prep output folder (nets/evaluation.h).
+// glia-eval: scores checkpoints on one split of a glia-prep output folder (nets/eval/report.h).
 //   glia-eval --checkpoint CKPT --data DIR [--split test] [--out DIR] [--device cpu|sim|cuda]
 //             [--batch N] [--workers N] [--threshold 0.5] [--cls-threshold 0.5]
 //             [--tolerance PX] [--skull-mask SOURCES] [--compare CKPT...] [--gradcam]
 //             [--gradcam-dilation PX]
 // Prints the table and writes OUT/results.json and OUT/results.txt. --compare adds checkpoints
 // (e.g. the three training stages) as further columns of the same table and entries of the JSON.
-// Only parses arguments: the work is in nets/evaluation.h. Tested end to end in tests/apps.
+// Only parses arguments: the work is in nets/eval/report.h. Tested end to end in tests/apps.
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -16,7 +16,7 @@
 
 #include "apps/args.h"
 #include "engine/device.h"
-#include "nets/evaluation.h"
+#include "nets/eval/report.h"
 
 namespace {
 

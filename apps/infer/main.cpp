@@ -9,8 +9,8 @@
 // only when the probability reaches --cls-threshold), DIR/<name>_panel.png and with --gradcam
 // DIR/<name>_gradcam.png; --save-raw writes the logits (and gradcam, seg_variance) as
 // safetensors.
-// Only parses arguments: the work is nets::run_inference (nets/predictor.h). Exit code 1 with a
-// message naming the file on any error. Tested end to end in tests/apps/infer_test.cpp.
+// Only parses arguments: the work is nets::run_inference (nets/infer/inference.h). Exit code 1 with
+// a message naming the file on any error. Tested end to end in tests/apps/infer_test.cpp.
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -18,7 +18,7 @@
 #include <string>
 
 #include "apps/args.h"
-#include "nets/predictor.h"
+#include "nets/infer/inference.h"
 
 namespace {
 

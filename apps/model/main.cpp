@@ -14,7 +14,7 @@
 #include <string>
 
 #include "apps/args.h"
-#include "nets/checkpoint.h"
+#include "nets/model/checkpoint.h"
 
 namespace {
 

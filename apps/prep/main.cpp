@@ -1,6 +1,6 @@
 // glia-prep: preprocesses BraTS volumes and Kaggle images into z-scored 256x256 .npz slices, a
-// manifest and statistics (io/prep.h), or writes a synthetic dataset in the raw formats
-// (`glia-prep synth`, io/phantom.h). Only argument parsing lives here. Tested end to end by
+// manifest and statistics (data/prep/prep.h), or writes a synthetic dataset in the raw formats
+// (`glia-prep synth`, data/prep/phantom.h). Only argument parsing lives here. Tested end to end by
 // tests/apps/prep_e2e.sh.
 #include <charconv>
 #include <cstdint>
@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "io/phantom.h"
-#include "io/prep.h"
+#include "data/prep/phantom.h"
+#include "data/prep/prep.h"
 
 namespace {
 
@@ -69,7 +69,7 @@ class Args {
 };
 
 int run_synth(Args& args) {
-  glia::io::SynthOptions opts;
+  glia::data::SynthOptions opts;
   while (args.next()) {
     const std::string& f = args.flag();
     if (f == "--help" || f == "-h") {
@@ -94,7 +94,7 @@ int run_synth(Args& args) {
     }
   }
   if (opts.out.empty()) throw UsageError("synth needs --out DIR");
-  glia::io::write_synthetic_dataset(opts);
+  glia::data::write_synthetic_dataset(opts);
   std::cout << "wrote " << opts.brats_subjects << " BraTS-like subjects to "
             << (opts.out / "brats").string() << " and " << opts.kaggle_images
             << " Kaggle-like images to " << (opts.out / "kaggle").string() << "\n";
@@ -102,7 +102,7 @@ int run_synth(Args& args) {
 }
 
 int run_prep(Args& args) {
-  glia::io::PrepOptions opts;
+  glia::data::PrepOptions opts;
   bool quiet = false;
   while (args.next()) {
     const std::string& f = args.flag();
@@ -116,13 +116,13 @@ int run_prep(Args& args) {
     } else if (f == "--out") {
       opts.out = args.value();
     } else if (f == "--split") {
-      opts.split = glia::io::parse_split_fractions(args.value());
+      opts.split = glia::data::parse_split_fractions(args.value());
     } else if (f == "--seed") {
       opts.seed = args.number<std::uint64_t>();
     } else if (f == "--min-tumor-pixels") {
       opts.min_tumor_pixels = args.number<int>();
     } else if (f == "--keep") {
-      opts.keep = glia::io::parse_keep_policy(args.value());
+      opts.keep = glia::data::parse_keep_policy(args.value());
     } else if (f == "--negatives-per-patient") {
       opts.negatives_per_patient = args.number<int>();
     } else if (f == "--skip-bad") {
@@ -139,7 +139,7 @@ int run_prep(Args& args) {
   opts.log = [quiet](const std::string& line) {
     if (!quiet || line.starts_with("warning")) std::cerr << line << "\n";
   };
-  glia::io::PrepReport report = glia::io::run_prep(opts);
+  glia::data::PrepReport report = glia::data::run_prep(opts);
   if (!quiet) std::cout << report.stats.table();
   std::cout << "wrote " << report.slices << " slices, " << (opts.out / "manifest.csv").string()
             << " and " << (opts.out / "stats.json").string() << "\n";

@@ -1,4 +1,4 @@
-// glia-train: the three training stages of the multi-task U-Net (nets/training_run.h).
+// glia-train: the three training stages of the multi-task U-Net (nets/train/training_run.h).
 //   glia-train [--config FILE] [--set key=value]... [--out DIR] [--device cpu|sim|cuda]
 //              [--kernels native|cudnn|auto] [--stage 1|2|3|all] [--resume DIR]
 //              [--init-only] [--max-steps N] [--data-cache DIR] [--no-progress]
@@ -19,9 +19,9 @@
 #include <string>
 
 #include "io/atomic_file.h"
-#include "nets/checkpoint.h"
-#include "nets/train_config.h"
-#include "nets/training_run.h"
+#include "nets/model/checkpoint.h"
+#include "nets/train/train_config.h"
+#include "nets/train/training_run.h"
 
 namespace {
 

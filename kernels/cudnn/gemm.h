@@ -1,6 +1,6 @@
 // The cuBLAS fallback for GEMM: the same contract as kernels/cuda's gemm (row-major, batched,
 // see GemmShape), used by the engine under the `cudnn` policy and as the benchmark yardstick.
-// Tested in tests/kernels/cudnn_gemm_test.cpp.
+// Tested in tests/kernels/gemm_test.cpp (the Cuda cases).
 #pragma once
 
 #include <cublas_v2.h>

@@ -16,15 +16,15 @@
 #include <random>
 #include <string>
 
+#include "data/prep/preprocess.h"
 #include "engine/grad_mode.h"
 #include "engine/ops.h"
 #include "io/atomic_file.h"
 #include "io/image.h"
-#include "io/preprocess.h"
 #include "io/slice.h"
-#include "nets/checkpoint.h"
-#include "nets/gradcam.h"
-#include "nets/predictor.h"
+#include "nets/explain/gradcam.h"
+#include "nets/infer/inference.h"
+#include "nets/model/checkpoint.h"
 #include "tests/common/tolerance.h"
 
 namespace glia::nets {
@@ -116,7 +116,7 @@ TEST_F(InferAppTest, WritesReportsMasksAndRawLogitsOfTheModelsForward) {
   loaded.model->eval();
   std::vector<float> pixels;
   for (const fs::path& p : {a, b, c}) {
-    const std::vector<float> v = io::prepare_image_file(p);
+    const std::vector<float> v = data::prepare_image_file(p);
     pixels.insert(pixels.end(), v.begin(), v.end());
   }
   // A slice is used as stored.

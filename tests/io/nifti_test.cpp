@@ -13,17 +13,17 @@
 #include <vector>
 
 #include "io/atomic_file.h"
+#include "tests/common/temp_dir.h"
 #include "tests/common/tolerance.h"
-#include "tests/io/temp_dir.h"
 
 namespace glia::io {
 namespace {
 
 namespace fs = std::filesystem;
-using glia::io::testing::throws_naming;
 using glia::testing::all_close;
 using glia::testing::all_equal;
-using NiftiTest = glia::io::testing::TempDirTest;
+using glia::testing::throws_naming;
+using NiftiTest = glia::testing::TempDirTest;
 
 // A 5x4x3 volume (odd sizes) whose voxel i is f(i).
 template <class F>
@@ -166,7 +166,7 @@ TEST_F(NiftiTest, BadFilesThrowNamingThePath) {
   // Every proper prefix of either file is rejected.
   for (const auto& [name, bytes] : {std::pair{"prefix.nii", nii}, std::pair{"prefix.nii.gz", gz}}) {
     for (std::size_t n = 1; n < bytes.size(); n += 5) {
-      glia::io::testing::write_bytes(dir_ / name, bytes.substr(0, n));
+      glia::testing::write_bytes(dir_ / name, bytes.substr(0, n));
       EXPECT_TRUE(throws_naming([&] { read_nifti(dir_ / name); }, name)) << n;
     }
   }

@@ -12,14 +12,14 @@
 #include <vector>
 
 #include "io/atomic_file.h"
-#include "tests/io/temp_dir.h"
+#include "tests/common/temp_dir.h"
 
 namespace glia::io {
 namespace {
 
 namespace fs = std::filesystem;
-using glia::io::testing::throws_naming;
-using NpyTest = glia::io::testing::TempDirTest;
+using glia::testing::throws_naming;
+using NpyTest = glia::testing::TempDirTest;
 
 const fs::path kData = GLIA_IO_TEST_DATA;
 
@@ -238,7 +238,7 @@ TEST_F(NpyTest, BadFilesThrowNamingTheFile) {
   }
   // Every proper prefix of a .npz file is rejected.
   for (std::size_t n = 1; n < npz.size(); n += 7) {
-    glia::io::testing::write_bytes(dir_ / "prefix.npz", npz.substr(0, n));
+    glia::testing::write_bytes(dir_ / "prefix.npz", npz.substr(0, n));
     EXPECT_TRUE(throws_naming([&] { read_npz(dir_ / "prefix.npz"); }, "prefix.npz")) << n;
   }
   EXPECT_TRUE(throws_naming(

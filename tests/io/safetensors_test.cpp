@@ -1,7 +1,6 @@
 // safetensors: bit-exact round trips of every dtype, the byte layout the format prescribes
 // (little-endian length, 8-byte aligned JSON header, contiguous data in offset order), files
-// written by hand as PyTorch's tooling does (I64 included), errors naming the tensor, and the
-// optimiser-state file (an SGD step after a save/load equals one without it).
+// written by hand as PyTorch's tooling does (I64 included), and errors naming the tensor.
 #include "io/safetensors.h"
 
 #include <gtest/gtest.h>
@@ -11,7 +10,6 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/ops.h"
-#include "engine/optim/sgd.h"
 #include "io/atomic_file.h"
 #include "tests/common/tolerance.h"
 #include "tests/engine/test_util.h"
@@ -157,40 +155,6 @@ TEST_F(SafetensorsTest, MalformedFilesAreReportedByName) {
   EXPECT_NE(error_of([&] { decode_safetensors(big_i64, "f.st"); }).find("'n'"), std::string::npos);
   EXPECT_NE(error_of([&] { load_safetensors(dir_ / "absent.safetensors"); }).find("absent"),
             std::string::npos);
-}
-
-TEST_F(SafetensorsTest, OptimizerStatePathSitsBesideTheCheckpoint) {
-  EXPECT_EQ(optimizer_state_path("run/best.safetensors"), fs::path("run/best.optim.safetensors"));
-  EXPECT_EQ(optimizer_state_path("run/last"), fs::path("run/last.optim.safetensors"));
-}
-
-// Resuming from the saved state must continue exactly as an uninterrupted run.
-TEST_F(SafetensorsTest, OptimizerStateRoundTripResumesIdentically) {
-  auto make = [](Tensor& p) {
-    return std::make_unique<optim::Sgd>(std::vector<optim::ParamGroup>{{.params = {p}, .lr = 0.1}},
-                                        optim::SgdOptions{.momentum = 0.9});
-  };
-  Tensor p1 = random_tensor({4, 3}, -1, 1, 7).set_requires_grad(true);
-  Tensor p2 = p1.detach().clone().set_requires_grad(true);
-  const Tensor g = random_tensor({4, 3}, -1, 1, 8);
-  auto opt1 = make(p1);
-  sum(mul(p1, g)).backward();
-  opt1->step();
-  save_optimizer_state(dir_ / "o.safetensors", *opt1, {{"epoch", "1"}});
-
-  // p2 reaches p1's state by the same first step, then takes its optimiser state from the file.
-  auto opt2 = make(p2);
-  sum(mul(p2, g)).backward();
-  opt2->step();
-  auto opt3 = make(p2);
-  EXPECT_EQ(load_optimizer_state(dir_ / "o.safetensors", *opt3).at("epoch"), "1");
-  opt1->zero_grad();
-  opt3->zero_grad();
-  sum(mul(p1, g)).backward();
-  sum(mul(p2, g)).backward();
-  opt1->step();
-  opt3->step();
-  EXPECT_TRUE(all_equal(p2.to_vector<float>(), p1.to_vector<float>()));
 }
 
 }  // namespace

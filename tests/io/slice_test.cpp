@@ -8,16 +8,16 @@
 #include <vector>
 
 #include "io/npy.h"
+#include "tests/common/temp_dir.h"
 #include "tests/common/tolerance.h"
-#include "tests/io/temp_dir.h"
 
 namespace glia::io {
 namespace {
 
 namespace fs = std::filesystem;
-using glia::io::testing::throws_naming;
 using glia::testing::all_equal;
-using SliceTest = glia::io::testing::TempDirTest;
+using glia::testing::throws_naming;
+using SliceTest = glia::testing::TempDirTest;
 
 const fs::path kData = GLIA_IO_TEST_DATA;
 

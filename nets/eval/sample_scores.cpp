@@ -1,0 +1,66 @@
+// Per-sample scores of a model over a loader; see sample_scores.h.
+#include "nets/eval/sample_scores.h"
+
+#include <cmath>
+
+#include "engine/grad_mode.h"
+#include "engine/ops.h"
+
+namespace glia::nets {
+
+std::vector<SampleResult> score_samples(MultiTaskUNet& model, data::Loader& loader,
+                                        const EvalOptions& options) {
+  const bool was_training = model.is_training();
+  model.eval();
+  NoGradGuard no_grad;
+  // sigmoid(x) >= t  <=>  x >= log(t / (1 - t)): threshold the logits, no sigmoid needed.
+  const double t = options.seg_threshold;
+  const float logit_threshold = t <= 0.0   ? -INFINITY
+                                : t >= 1.0 ? INFINITY
+                                           : static_cast<float>(std::log(t / (1.0 - t)));
+  std::vector<SampleResult> results;
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    const std::size_t n = batch->size();
+    const MultiTaskOutput out =
+        model.forward(batch->images.to(options.device), options.do_seg, options.do_cls);
+    std::vector<float> probability(n, NAN);
+    if (options.do_cls) probability = softmax(out.cls_logits, 1).to_vector<float>();
+    std::vector<float> seg;
+    if (options.do_seg) seg = out.seg_logits.to_vector<float>();
+    const std::vector<float> masks = batch->masks.to_vector<float>();
+    const std::vector<float> has_mask = batch->has_mask.to_vector<float>();
+    const std::vector<std::int32_t> labels = batch->labels.to_vector<std::int32_t>();
+    const std::size_t pixels = n ? masks.size() / n : 0;
+    const std::size_t classes = options.do_cls ? probability.size() / n : 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      SampleResult r;
+      r.source = batch->sources[i];
+      r.index = batch->indices[i];
+      r.label = labels[i];
+      r.probability = options.do_cls ? probability[i * classes + 1] : NAN;
+      r.has_mask = has_mask[i] > 0.5f && options.do_seg;
+      if (r.has_mask) {
+        std::vector<std::uint8_t> pred(pixels), target(pixels);
+        for (std::size_t p = 0; p < pixels; ++p) {
+          pred[p] = seg[i * pixels + p] >= logit_threshold;
+          target[p] = masks[i * pixels + p] > 0.5f;
+        }
+        r.overlap = overlap_counts(pred, target);
+        r.seg = r.overlap.scores();
+        r.pixel_accuracy = pixel_accuracy(pred, target);
+        if (options.boundary_metrics) {
+          const auto height = static_cast<int>(batch->masks.shape()[2]);
+          const auto width = static_cast<int>(batch->masks.shape()[3]);
+          r.boundary_f = boundary_f_score(pred, target, height, width, options.boundary_tolerance);
+          r.hausdorff95 = hausdorff95(pred, target, height, width);
+        }
+      }
+      results.push_back(std::move(r));
+    }
+  }
+  model.train(was_training);
+  return results;
+}
+
+}  // namespace glia::nets

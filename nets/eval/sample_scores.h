@@ -1,0 +1,31 @@
+// Runs a model over a loader in evaluation mode (batch norms on running statistics, dropout off,
+// no autograd tape) and scores every sample: the tumour probability (softmax of the cls logits,
+// class 1) and, for samples with a mask, the overlap counts, Dice, IoU and pixel accuracy of the
+// thresholded segmentation (and, when asked, boundary F-score and Hausdorff 95).
+// The model's train/eval mode is restored afterwards. Tested in tests/nets/train/trainer_test.cpp
+// and tests/nets/eval/report_test.cpp.
+#pragma once
+
+#include <vector>
+
+#include "data/input/loader.h"
+#include "engine/device.h"
+#include "nets/eval/metrics.h"
+#include "nets/model/unet.h"
+
+namespace glia::nets {
+
+struct EvalOptions {
+  Device device = Device::cpu();
+  double seg_threshold = 0.5;  // on sigmoid(seg logits)
+  bool do_seg = true;
+  bool do_cls = true;
+  bool boundary_metrics = false;    // boundary F-score and Hausdorff 95 per masked sample
+  double boundary_tolerance = 2.0;  // pixels, for the boundary F-score
+};
+
+// One SampleResult per sample of the loader's current epoch, in loader order.
+std::vector<SampleResult> score_samples(MultiTaskUNet& model, data::Loader& loader,
+                                        const EvalOptions& options);
+
+}  // namespace glia::nets

@@ -1,0 +1,54 @@
+// glia-infer's whole job around the predictor (nets/infer/predictor.h): it reads the inputs (image
+// files preprocessed by data::prepare_image_file, .npz slices as stored), predicts, and writes
+// DIR/<name>.json and DIR/<name>_mask.png per input and, on request, the raw logits as
+// safetensors (seg_logits [N, 1, H, W], cls_logits [N, C], gradcam and seg_variance [N, 1, H, W]
+// when computed, input order), the Grad-CAM overlay DIR/<name>_gradcam.png and the panel
+// DIR/<name>_panel.png (input | Grad-CAM overlay | mask in red). Tested in
+// tests/nets/infer/predictor_test.cpp (inputs, names) and tests/apps/infer_test.cpp.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "engine/device.h"
+#include "nets/infer/predictor.h"
+
+namespace glia::nets {
+
+// The inputs a path stands for: a file itself; a folder its image files (.png .jpg .jpeg .bmp)
+// and .npz slices, sorted by name, other entries ignored. A folder without any is an error
+// naming it.
+std::vector<std::filesystem::path> expand_inputs(const std::vector<std::filesystem::path>& paths);
+
+// One model input as [1, h, w] floats: a ".npz" slice (io::read_slice) is used as stored, any
+// other file is an image preprocessed by data::prepare_image_file. Errors name the file.
+struct InputImage {
+  std::vector<float> pixels;
+  int height = 0, width = 0;
+};
+InputImage load_input(const std::filesystem::path& path);
+
+// The output name of an input: its file name without the extension ("a/b/x.png" -> "x").
+std::string output_name(const std::filesystem::path& input);
+
+struct InferOptions {
+  std::filesystem::path checkpoint;
+  std::vector<std::filesystem::path> inputs;
+  std::filesystem::path out_dir;
+  Device device = Device::cpu();
+  PredictOptions predict;
+  std::optional<std::filesystem::path> save_raw;
+  // The overlay and panel PNGs blend the Grad-CAM with this weight.
+  double gradcam_alpha = 0.4;
+};
+
+// Expands folders (expand_inputs), loads the model and every input (all before any output is
+// written, so a bad input fails early), predicts, and writes the files described above, one line
+// per input to `log`. Two inputs with one output name, or inputs of different sizes with save_raw,
+// are errors.
+void run_inference(const InferOptions& options, std::ostream& log);
+
+}  // namespace glia::nets

@@ -1,0 +1,67 @@
+// One training stage (nets/train/train_config.h says what each stage trains) from start, or
+// resumed, to its best checkpoint and test metrics:
+//   per epoch: train over the sampler's epoch (progress bar: samples/s and running loss), then
+//   validate (nets/eval/sample_scores.h; overall and per source), append to metrics.jsonl, save
+//   last.safetensors (+ last.optim.safetensors) and, when the combined metric
+//   w * Dice + (1 - w) * accuracy improves, best.safetensors; step the schedule; stop early after
+//   `early_stopping_patience` epochs without improvement. At the end the best checkpoint is
+//   evaluated on the test split (summary.json).
+// The run folder also holds config.yaml (the resolved configuration). A non-finite loss stops the
+// stage with an error naming the step and the last good checkpoint. A stop request (SIGINT /
+// SIGTERM through request_stop) saves a resumable last checkpoint at the next batch boundary and
+// returns; resuming from it continues exactly (same batches, same dropout masks, same optimiser
+// and schedule state), so on cpu the weights equal those of an uninterrupted run.
+// Tested in tests/nets/train/trainer_test.cpp.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <memory>
+#include <ostream>
+#include <string>
+
+#include "data/input/dataset.h"
+#include "engine/device.h"
+#include "io/config.h"
+#include "nets/eval/metrics.h"
+
+namespace glia::nets {
+
+struct TrainData {
+  std::shared_ptr<const data::Dataset> train, val, test;
+};
+
+struct RunOptions {
+  std::filesystem::path out_dir;  // the stage's run folder (created)
+  Device device = Device::cpu();
+  std::filesystem::path init_checkpoint;  // overrides train.init_checkpoint when not empty
+  bool resume = false;                    // continue from out_dir/last.safetensors
+  std::ostream* log = nullptr;            // epoch lines; null = silent
+  bool progress_bar = false;              // a live bar on stderr
+  // Stop as if interrupted (resumable last checkpoint) after this many optimiser steps of this
+  // call; 0 = no limit. For time-boxed runs and for testing resume.
+  std::int64_t max_steps = 0;
+};
+
+struct StageResult {
+  int stage = 0;
+  std::filesystem::path best_checkpoint, last_checkpoint;
+  double best_metric = std::numeric_limits<double>::quiet_NaN();
+  std::int64_t best_epoch = -1;  // 0-based
+  std::int64_t epochs_run = 0;   // epochs completed, including those before a resume
+  bool interrupted = false;      // stopped by request_stop(); last checkpoint is resumable
+  bool early_stopped = false;
+  std::map<std::string, Summary> test;  // best checkpoint on the test split (empty if none)
+  double seconds = 0;                   // wall time of this call
+};
+
+StageResult train_stage(const io::Config& config, const TrainData& data, const RunOptions& options);
+
+// Asks running stages to save and return (async-signal-safe: one atomic store).
+void request_stop();
+bool stop_requested();
+void clear_stop_request();
+
+}  // namespace glia::nets
