@@ -6,7 +6,7 @@
 // have a mask only (has_mask is the per-sample weight, so a sample without a mask contributes
 // nothing, and a batch with none gives L_seg = 0, not NaN). L_cls = cross-entropy (label
 // smoothing, class weights) or focal loss over all samples.
-// Tested in tests/nets/multitask_loss_test.cpp.
+// Tested in tests/nets/model/multitask_loss_test.cpp.
 #pragma once
 
 #include "engine/tensor.h"
