@@ -4,7 +4,7 @@
 // with the phantom generator and the preprocessing pipeline, then reused).
 // Run folder: OUT/stage<N>/ per stage (nets/train/trainer.h lists its files) and OUT/summary.json
 // with every stage's test metrics. --resume continues the stage that was in progress and skips the
-// stages already finished. Tested in tests/nets/training_run_test.cpp and end to end in
+// stages already finished. Tested in tests/nets/train/training_run_test.cpp and end to end in
 // tests/apps.
 #pragma once
 
