@@ -1,12 +1,24 @@
 // The training configuration: every shipped file under configs/ loads against the schema and
-// converts to a TrainConfig; per-stage sections override common values; semantic errors (a ratio
-// sampler without ratios, an unknown source, a conflicting stage) are reported by key.
+// converts to a TrainConfig; the stage files ask for what their stage is for (loss terms, data,
+// selection metric, starting weights) and, run for one step, train the components of their stage;
+// per-stage sections override common values; semantic errors (a ratio sampler without ratios, an
+// unknown source, a conflicting stage) are reported by key.
 #include "nets/train/train_config.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <random>
+
+#include "data/input/dataset.h"
+#include "io/safetensors.h"
+#include "nets/model/checkpoint.h"
+#include "nets/model/multitask_loss.h"
+#include "nets/train/trainer.h"
 
 namespace glia::nets {
 namespace {
@@ -39,24 +51,181 @@ TEST(TrainConfig, EveryShippedStageFileLoads) {
   EXPECT_GE(files, 3);
 }
 
+TrainConfig stage_file(const std::string& name, const std::vector<std::string>& overrides = {}) {
+  return to_train_config(load_training_config(kConfigs / "stages" / name, 0, overrides));
+}
+
+// What the shipped stage files ask of the trainer, as properties of the stages rather than their
+// tuning numbers: which loss terms, which data, which selection metric, which starting weights.
 TEST(TrainConfig, StageFilesSayWhatTheStagesDo) {
-  const TrainConfig s1 =
-      to_train_config(load_training_config(kConfigs / "stages/stage1_seg_warmup.yaml", 0));
-  EXPECT_EQ(s1.stage, 1);
-  EXPECT_EQ(s1.data.sources, (std::vector<std::string>{"brats"}));
-  const TrainConfig s2 =
-      to_train_config(load_training_config(kConfigs / "stages/stage2_cls_head.yaml", 0));
-  EXPECT_EQ(s2.stage, 2);
+  const TrainConfig s1 = stage_file("stage1_seg_warmup.yaml");
+  const TrainConfig s2 = stage_file("stage2_cls_head.yaml");
+  const TrainConfig s3 = stage_file("stage3_joint.yaml");
+  ASSERT_EQ(s1.stage, 1);
+  ASSERT_EQ(s2.stage, 2);
+  ASSERT_EQ(s3.stage, 3);
+  const auto uses = [](const TrainConfig& t, const std::string& source) {
+    return std::find(t.data.sources.begin(), t.data.sources.end(), source) != t.data.sources.end();
+  };
+  const auto seg_loss_counts = [](const TrainConfig& t) {
+    return t.loss.dice_weight >= 0 && t.loss.bce_weight >= 0 &&
+           t.loss.dice_weight + t.loss.bce_weight > 0;
+  };
+
+  // Stage 1: segmentation only, on the source that has masks; the head is not trained, so the
+  // best checkpoint is chosen by Dice alone; it starts from fresh weights.
+  EXPECT_TRUE(stage_needs_seg(s1.stage));
+  EXPECT_FALSE(stage_needs_cls(s1.stage));
+  EXPECT_TRUE(seg_loss_counts(s1));
+  EXPECT_TRUE(uses(s1, "brats"));
+  EXPECT_EQ(s1.metric_dice_weight, 1.0);
+  EXPECT_TRUE(s1.init_checkpoint.empty());
+
+  // Stage 2: classification only, from both sources, on stage 1's best (no checkpoint of its
+  // own) with the encoder, decoder and their batch-norm statistics frozen; the segmentation
+  // output cannot change, so the best checkpoint is chosen by accuracy alone.
+  EXPECT_FALSE(stage_needs_seg(s2.stage));
+  EXPECT_TRUE(stage_needs_cls(s2.stage));
+  EXPECT_TRUE(uses(s2, "brats") && uses(s2, "kaggle"));
   EXPECT_TRUE(s2.freeze_decoder);
   EXPECT_TRUE(s2.frozen_bn_eval);
-  const TrainConfig s3 =
-      to_train_config(load_training_config(kConfigs / "stages/stage3_joint.yaml", 0));
-  EXPECT_EQ(s3.stage, 3);
-  // The defaults for the joint stage's parameter groups.
-  EXPECT_DOUBLE_EQ(s3.optim.lr_encoder, 1e-4);
-  EXPECT_DOUBLE_EQ(s3.optim.lr_decoder, 3e-4);
-  EXPECT_DOUBLE_EQ(s3.optim.lr_head, 3e-4);
+  EXPECT_EQ(s2.metric_dice_weight, 0.0);
+  EXPECT_TRUE(s2.init_checkpoint.empty());
+
+  // Stage 3: both terms with positive weights, both sources in every batch, on stage 2's best;
+  // the pretrained encoder learns more slowly than the decoder and the head; gradients are
+  // clipped; the best checkpoint weighs Dice and accuracy.
+  EXPECT_TRUE(stage_needs_seg(s3.stage));
+  EXPECT_TRUE(stage_needs_cls(s3.stage));
+  EXPECT_TRUE(seg_loss_counts(s3));
+  EXPECT_GT(s3.loss.lambda_seg, 0.0);
+  EXPECT_GT(s3.loss.lambda_cls, 0.0);
+  EXPECT_TRUE(uses(s3, "brats") && uses(s3, "kaggle"));
+  if (s3.sampler.mode == "ratio") {
+    for (const std::string& source : s3.data.sources) {
+      EXPECT_GT(s3.sampler.source_ratio.count(source) ? s3.sampler.source_ratio.at(source) : 0.0,
+                0.0)
+          << source;
+    }
+  }
+  EXPECT_LT(s3.optim.lr_encoder, s3.optim.lr_decoder);
+  EXPECT_LT(s3.optim.lr_encoder, s3.optim.lr_head);
   EXPECT_GT(s3.optim.grad_clip, 0.0);
+  EXPECT_GT(s3.metric_dice_weight, 0.0);
+  EXPECT_LT(s3.metric_dice_weight, 1.0);
+  EXPECT_TRUE(s3.init_checkpoint.empty());
+}
+
+// A 16x16 slice, with a bright disk and its mask when `tumour`; kaggle samples have no mask.
+data::Sample tiny_sample(std::mt19937& rng, const std::string& source, bool tumour) {
+  constexpr int kSize = 16;
+  data::Sample s;
+  s.height = s.width = kSize;
+  std::vector<std::uint8_t> mask(kSize * kSize, 0);
+  std::normal_distribution<float> noise(0.0f, 0.3f);
+  for (int y = 0; y < kSize; ++y) {
+    for (int x = 0; x < kSize; ++x) {
+      const bool inside = tumour && (y - 8) * (y - 8) + (x - 7) * (x - 7) <= 9;
+      s.image.push_back((inside ? 2.0f : -0.5f) + noise(rng));
+      mask[y * kSize + x] = inside;
+    }
+  }
+  if (source == "brats") s.mask = mask;
+  s.label = tumour;
+  s.source = source;
+  s.patient = source + std::to_string(rng() % 1000);
+  return s;
+}
+
+std::shared_ptr<const data::Dataset> tiny_dataset(unsigned seed) {
+  std::mt19937 rng(seed);
+  std::vector<data::Sample> samples;
+  for (int i = 0; i < 4; ++i) {
+    for (const char* source : {"brats", "kaggle"}) {
+      samples.push_back(tiny_sample(rng, source, true));
+      samples.push_back(tiny_sample(rng, source, false));
+    }
+  }
+  return std::make_shared<data::InMemoryDataset>(std::move(samples));
+}
+
+using StateDict = std::map<std::string, std::vector<float>>;
+
+StateDict state_of(const fs::path& checkpoint) {
+  StateDict out;
+  for (const auto& [name, t] : io::load_safetensors(checkpoint).tensors) {
+    out[name] = t.to_vector<float>();
+  }
+  return out;
+}
+
+// How one component moved between two state dicts: whether any tensor (batch-norm statistics
+// included) changed, and the largest change of a trainable parameter.
+struct Moved {
+  bool changed = false;
+  double largest_step = 0;
+};
+
+Moved moved(const StateDict& before, const StateDict& after, Component c) {
+  const std::string prefix = std::string(component_name(c)) + ".";
+  Moved m;
+  for (const auto& [name, a] : before) {
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::vector<float>& b = after.at(name);
+    m.changed |= a != b;
+    if (name.find("running_") != std::string::npos) continue;  // statistics, not parameters
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      m.largest_step = std::max(m.largest_step, std::fabs(static_cast<double>(b[i]) - a[i]));
+    }
+  }
+  return m;
+}
+
+// One optimiser step of each shipped stage file from the same initial weights (the model and
+// the batch shrunk, nothing else changed): each stage moves exactly the components it is meant
+// to train, and the joint stage moves the encoder by smaller steps than the decoder and the head.
+// Adam's first step moves each parameter by about its group's learning rate.
+TEST(TrainConfig, StageFilesTrainTheComponentsOfTheirStage) {
+  const fs::path dir = fs::temp_directory_path() / "glia_train_config_stage_steps";
+  fs::remove_all(dir);
+  const std::vector<std::string> tiny = {"model.base_filters=4", "model.depth=2",
+                                         "model.cls_hidden=16",  "train.batch_size=4",
+                                         "data.workers=0",       "augment.enabled=false"};
+  const TrainConfig t = stage_file("stage1_seg_warmup.yaml", tiny);
+  const fs::path init = dir / "init.safetensors";
+  fs::create_directories(dir);
+  write_initial_checkpoint(init, t.model, 5);
+  const StateDict initial = state_of(init);
+  const TrainData data{tiny_dataset(1), tiny_dataset(2), nullptr};
+
+  std::map<int, std::map<Component, Moved>> moves;
+  for (const char* file : {"stage1_seg_warmup.yaml", "stage2_cls_head.yaml", "stage3_joint.yaml"}) {
+    SCOPED_TRACE(file);
+    const io::Config config = load_training_config(kConfigs / "stages" / file, 0, tiny);
+    RunOptions options;
+    options.out_dir = dir / file;
+    options.init_checkpoint = init;
+    options.max_steps = 1;
+    clear_stop_request();
+    const StageResult r = train_stage(config, data, options);
+    ASSERT_TRUE(r.interrupted);
+    const StateDict after = state_of(r.last_checkpoint);
+    for (Component c : kComponents) moves[r.stage][c] = moved(initial, after, c);
+  }
+  fs::remove_all(dir);
+
+  EXPECT_TRUE(moves[1][Component::encoder].changed);
+  EXPECT_TRUE(moves[1][Component::decoder].changed);
+  EXPECT_FALSE(moves[1][Component::cls_head].changed);
+
+  EXPECT_FALSE(moves[2][Component::encoder].changed);
+  EXPECT_FALSE(moves[2][Component::decoder].changed);
+  EXPECT_TRUE(moves[2][Component::cls_head].changed);
+
+  const auto& joint = moves[3];
+  for (Component c : kComponents) EXPECT_TRUE(joint.at(c).changed) << component_name(c);
+  EXPECT_LT(joint.at(Component::encoder).largest_step, joint.at(Component::decoder).largest_step);
+  EXPECT_LT(joint.at(Component::encoder).largest_step, joint.at(Component::cls_head).largest_step);
 }
 
 TEST(TrainConfig, DefaultsMatchTheModelSpecification) {
