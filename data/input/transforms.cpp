@@ -1,5 +1,5 @@
 // Geometric and intensity transforms and Compose (data/input/transforms.h); the skull mask is in
-// io/skull_mask.cpp. Tested in tests/data/input/transforms_test.cpp.
+// data/input/skull_mask.cpp. Tested in tests/data/input/transforms_test.cpp.
 #include "data/input/transforms.h"
 
 #include <sstream>
