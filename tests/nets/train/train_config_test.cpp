@@ -6,6 +6,7 @@
 #include "nets/train/train_config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -186,7 +187,8 @@ Moved moved(const StateDict& before, const StateDict& after, Component c) {
 // to train, and the joint stage moves the encoder by smaller steps than the decoder and the head.
 // Adam's first step moves each parameter by about its group's learning rate.
 TEST(TrainConfig, StageFilesTrainTheComponentsOfTheirStage) {
-  const fs::path dir = fs::temp_directory_path() / "glia_train_config_stage_steps";
+  const fs::path dir =
+      fs::temp_directory_path() / ("glia_train_config_stage_steps_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   const std::vector<std::string> tiny = {"model.base_filters=4", "model.depth=2",
                                          "model.cls_hidden=16",  "train.batch_size=4",

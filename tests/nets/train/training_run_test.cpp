@@ -7,6 +7,7 @@
 #include "nets/train/training_run.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -59,17 +60,24 @@ std::map<std::string, std::int64_t> files_of(const fs::path& dir) {
   return out;
 }
 
+// A folder of its own per test and process: ctest runs the cases in parallel.
+fs::path scratch_dir() {
+  return fs::temp_directory_path() /
+         (std::string("glia_training_run_") +
+          ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
+          std::to_string(::getpid()));
+}
+
 class TrainingRunTest : public ::testing::Test {
  protected:
-  // One demo cache for the suite: generating it is most of the cost.
-  static void SetUpTestSuite() {
-    root_ = fs::temp_directory_path() / "glia_training_run_test";
+  void SetUp() override {
+    root_ = scratch_dir();
     fs::remove_all(root_);
+    clear_stop_request();
   }
-  static void TearDownTestSuite() { fs::remove_all(root_); }
-  void SetUp() override { clear_stop_request(); }
+  void TearDown() override { fs::remove_all(root_); }
 
-  static TrainRequest request(const std::string& out) {
+  TrainRequest request(const std::string& out) const {
     TrainRequest r;
     r.overrides = kTiny;
     r.out_dir = root_ / out;
@@ -77,9 +85,8 @@ class TrainingRunTest : public ::testing::Test {
     return r;
   }
 
-  static fs::path root_;
+  fs::path root_;
 };
-fs::path TrainingRunTest::root_;
 
 TEST_F(TrainingRunTest, AFolderWithoutAManifestIsNamed) {
   const fs::path empty = root_ / "no_data";
