@@ -1,9 +1,10 @@
 // Training runs as glia-train performs them, on a tiny demo dataset (3 phantom subjects and 8
-// images of 32x32, a 2-level U-Net with 2 base filters, two steps per stage): a data folder
-// without a manifest is named in the error; the demo data is generated once per set of generator
-// options and then reused untouched; --stage all chains the stages (stage 2 starts from stage 1's
-// best checkpoint, stage 3 from stage 2's); --resume keeps the finished stages and finishes an
-// interrupted one; the report has a row for every stage.
+// images generated at 32x32, then preprocessed to 256x256; a 2-level U-Net with 2 base filters;
+// two steps per stage): a data folder without a manifest is named in the error; the demo data is
+// generated once per set of generator options and then reused untouched; --stage all chains the
+// stages (stage 2 starts from stage 1's best checkpoint, stage 3 from stage 2's); --resume keeps
+// the finished stages and finishes an interrupted one; the report has a row for every stage's
+// test metrics.
 #include "nets/train/training_run.h"
 
 #include <gtest/gtest.h>
