@@ -1,7 +1,7 @@
 // The cuBLAS GEMM fallback. cuBLAS is column-major; a row-major matrix is the column-major view
 // of its transpose, so the row-major C = op(A) op(B) is computed as the column-major
 // C^T = op(B)^T op(A)^T: cuBLAS gets B before A, n before m, and each operand's own transpose flag.
-// Tested in tests/kernels/cudnn_gemm_test.cpp against kernels/cpu/gemm.cpp.
+// Tested in tests/kernels/gemm_test.cpp (the Cuda cases) against kernels/cpu/gemm.cpp.
 #include "kernels/cudnn/gemm.h"
 
 #include <limits>
