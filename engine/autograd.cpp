@@ -108,11 +108,12 @@ void GradMode::set_enabled(bool enabled) {
   t_grad_enabled = enabled;
 }
 
-Node::Node(std::string name, BackwardFn fn, std::vector<Edge> edges,
+Node::Node(std::string name, BackwardFn fn, std::vector<Edge> edges, std::vector<Saved> saved,
            std::weak_ptr<TensorImpl> output)
     : name_(std::move(name)),
       fn_(std::move(fn)),
       edges_(std::move(edges)),
+      saved_(std::move(saved)),
       output_(std::move(output)) {}
 
 Node::~Node() {
@@ -130,7 +131,22 @@ Node::~Node() {
   }  // `node` is freed here with no children left to free recursively
 }
 
+void Node::check_saved_versions() const {
+  for (const Saved& saved : saved_) {
+    const std::uint64_t now = saved.counter->load(std::memory_order_relaxed);
+    if (now == saved.version) continue;
+    throw std::runtime_error(
+        "one of the tensors needed for gradient computation has been modified by an in-place "
+        "operation: " +
+        name_ + " saved a tensor of shape " + shape_to_string(saved.shape) + " (" +
+        dtype_name(saved.dtype) + " on " + saved.device.to_string() + ") at version " +
+        std::to_string(saved.version) + ", it is now at version " + std::to_string(now) +
+        "; write to it only after backward(), or give " + name_ + " a clone()");
+  }
+}
+
 std::vector<Tensor> Node::apply(const Tensor& grad_output) const {
+  check_saved_versions();
   std::vector<Tensor> grads = fn_(grad_output);
   if (grads.size() != edges_.size()) {
     throw std::logic_error("backward of " + name_ + " returned " + std::to_string(grads.size()) +
@@ -160,8 +176,16 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
-void record(const char* name, Tensor& output, const std::vector<Tensor>& inputs, BackwardFn fn) {
+void record(const char* name, Tensor& output, const std::vector<Tensor>& inputs,
+            const std::vector<Tensor>& saved, BackwardFn fn) {
   if (!needs_grad(inputs)) return;
+  std::vector<Node::Saved> versions;
+  versions.reserve(saved.size());
+  for (const Tensor& t : saved) {
+    if (!t.defined()) continue;
+    const TensorImpl& impl = *t.impl();
+    versions.push_back({impl.version, t.version(), impl.shape, impl.dtype, impl.device});
+  }
   std::vector<Node::Edge> edges;
   edges.reserve(inputs.size());
   for (const Tensor& t : inputs) {
@@ -178,7 +202,8 @@ void record(const char* name, Tensor& output, const std::vector<Tensor>& inputs,
   }
   TensorImpl& out = *output.impl();
   out.requires_grad = true;
-  out.grad_fn = std::make_shared<Node>(name, std::move(fn), std::move(edges), output.impl_ptr());
+  out.grad_fn = std::make_shared<Node>(name, std::move(fn), std::move(edges), std::move(versions),
+                                       output.impl_ptr());
 }
 
 // --- Tensor's autograd members ------------------------------------------------------------
@@ -239,6 +264,7 @@ Tensor Tensor::detach() const {
   impl->shape = t.shape;
   impl->dtype = t.dtype;
   impl->device = t.device;
+  impl->version = t.version;  // the same values: a write through the alias counts for both
   return Tensor(std::move(impl));
 }
 

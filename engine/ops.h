@@ -30,7 +30,7 @@ Tensor full(const Shape& shape, double value, TensorOptions options = {});
 Tensor arange(double start, double end, double step = 1.0, TensorOptions options = {});
 Tensor zeros_like(const Tensor& x);
 Tensor ones_like(const Tensor& x);
-// Sets every element of `x` to `value` (converted to x's dtype), in place.
+// Sets every element of `x` to `value` (converted to x's dtype), in place (bumps x's version).
 void fill_(Tensor& x, double value);
 // A tensor of `shape` on `device` holding a copy of `values`; the dtype follows T (float, double,
 // int32_t, uint8_t). The element count must match the shape.

@@ -62,6 +62,7 @@ void uniform_(Tensor& x, double lo, double hi, Generator* generator) {
     ops::kernel::uniform(backend, x.data<T>(), n, seed, offset, static_cast<float>(lo),
                          static_cast<float>(hi));
   });
+  x.bump_version();
 }
 
 void normal_(Tensor& x, double mean, double stddev, Generator* generator) {
@@ -73,6 +74,7 @@ void normal_(Tensor& x, double mean, double stddev, Generator* generator) {
     ops::kernel::normal(backend, x.data<T>(), n, seed, offset, static_cast<float>(mean),
                         static_cast<float>(stddev));
   });
+  x.bump_version();
 }
 
 Tensor rand(const Shape& shape, TensorOptions options, Generator* generator) {

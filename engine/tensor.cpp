@@ -50,6 +50,15 @@ Tensor::Tensor(const Shape& shape, DType dtype, Device device) {
   impl_->shape = shape;
   impl_->dtype = dtype;
   impl_->device = device;
+  impl_->version = std::make_shared<VersionCounter>(0);
+}
+
+std::uint64_t Tensor::version() const {
+  return checked_impl("version").version->load(std::memory_order_relaxed);
+}
+
+void Tensor::bump_version() const {
+  checked_impl("bump_version").version->fetch_add(1, std::memory_order_relaxed);
 }
 
 const TensorImpl& Tensor::checked_impl(const char* what) const {

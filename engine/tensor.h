@@ -1,10 +1,12 @@
 // Tensor: a shared handle (copying it aliases) to contiguous row-major storage with a shape of up
 // to 5 dims, a dtype and a device (DESIGN.md section 4). Nothing moves between devices unless
 // `to(device)` is called. The handle also carries the autograd state: requires_grad, the node
-// that produced it (grad_fn) and the accumulated gradient. Ops on tensors are in engine/ops.h.
-// Tested in tests/engine/tensor_test.cpp and tests/engine/autograd_test.cpp.
+// that produced it (grad_fn), the accumulated gradient, and the version counter that in-place
+// writes bump and backward checks (engine/autograd.h). Ops on tensors are in engine/ops.h.
+// Tested in tests/engine/tensor_test.cpp, autograd_test.cpp and version_counter_test.cpp.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,6 +35,10 @@ struct TensorOptions {
 struct TensorImpl;
 class Node;
 class Storage;
+
+// Counts the in-place writes to a tensor's values (atomic: a fill on one thread and a backward
+// check on another must not race on the count itself).
+using VersionCounter = std::atomic<std::uint64_t>;
 
 class Tensor {
  public:
@@ -88,6 +94,16 @@ class Tensor {
   // True when both tensors view the same storage.
   bool shares_storage_with(const Tensor& other) const;
 
+  // --- in-place writes ---
+  // How many in-place writes the values have had (PyTorch's _version). The count is shared by
+  // this tensor and its aliases (detach, reshape), so a write through any of them shows in all.
+  std::uint64_t version() const;
+  // Marks the values as written in place. Every op that writes into an existing tensor calls it
+  // (fill_, uniform_, normal_, optimiser steps, clip_grad_norm_, batch-norm running statistics,
+  // module loads and device moves), so a backward that saved the tensor before the write fails
+  // instead of computing a wrong gradient. Code that writes through data<T>() calls it too.
+  void bump_version() const;
+
   // --- autograd (engine/autograd.cpp) ---
   bool requires_grad() const;
   // Only on leaves of a floating dtype.
@@ -128,6 +144,8 @@ struct TensorImpl {
   Shape shape;
   DType dtype = DType::f32;
   Device device;
+  // Shared with every alias of the same values; never null on a constructed tensor.
+  std::shared_ptr<VersionCounter> version;
 
   bool requires_grad = false;
   bool retains_grad = false;

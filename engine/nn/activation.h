@@ -1,5 +1,6 @@
-// Parameter-free activation modules over the engine's ops. Tested in
-// tests/engine/nn_module_test.cpp.
+// The activation module the networks use between layers: ReLU over the engine's op. Other
+// activations are applied as ops on logits where needed (sigmoid, softmax), so they have no
+// module. Tested in tests/engine/nn_module_test.cpp.
 #pragma once
 
 #include "engine/nn/module.h"
@@ -10,11 +11,6 @@ namespace glia::nn {
 class ReLU : public Module {
  public:
   Tensor forward(const Tensor& x) override { return relu(x); }
-};
-
-class Sigmoid : public Module {
- public:
-  Tensor forward(const Tensor& x) override { return sigmoid(x); }
 };
 
 }  // namespace glia::nn

@@ -17,12 +17,15 @@ std::string join(const std::string& prefix, const std::string& name) {
   return prefix.empty() ? name : prefix + "." + name;
 }
 
-// Points `dst` at `src`'s storage, so every handle to dst sees the new values.
+// Points `dst` at `src`'s storage, so every handle to dst sees the new values. That is an
+// in-place write for autograd: dst keeps its version counter and bumps it, so a graph that saved
+// the old values (through an alias sharing the counter) fails at backward.
 void rebind_storage(Tensor& dst, const Tensor& src) {
   TensorImpl* d = dst.impl();
   d->storage = src.impl()->storage;
   d->offset = src.impl()->offset;
   d->device = src.device();
+  dst.bump_version();
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 // named child modules; the dotted paths ("encoder.blocks.0.conv1.weight") are PyTorch's, and are
 // also the checkpoint keys. Train/eval mode and freezing propagate to children. Parameters and
 // buffers are handles: moving a module to a device or loading a state dict replaces their storage
-// in place, so handles a layer keeps in its members stay valid.
+// in place, so handles a layer keeps in its members stay valid; that counts as an in-place write
+// (their version is bumped, engine/autograd.h).
 // Tested in tests/engine/nn_module_test.cpp.
 #pragma once
 
@@ -85,7 +86,8 @@ class Module {
 };
 
 // Replaces `dst`'s storage with a copy of `src`'s values converted to dst's dtype and device;
-// the shapes must match. dst keeps its identity (handles, requires_grad); its gradient is kept.
+// the shapes must match. dst keeps its identity (handles, requires_grad, version counter, which is
+// bumped); its gradient is kept.
 // `what` names dst in the error.
 void assign_values(Tensor& dst, const Tensor& src, const std::string& what);
 

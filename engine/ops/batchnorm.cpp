@@ -199,9 +199,13 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
       native(rm, rv);
     });
   }
+  if (update_running) {
+    running_mean.bump_version();
+    running_var.bump_version();
+  }
 
   if (needs_grad({x, weight, bias})) {
-    record(kOp, y, {x, weight, bias},
+    record(kOp, y, {x, weight, bias}, {x, weight},
            [xs = x.detach(), ws = weight.defined() ? weight.detach() : Tensor(), saved, s,
             gx_needed = x.requires_grad(), gw_needed = weight.defined() && weight.requires_grad(),
             gb_needed = bias.defined() && bias.requires_grad()](const Tensor& gy) {

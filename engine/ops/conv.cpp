@@ -302,6 +302,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
   Tensor y = forward_pass(s, x, w, bias, resolve_kernel_policy(OpFamily::conv, policy));
   if (needs_grad({x, w, bias})) {
     record(op, y, {x, w, bias},
+           {w.requires_grad() ? x : Tensor(), x.requires_grad() ? w : Tensor()},
            [s, xs = x.detach(), ws = w.detach(), gx_needed = x.requires_grad(),
             gw_needed = w.requires_grad(), gb_needed = bias.defined() && bias.requires_grad(),
             policy](const Tensor& gy) {
@@ -348,6 +349,7 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, Co
   }
   if (needs_grad({x, w, bias})) {
     record(op, y, {x, w, bias},
+           {w.requires_grad() ? x : Tensor(), x.requires_grad() ? w : Tensor()},
            [s, xs = x.detach(), ws = w.detach(), gx_needed = x.requires_grad(),
             gw_needed = w.requires_grad(), gb_needed = bias.defined() && bias.requires_grad(),
             policy](const Tensor& gy) {

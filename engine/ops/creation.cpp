@@ -16,16 +16,25 @@ Tensor empty(const Shape& shape, TensorOptions options) {
   return t;
 }
 
-void fill_(Tensor& x, double value) {
+namespace {
+
+void fill_values(const Tensor& x, double value) {
   const index_t n = x.numel();
   ops::dispatch_all("fill", x.device(), x.dtype(), [&]<class T>(auto backend) {
     ops::kernel::fill(backend, x.data<T>(), n, static_cast<T>(value));
   });
 }
 
+}  // namespace
+
+void fill_(Tensor& x, double value) {
+  fill_values(x, value);
+  x.bump_version();
+}
+
 Tensor full(const Shape& shape, double value, TensorOptions options) {
   Tensor t(shape, options.dtype, options.device);
-  fill_(t, value);
+  fill_values(t, value);  // initialising a new tensor is no in-place write: it stays at version 0
   if (options.requires_grad) t.set_requires_grad(true);
   return t;
 }

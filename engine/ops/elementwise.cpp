@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "engine/ops.h"
 #include "engine/ops/dispatch.h"
@@ -111,6 +112,31 @@ Tensor binary_op(BinaryOp op, const char* name, const Tensor& a, const Tensor& b
   return y;
 }
 
+// What the backward of `op` reads (kernels::unary_grad): the output, the input, or nothing.
+std::vector<Tensor> unary_saved(UnaryOp op, const Tensor& x, const Tensor& y) {
+  switch (op) {
+    case UnaryOp::exp:
+    case UnaryOp::sqrt:
+    case UnaryOp::sigmoid:
+    case UnaryOp::tanh:
+      return {y};
+    case UnaryOp::log:
+    case UnaryOp::abs:
+    case UnaryOp::relu:
+    case UnaryOp::rdiv_scalar:
+    case UnaryOp::pow_scalar:
+    case UnaryOp::clamp:
+      return {x};
+    case UnaryOp::copy:
+    case UnaryOp::neg:
+    case UnaryOp::add_scalar:
+    case UnaryOp::mul_scalar:
+    case UnaryOp::rsub_scalar:
+      return {};
+  }
+  return {x, y};  // not reached: every op is listed
+}
+
 Tensor unary_op(UnaryOp op, const char* name, const Tensor& x, UnaryParams p = {}) {
   ops::check_floating(name, x);
   Tensor y(x.shape(), x.dtype(), x.device());
@@ -121,7 +147,7 @@ Tensor unary_op(UnaryOp op, const char* name, const Tensor& x, UnaryParams p = {
     });
   }
   if (needs_grad({x})) {
-    record(name, y, {x},
+    record(name, y, {x}, unary_saved(op, x, y),
            [op, p, xs = x.detach(), ys = y.detach()](const Tensor& gy) -> std::vector<Tensor> {
              return {ops::unary_backward(op, xs, ys, gy, p)};
            });
@@ -189,7 +215,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor y = binary_op(BinaryOp::mul, "mul", a, b);
   if (needs_grad({a, b})) {
-    record("mul", y, {a, b},
+    record("mul", y, {a, b}, {b.requires_grad() ? a : Tensor(), a.requires_grad() ? b : Tensor()},
            [as = a.detach(), bs = b.detach(), ga = a.requires_grad(),
             gb = b.requires_grad()](const Tensor& gy) {
              return std::vector<Tensor>{ga ? sum_to(mul(gy, bs), as.shape()) : Tensor(),
@@ -202,7 +228,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor y = binary_op(BinaryOp::div, "div", a, b);
   if (needs_grad({a, b})) {
-    record("div", y, {a, b},
+    record("div", y, {a, b}, {b, b.requires_grad() ? y : Tensor()},
            [sa = a.shape(), bs = b.detach(), ys = y.detach(), ga = a.requires_grad(),
             gb = b.requires_grad()](const Tensor& gy) {
              return std::vector<Tensor>{

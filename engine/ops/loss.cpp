@@ -125,7 +125,7 @@ Tensor bce_per_sample(const Tensor& logits, const Tensor& target, double pos_wei
                                  static_cast<T>(pos_weight));
   });
   if (needs_grad({logits})) {
-    record(op, loss, {logits},
+    record(op, loss, {logits}, {logits, target},
            [x = logits.detach(), t = target.detach(), s, pos_weight](const Tensor& gl) {
              Tensor gx(x.shape(), x.dtype(), x.device());
              ops::dispatch_float("binary_cross_entropy_with_logits backward", x.device(), x.dtype(),
@@ -158,7 +158,7 @@ Tensor dice_per_sample(const Tensor& logits, const Tensor& target, double smooth
                       s, static_cast<T>(smooth));
   });
   if (needs_grad({logits})) {
-    record(op, loss, {logits},
+    record(op, loss, {logits}, {logits, target},
            [x = logits.detach(), t = target.detach(), sums, s, smooth](const Tensor& gl) {
              Tensor gx(x.shape(), x.dtype(), x.device());
              ops::dispatch_float(
@@ -193,7 +193,7 @@ Tensor dice_bce_per_sample(const Tensor& logits, const Tensor& target, const Dic
     }
   });
   if (needs_grad({logits})) {
-    record(op, loss, {logits},
+    record(op, loss, {logits}, {logits, target},
            [x = logits.detach(), t = target.detach(), sums, s, o](const Tensor& gl) {
              Tensor gx(x.shape(), x.dtype(), x.device());
              ops::dispatch_float(
@@ -256,7 +256,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
   });
   if (needs_grad({logits})) {
     record(
-        op, loss, {logits},
+        op, loss, {logits}, {logits, target, w},
         [x = logits.detach(), t = target.detach(), w, lse, s, label_smoothing](const Tensor& gl) {
           Tensor gx(x.shape(), x.dtype(), x.device());
           ops::dispatch_float(
@@ -286,7 +286,7 @@ Tensor focal_loss(const Tensor& logits, const Tensor& target, Reduction reductio
                        loss.data<T>(), lse.data<T>(), s, static_cast<T>(gamma));
   });
   if (needs_grad({logits})) {
-    record(op, loss, {logits},
+    record(op, loss, {logits}, {logits, target, a},
            [x = logits.detach(), t = target.detach(), a, lse, s, gamma](const Tensor& gl) {
              Tensor gx(x.shape(), x.dtype(), x.device());
              ops::dispatch_float(

@@ -112,6 +112,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, std::optional<KernelPolicy> poli
   Tensor c = gemm(a, b, false, false, policy);
   if (needs_grad({a, b})) {
     record("matmul", c, {a, b},
+           {b.requires_grad() ? a : Tensor(), a.requires_grad() ? b : Tensor()},
            [as = a.detach(), bs = b.detach(), ga = a.requires_grad(), gb = b.requires_grad(),
             policy](const Tensor& gc) {
              return std::vector<Tensor>{ga ? gemm(gc, bs, false, true, policy) : Tensor(),

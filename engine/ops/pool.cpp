@@ -181,7 +181,7 @@ Tensor pool(PoolKind kind, const Tensor& x, const Pool2dShape& s,
     // cuDNN's backward reads x and y; ours needs at most the indices.
     const Tensor saved_x = f.used_cudnn ? x.detach() : Tensor();
     const Tensor saved_y = f.used_cudnn ? f.y.detach() : Tensor();
-    record(op_name(kind), f.y, {x},
+    record(op_name(kind), f.y, {x}, {saved_x, saved_y},
            [kind, s, saved_x, saved_y, indices = f.indices,
             used_cudnn = f.used_cudnn](const Tensor& gy) {
              return std::vector<Tensor>{

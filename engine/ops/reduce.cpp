@@ -160,7 +160,7 @@ MaxResult max(const Tensor& x, int axis, bool keepdim) {
     indices = indices.reshape(dropped);
   }
   if (needs_grad({x})) {
-    record("max", values, {x},
+    record("max", values, {x}, {indices},
            [in_shape = x.shape(), kept, s, idx = indices.detach()](const Tensor& gy) {
              Tensor gx(in_shape, gy.dtype(), gy.device());
              const Tensor g = gy.reshape(kept);

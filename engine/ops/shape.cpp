@@ -51,6 +51,7 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   impl->shape = resolved;
   impl->dtype = x.dtype();
   impl->device = x.device();
+  impl->version = x.impl()->version;  // a view: writes through either count for both
   Tensor y(std::move(impl));
   record("reshape", y, {x}, [in_shape = x.shape()](const Tensor& gy) -> std::vector<Tensor> {
     return {gy.reshape(in_shape)};

@@ -120,7 +120,7 @@ Tensor softmax_op(bool log, const Tensor& x, int axis, std::optional<KernelPolic
   const ClassShape s = class_shape(op_name(log), x, axis);
   Forward f = softmax_forward(log, x, s, policy);
   if (needs_grad({x})) {
-    record(op_name(log), f.y, {x},
+    record(op_name(log), f.y, {x}, {f.y},
            [log, s, y = f.y.detach(), used_cudnn = f.used_cudnn](const Tensor& gy) {
              return std::vector<Tensor>{softmax_backward(log, s, y, gy, used_cudnn)};
            });

@@ -25,6 +25,7 @@ void scale_in_place(const Tensor& g, double coef) {
     ops::kernel::unary(backend, kernels::UnaryOp::mul_scalar, g.data<T>(), g.data<T>(), n,
                        kernels::UnaryParams{coef, 0.0});
   });
+  g.bump_version();
 }
 
 }  // namespace

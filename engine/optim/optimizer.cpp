@@ -102,6 +102,7 @@ void Optimizer::step() {
       if (!state) state.emplace();
       ++state->step;
       update(group, param, grad, *state);
+      param.bump_version();  // a graph that saved the old values can no longer backward
     }
   }
 }

@@ -3,7 +3,8 @@
 // allocated lazily on the parameter's device, zero_grad, and the state as a name -> Tensor map for
 // checkpoints. The update rules are in the subclasses (engine/optim/sgd.h, engine/optim/adam.h);
 // each runs under no-grad, in place on the parameter's storage, on the parameter's own device
-// (cpu, sim, cuda) through the fused kernels of kernels/optim_math.h.
+// (cpu, sim, cuda) through the fused kernels of kernels/optim_math.h, and step() bumps each
+// updated parameter's version, so backward through a graph recorded before the step throws.
 //
 // State map (export_state / import_state), group g and parameter index i within it:
 //   "group.<g>.lr", "group.<g>.weight_decay"  f64 scalars on cpu (schedules change lr)

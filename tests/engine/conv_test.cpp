@@ -10,8 +10,8 @@
 #include <tuple>
 #include <vector>
 
-#include "engine/gradcheck.h"
 #include "engine/ops.h"
+#include "tests/common/gradcheck.h"
 #include "tests/common/tolerance.h"
 #include "tests/engine/test_util.h"
 

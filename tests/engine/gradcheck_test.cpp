@@ -1,13 +1,13 @@
 // The gradient checker itself: it passes correct gradients, catches a wrong one and names the
 // worst element, skips points at kinks when told, and rejects inputs it cannot check. Tests
-// engine/gradcheck.h.
+// tests/common/gradcheck.h.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <stdexcept>
 
-#include "engine/gradcheck.h"
 #include "engine/ops.h"
+#include "tests/common/gradcheck.h"
 #include "tests/engine/test_util.h"
 
 namespace glia {

@@ -16,10 +16,10 @@
 #include <tuple>
 #include <vector>
 
-#include "engine/gradcheck.h"
 #include "engine/losses.h"
 #include "engine/ops.h"
 #include "engine/random.h"
+#include "tests/common/gradcheck.h"
 #include "tests/common/tolerance.h"
 #include "tests/engine/test_util.h"
 

@@ -1,6 +1,6 @@
 // The multi-task U-Net: parameter counts against the closed form of the architecture, names,
 // output shapes, the input-size error, freezing with batch norms held in eval, an f64 gradient
-// check of a tiny model (input by engine/gradcheck.h, every parameter tensor by central
+// check of a tiny model (input by tests/common/gradcheck.h, every parameter tensor by central
 // differences on sampled elements), and sim against cpu for forward and backward.
 #include "nets/model/unet.h"
 
@@ -10,10 +10,10 @@
 #include <map>
 
 #include "engine/grad_mode.h"
-#include "engine/gradcheck.h"
 #include "engine/losses.h"
 #include "engine/ops.h"
 #include "engine/storage.h"
+#include "tests/common/gradcheck.h"
 #include "tests/common/tolerance.h"
 #include "tests/engine/test_util.h"
 

@@ -1,6 +1,6 @@
 // The finite-difference gradient check; see gradcheck.h. Tested in
 // tests/engine/gradcheck_test.cpp.
-#include "engine/gradcheck.h"
+#include "tests/common/gradcheck.h"
 
 #include <cmath>
 #include <sstream>

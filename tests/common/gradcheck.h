@@ -2,8 +2,9 @@
 // y = f(inputs) and fixed random weights w, the scalar L = sum(y * w) is differentiated two ways:
 // by backward(), and per input element as (L(x + eps) - L(x - eps)) / (2 eps). Elements within
 // a step of a kink (relu at 0, clamp bounds, max ties) may be skipped, since there the numeric
-// derivative straddles two slopes. Tests of every op use it. Tested in
-// tests/engine/gradcheck_test.cpp.
+// derivative straddles two slopes. Tests of every op use it; the product never does, so it lives
+// here, in the glia_gradcheck library that only test executables link (tests/CMakeLists.txt).
+// Tested in tests/engine/gradcheck_test.cpp.
 #pragma once
 
 #include <cstdint>
