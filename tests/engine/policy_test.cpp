@@ -1,10 +1,12 @@
-// Kernel policy: names, the global setting and per-call override, the auto_select cache, that
-// cpu and sim ignore the policy, and on a GPU that native, cuBLAS and auto_select gemm agree with
-// cpu and that auto_select times each shape once. Tests engine/policy.h and
-// engine/ops/matmul.cpp.
+// Kernel policy: names, the global setting per family and the per-call override, the guard that
+// restores every family, the auto_select cache, that cpu and sim ignore the policy, and on a GPU
+// that native, cuBLAS and auto_select gemm agree with cpu and that auto_select times each shape
+// once. Tests engine/policy.h and engine/ops/matmul.cpp.
 #include <gtest/gtest.h>
 
+#include <set>
 #include <stdexcept>
+#include <string>
 
 #include "engine/ops.h"
 #include "engine/policy.h"
@@ -18,24 +20,23 @@ using glia::testing::all_close;
 using glia::testing::host_doubles;
 using glia::testing::random_tensor;
 
-// Restores the global gemm policy and empties the autotune cache around each test.
+// Restores every family's policy and empties the autotune cache around each test.
 class PolicyTest : public ::testing::Test {
  protected:
   void SetUp() override { clear_autotune_cache(); }
-  void TearDown() override {
-    set_kernel_policy(OpFamily::gemm, saved_);
-    clear_autotune_cache();
-  }
+  void TearDown() override { clear_autotune_cache(); }
 
  private:
-  KernelPolicy saved_ = kernel_policy(OpFamily::gemm);
+  ScopedKernelPolicy policies_;
 };
 
 TEST_F(PolicyTest, NamesRoundTrip) {
   for (KernelPolicy p : {KernelPolicy::native, KernelPolicy::cudnn, KernelPolicy::auto_select}) {
     EXPECT_EQ(parse_kernel_policy(kernel_policy_name(p)), p);
   }
-  EXPECT_STREQ(op_family_name(OpFamily::gemm), "gemm");
+  std::set<std::string> names;
+  for (OpFamily f : kOpFamilies) names.insert(op_family_name(f));
+  EXPECT_EQ(names, (std::set<std::string>{"gemm", "conv", "batchnorm", "pool", "softmax"}));
   try {
     (void)parse_kernel_policy("fastest");
     FAIL() << "unknown policy accepted";
@@ -44,14 +45,37 @@ TEST_F(PolicyTest, NamesRoundTrip) {
   }
 }
 
-TEST_F(PolicyTest, GlobalSettingAndPerCallOverride) {
-  EXPECT_EQ(kernel_policy(OpFamily::gemm), KernelPolicy::native);  // the default
-  set_kernel_policy(OpFamily::gemm, KernelPolicy::cudnn);
-  EXPECT_EQ(kernel_policy(OpFamily::gemm), KernelPolicy::cudnn);
-  EXPECT_EQ(resolve_kernel_policy(OpFamily::gemm, std::nullopt), KernelPolicy::cudnn);
-  EXPECT_EQ(resolve_kernel_policy(OpFamily::gemm, KernelPolicy::native), KernelPolicy::native);
+// Each family has its own setting, the override wins over it, and the all-families setting
+// reaches every family. Starts from an explicit state, so no other test's leftovers matter.
+TEST_F(PolicyTest, GlobalSettingPerFamilyAndPerCallOverride) {
+  for (OpFamily family : kOpFamilies) {
+    SCOPED_TRACE(op_family_name(family));
+    glia::testing::set_only_family(family, KernelPolicy::cudnn);
+    for (OpFamily other : kOpFamilies) {
+      const KernelPolicy want = other == family ? KernelPolicy::cudnn : KernelPolicy::native;
+      EXPECT_EQ(resolve_kernel_policy(other, std::nullopt), want) << op_family_name(other);
+      EXPECT_EQ(resolve_kernel_policy(other, KernelPolicy::auto_select), KernelPolicy::auto_select)
+          << op_family_name(other);
+    }
+  }
   set_kernel_policy(KernelPolicy::auto_select);
-  EXPECT_EQ(kernel_policy(OpFamily::gemm), KernelPolicy::auto_select);
+  for (OpFamily f : kOpFamilies) {
+    EXPECT_EQ(kernel_policy(f), KernelPolicy::auto_select) << op_family_name(f);
+  }
+}
+
+// The guard puts back every family's own setting, whatever happened in its scope.
+TEST_F(PolicyTest, ScopedKernelPolicyRestoresEveryFamily) {
+  const KernelPolicy cycle[] = {KernelPolicy::cudnn, KernelPolicy::auto_select,
+                                KernelPolicy::native};
+  auto policy_of = [&](OpFamily f) { return cycle[static_cast<std::size_t>(f) % 3]; };
+  for (OpFamily f : kOpFamilies) set_kernel_policy(f, policy_of(f));
+  {
+    ScopedKernelPolicy guard;
+    set_kernel_policy(KernelPolicy::native);
+    set_kernel_policy(OpFamily::conv, KernelPolicy::cudnn);
+  }
+  for (OpFamily f : kOpFamilies) EXPECT_EQ(kernel_policy(f), policy_of(f)) << op_family_name(f);
 }
 
 TEST_F(PolicyTest, AutotuneCacheRemembersWinnersPerKey) {
