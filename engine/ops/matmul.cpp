@@ -5,7 +5,6 @@
 // Tested in tests/engine/ops_test.cpp and tests/engine/policy_test.cpp.
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 
 #include "engine/ops.h"
 #include "engine/ops/dispatch.h"

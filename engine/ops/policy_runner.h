@@ -4,15 +4,15 @@
 //
 //   ops::run_with_policy(OpFamily::pool, policy, {shape fields}, backend,
 //                        [&] { /* our kernels through ops::kernel */ },
-//                        GLIA_CUDNN([&](auto ctx) { kernels::cudnn::f(ctx.cudnn(), ...,
-//                        ctx.stream); }));
+//                        GLIA_CUDNN([&](auto ctx) { /* kernels::cudnn::f(ctx.cudnn(), ...) */ }));
 //
 // cpu and sim run the native candidate: they have one implementation. cuda resolves the per-call
 // override, else the family's setting: native and cudnn run that candidate; auto_select runs the
 // remembered winner for (family, device, key), or the first time times both candidates on the
 // device's stream (a warm-up and a few runs each) and remembers the faster. The key holds every
 // problem parameter that can change which candidate is faster (the runner adds the device). The
-// result says which candidate ran, for a backward that must use the forward's implementation.
+// result says which candidate ran; a backward that must use its forward's implementation passes
+// that as the override (and no key: nothing is timed).
 // Candidates are timed in place, so they must write their outputs whole; one that also updates
 // state in place (batch norm's running statistics) takes an ops::Run and, under Run::timing,
 // writes that state to scratch instead. The cuDNN candidate is generic in its context (auto ctx) so

@@ -8,7 +8,6 @@
 // Tested in tests/engine/pool_test.cpp.
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 
 #include "engine/ops.h"
 #include "engine/ops/dispatch.h"

@@ -7,7 +7,6 @@
 // run by the implementation that ran the forward. Tested in tests/engine/softmax_test.cpp.
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 
 #include "engine/ops.h"
 #include "engine/ops/dispatch.h"
