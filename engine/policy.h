@@ -54,6 +54,7 @@ class ScopedKernelPolicy {
  private:
   std::array<KernelPolicy, kOpFamilies.size()> saved_;
 };
+
 // The per-call override when given, else the global setting.
 inline KernelPolicy resolve_kernel_policy(OpFamily family, std::optional<KernelPolicy> override) {
   return override ? *override : kernel_policy(family);
