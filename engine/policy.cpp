@@ -13,9 +13,7 @@
 namespace glia {
 namespace {
 
-constexpr std::size_t kFamilies = 5;  // keep in step with OpFamily
-
-std::array<std::atomic<KernelPolicy>, kFamilies> g_policies{KernelPolicy::native};
+std::array<std::atomic<KernelPolicy>, kOpFamilies.size()> g_policies{KernelPolicy::native};
 
 std::mutex g_cache_mutex;
 std::map<std::pair<OpFamily, AutotuneKey>, KernelPolicy> g_cache;
@@ -39,19 +37,11 @@ const char* kernel_policy_name(KernelPolicy p) {
 }
 
 const char* op_family_name(OpFamily f) {
-  switch (f) {
-    case OpFamily::gemm:
-      return "gemm";
-    case OpFamily::conv:
-      return "conv";
-    case OpFamily::batchnorm:
-      return "batchnorm";
-    case OpFamily::pool:
-      return "pool";
-    case OpFamily::softmax:
-      return "softmax";
-  }
-  return "?";
+#define GLIA_OP_FAMILY_NAME(name) #name,
+  static constexpr const char* kNames[] = {GLIA_OP_FAMILIES(GLIA_OP_FAMILY_NAME)};
+#undef GLIA_OP_FAMILY_NAME
+  const std::size_t i = family_index(f);
+  return i < kOpFamilies.size() ? kNames[i] : "?";
 }
 
 KernelPolicy parse_kernel_policy(std::string_view text) {
@@ -72,6 +62,14 @@ void set_kernel_policy(KernelPolicy policy) {
 
 KernelPolicy kernel_policy(OpFamily family) {
   return g_policies[family_index(family)].load();
+}
+
+ScopedKernelPolicy::ScopedKernelPolicy() {
+  for (OpFamily f : kOpFamilies) saved_[family_index(f)] = kernel_policy(f);
+}
+
+ScopedKernelPolicy::~ScopedKernelPolicy() {
+  for (OpFamily f : kOpFamilies) set_kernel_policy(f, saved_[family_index(f)]);
 }
 
 std::optional<KernelPolicy> autotune_lookup(OpFamily family, const AutotuneKey& key) {

@@ -33,18 +33,23 @@ struct ConvShape {
   GLIA_HD index_t x_numel() const { return n * c_in * h * w; }
   GLIA_HD index_t w_numel() const { return c_out * c_in * kh * kw; }
   GLIA_HD index_t y_numel() const { return n * c_out * out_h * out_w; }
+
+  // "x [2, 3, 9, 9], w [8, 3, 3, 3], stride 1x1, pad 1x1, dilation 1x1": for error messages.
+  std::string describe() const {
+    auto dims = [](index_t a, index_t b, index_t c, index_t d) {
+      return "[" + std::to_string(a) + ", " + std::to_string(b) + ", " + std::to_string(c) + ", " +
+             std::to_string(d) + "]";
+    };
+    auto pair = [](index_t a, index_t b) { return std::to_string(a) + "x" + std::to_string(b); };
+    return "x " + dims(n, c_in, h, w) + ", w " + dims(c_out, c_in, kh, kw) + ", stride " +
+           pair(stride_h, stride_w) + ", pad " + pair(pad_h, pad_w) + ", dilation " +
+           pair(dil_h, dil_w);
+  }
 };
 
-// "x [2, 3, 9, 9], w [8, 3, 3, 3], stride 1x1, pad 1x1, dilation 1x1": for error messages.
+// The free form of ConvShape::describe(), which callers of the convolution kernels also use.
 inline std::string describe(const ConvShape& s) {
-  auto dims = [](index_t a, index_t b, index_t c, index_t d) {
-    return "[" + std::to_string(a) + ", " + std::to_string(b) + ", " + std::to_string(c) + ", " +
-           std::to_string(d) + "]";
-  };
-  auto pair = [](index_t a, index_t b) { return std::to_string(a) + "x" + std::to_string(b); };
-  return "x " + dims(s.n, s.c_in, s.h, s.w) + ", w " + dims(s.c_out, s.c_in, s.kh, s.kw) +
-         ", stride " + pair(s.stride_h, s.stride_w) + ", pad " + pair(s.pad_h, s.pad_w) +
-         ", dilation " + pair(s.dil_h, s.dil_w);
+  return s.describe();
 }
 
 // Checks the arguments and computes out_h/out_w; throws std::invalid_argument naming the shape when
@@ -67,7 +72,7 @@ inline ConvShape make_conv_shape(index_t n, index_t c_in, index_t h, index_t w, 
   s.dil_h = dil_h;
   s.dil_w = dil_w;
   auto fail = [&](const std::string& why) {
-    throw std::invalid_argument("conv2d (" + describe(s) + "): " + why);
+    throw std::invalid_argument("conv2d (" + s.describe() + "): " + why);
   };
   if (n < 0 || c_in < 0 || h < 0 || w < 0 || c_out < 0) fail("sizes must be non-negative");
   if (kh < 1 || kw < 1) fail("the kernel must be at least 1x1");

@@ -1,9 +1,11 @@
 // Shapes and op codes shared by the cpu, cuda (and sim) and cudnn kernel paths, so every backend
-// reads the same arithmetic. Plain structs passed by value into kernels; no Tensor here.
+// reads the same arithmetic. Plain structs passed by value into kernels; no Tensor here. Each
+// shape's describe() (host only) is its one human-readable form for error and log messages.
 // Tested through tests/kernels/*.
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 // Functions shared verbatim by the cpu reference and the cuda/sim kernels (philox.h,
 // elementwise_math.h): host+device under nvcc, plain inline for the host compiler.
@@ -63,6 +65,12 @@ struct ReduceShape {
   index_t outer = 1;
   index_t reduce = 1;
   index_t inner = 1;
+
+  // "[outer, reduce, inner]"
+  std::string describe() const {
+    return "[" + std::to_string(outer) + ", " + std::to_string(reduce) + ", " +
+           std::to_string(inner) + "]";
+  }
 };
 
 // Row-major, batched: C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b], op(A) is m x k, op(B) is
@@ -75,6 +83,14 @@ struct GemmShape {
   index_t batch = 1;
   index_t stride_a = 0, stride_b = 0, stride_c = 0;
   double alpha = 1.0, beta = 0.0;
+
+  // "m 4, n 5, k 6, batch 1, trans_a 0, trans_b 1, lda 6, ldb 6, ldc 5"
+  std::string describe() const {
+    return "m " + std::to_string(m) + ", n " + std::to_string(n) + ", k " + std::to_string(k) +
+           ", batch " + std::to_string(batch) + ", trans_a " + (trans_a ? "1" : "0") +
+           ", trans_b " + (trans_b ? "1" : "0") + ", lda " + std::to_string(lda) + ", ldb " +
+           std::to_string(ldb) + ", ldc " + std::to_string(ldc);
+  }
 };
 
 }  // namespace glia::kernels
@@ -86,6 +102,11 @@ namespace glia::kernels {
 struct SampleShape {
   index_t samples = 0;
   index_t elements = 0;
+
+  // "[samples, elements]"
+  std::string describe() const {
+    return "[" + std::to_string(samples) + ", " + std::to_string(elements) + "]";
+  }
 };
 
 // Class logits [rows, classes]: a softmax over each row's classes, and for the losses one int32
@@ -93,6 +114,11 @@ struct SampleShape {
 struct ClassShape {
   index_t rows = 0;
   index_t classes = 0;
+
+  // "[rows, classes]"
+  std::string describe() const {
+    return "[" + std::to_string(rows) + ", " + std::to_string(classes) + "]";
+  }
 };
 
 // A channel slice: the part [outer, part_channels, inner] is channels
@@ -124,6 +150,12 @@ struct BatchNormShape {
   GLIA_HD index_t numel() const { return n * c * h * w; }
   // The channel of flat NCHW element i.
   GLIA_HD index_t channel_of(index_t i) const { return (i / plane()) % c; }
+
+  // "[n, c, h, w], eps 0.000010"
+  std::string describe() const {
+    return "[" + std::to_string(n) + ", " + std::to_string(c) + ", " + std::to_string(h) + ", " +
+           std::to_string(w) + "], eps " + std::to_string(eps);
+  }
 };
 
 // 2-D pooling of an NCHW tensor [n, c, h, w] to [n, c, out_h, out_w], plane by plane (n, c).
@@ -205,6 +237,15 @@ struct Pool2dShape {
       w1 = w1 < w ? w1 : w;
     }
     return (h1 - h0) * (w1 - w0);
+  }
+
+  // "input [n, c, h, w], kernel 3x3, stride 2x2, padding 1x1"
+  std::string describe() const {
+    return "input [" + std::to_string(n) + ", " + std::to_string(c) + ", " + std::to_string(h) +
+           ", " + std::to_string(w) + "], kernel " + std::to_string(kernel_h) + "x" +
+           std::to_string(kernel_w) + ", stride " + std::to_string(stride_h) + "x" +
+           std::to_string(stride_w) + ", padding " + std::to_string(pad_h) + "x" +
+           std::to_string(pad_w);
   }
 
  private:

@@ -11,12 +11,12 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
+#include <utility>
 
 #include "engine/ops.h"
-#include "engine/ops/autotune.h"
 #include "engine/ops/dispatch.h"
 #include "engine/ops/internal.h"
+#include "engine/ops/policy_runner.h"
 
 #if defined(GLIA_HAVE_CUDA)
 #include "kernels/cudnn/batchnorm.h"
@@ -69,26 +69,25 @@ Tensor backward_input(const Tensor& gy, const Tensor& x, const Tensor& weight, c
   }
   ops::dispatch_float("batch_norm2d backward", x.device(), x.dtype(), [&]<class T>(auto backend) {
     const T* w = weight.defined() ? weight.data<T>() : nullptr;
-#if defined(GLIA_HAVE_CUDA)
-    if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
-      if (saved.used_cudnn && saved.batch_stats) {
-        const Tensor scale = or_constant(weight, s, 1.0, x);
-        kernels::cudnn::batch_norm_backward(
-            cudart::cudnn_handle(backend.device), s, x.data<T>(), gy.data<T>(), scale.data<T>(),
-            saved.mean.data<T>(), saved.invstd.data<T>(), gx.template data<T>(),
-            grad_weight.template data<T>(), grad_bias.template data<T>(),
-            static_cast<cudaStream_t>(backend.stream));
-        return;
-      }
-    }
-#endif
-    ops::kernel::batch_norm_backward_reduce(
-        backend, x.data<T>(), gy.data<T>(), saved.mean.data<T>(), saved.invstd.data<T>(),
-        grad_bias.template data<T>(), grad_weight.template data<T>(), s);
-    ops::kernel::batch_norm_backward_input(backend, x.data<T>(), gy.data<T>(), saved.mean.data<T>(),
-                                           saved.invstd.data<T>(), w, grad_bias.template data<T>(),
-                                           grad_weight.template data<T>(), gx.template data<T>(), s,
-                                           saved.batch_stats);
+    auto native = [&] {
+      ops::kernel::batch_norm_backward_reduce(
+          backend, x.data<T>(), gy.data<T>(), saved.mean.data<T>(), saved.invstd.data<T>(),
+          grad_bias.template data<T>(), grad_weight.template data<T>(), s);
+      ops::kernel::batch_norm_backward_input(
+          backend, x.data<T>(), gy.data<T>(), saved.mean.data<T>(), saved.invstd.data<T>(), w,
+          grad_bias.template data<T>(), grad_weight.template data<T>(), gx.template data<T>(), s,
+          saved.batch_stats);
+    };
+    ops::run_with_policy(
+        OpFamily::batchnorm,
+        saved.used_cudnn && saved.batch_stats ? KernelPolicy::cudnn : KernelPolicy::native, {},
+        backend, native, GLIA_CUDNN([&](auto ctx) {
+          const Tensor scale = or_constant(weight, s, 1.0, x);
+          kernels::cudnn::batch_norm_backward(
+              ctx.cudnn(), s, x.data<T>(), gy.data<T>(), scale.data<T>(), saved.mean.data<T>(),
+              saved.invstd.data<T>(), gx.template data<T>(), grad_weight.template data<T>(),
+              grad_bias.template data<T>(), ctx.stream);
+        }));
   });
   return gx;
 }
@@ -135,15 +134,26 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
   }
 
   if (x.numel() > 0) {
-    const KernelPolicy resolved = resolve_kernel_policy(OpFamily::batchnorm, policy);
     ops::dispatch_float(kOp, x.device(), x.dtype(), [&]<class T>(auto backend) {
       const T* xp = x.data<T>();
       const T* w = weight.defined() ? weight.data<T>() : nullptr;
       const T* b = bias.defined() ? bias.data<T>() : nullptr;
       T* mean = saved.mean.template data<T>();
       T* invstd = saved.invstd.template data<T>();
-      // rm / rv: where the running update goes (null: none).
-      auto native = [&](T* rm, T* rv) {
+      // Where the running update goes (null: none). auto_select's timing runs each candidate
+      // several times, so it updates scratch copies instead.
+      Tensor rm_scratch, rv_scratch;
+      auto running = [&](ops::Run run) -> std::pair<T*, T*> {
+        if (!update_running) return {nullptr, nullptr};
+        if (run == ops::Run::result) return {running_mean.data<T>(), running_var.data<T>()};
+        if (!rm_scratch.defined()) {
+          rm_scratch = running_mean.clone();
+          rv_scratch = running_var.clone();
+        }
+        return {rm_scratch.data<T>(), rv_scratch.data<T>()};
+      };
+      auto native = [&](ops::Run run) {
+        const auto [rm, rv] = running(run);
         if (saved.batch_stats) {
           ops::kernel::batch_norm_stats(backend, xp, mean, invstd, rm, rv, s);
         } else {
@@ -151,52 +161,25 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
         }
         ops::kernel::batch_norm_apply(backend, xp, mean, invstd, w, b, y.template data<T>(), s);
       };
-      T* rm = update_running ? running_mean.data<T>() : nullptr;
-      T* rv = update_running ? running_var.data<T>() : nullptr;
-#if defined(GLIA_HAVE_CUDA)
-      if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
-        const auto stream = static_cast<cudaStream_t>(backend.stream);
-        const cudnnHandle_t handle = cudart::cudnn_handle(backend.device);
-        auto cudnn = [&](T* rm_out, T* rv_out) {
-          const Tensor scale = or_constant(weight, s, 1.0, x);
-          const Tensor shift = or_constant(bias, s, 0.0, x);
-          if (saved.batch_stats) {
-            kernels::cudnn::batch_norm_forward_training(handle, s, xp, scale.data<T>(),
-                                                        shift.data<T>(), y.template data<T>(),
-                                                        rm_out, rv_out, mean, invstd, stream);
-          } else {
-            kernels::cudnn::batch_norm_forward_inference(
-                handle, s, xp, scale.data<T>(), shift.data<T>(), running_mean.data<T>(),
-                running_var.data<T>(), y.template data<T>(), stream);
-            // The backward's invstd; cuDNN computed its own internally.
-            ops::kernel::batch_norm_invstd(backend, running_var.data<T>(), invstd, s);
-          }
-        };
-        KernelPolicy chosen = resolved;
-        if (resolved == KernelPolicy::auto_select) {
-          const AutotuneKey key{backend.device, s.n, s.c, s.h, s.w, saved.batch_stats};
-          if (const std::optional<KernelPolicy> known = autotune_lookup(OpFamily::batchnorm, key)) {
-            chosen = *known;
-          } else {
-            // Timing runs each candidate several times: the running update goes to scratch.
-            const Tensor rm_scratch = update_running ? running_mean.clone() : Tensor();
-            const Tensor rv_scratch = update_running ? running_var.clone() : Tensor();
-            T* rms = update_running ? rm_scratch.data<T>() : nullptr;
-            T* rvs = update_running ? rv_scratch.data<T>() : nullptr;
-            chosen = ops::choose_implementation(
-                resolved, OpFamily::batchnorm, key, stream, [&] { native(rms, rvs); },
-                [&] { cudnn(rms, rvs); });
-          }
-        }
-        if (chosen == KernelPolicy::cudnn) {
-          cudnn(rm, rv);
-          saved.used_cudnn = true;
-          return;
-        }
-      }
-#endif
-      (void)resolved;  // one implementation on cpu and sim
-      native(rm, rv);
+      const KernelPolicy ran = ops::run_with_policy(
+          OpFamily::batchnorm, policy, {s.n, s.c, s.h, s.w, saved.batch_stats}, backend, native,
+          GLIA_CUDNN([&](auto ctx, ops::Run run) {
+            const auto [rm, rv] = running(run);
+            const Tensor scale = or_constant(weight, s, 1.0, x);
+            const Tensor shift = or_constant(bias, s, 0.0, x);
+            if (saved.batch_stats) {
+              kernels::cudnn::batch_norm_forward_training(ctx.cudnn(), s, xp, scale.data<T>(),
+                                                          shift.data<T>(), y.template data<T>(), rm,
+                                                          rv, mean, invstd, ctx.stream);
+            } else {
+              kernels::cudnn::batch_norm_forward_inference(
+                  ctx.cudnn(), s, xp, scale.data<T>(), shift.data<T>(), running_mean.data<T>(),
+                  running_var.data<T>(), y.template data<T>(), ctx.stream);
+              // The backward's invstd; cuDNN computed its own internally.
+              ops::kernel::batch_norm_invstd(backend, running_var.data<T>(), invstd, s);
+            }
+          }));
+      saved.used_cudnn = ran == KernelPolicy::cudnn;
     });
   }
   if (update_running) {

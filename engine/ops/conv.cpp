@@ -15,9 +15,9 @@
 #include <type_traits>
 
 #include "engine/ops.h"
-#include "engine/ops/autotune.h"
 #include "engine/ops/dispatch.h"
 #include "engine/ops/internal.h"
+#include "engine/ops/policy_runner.h"
 #include "kernels/conv_shape.h"
 
 #if defined(GLIA_HAVE_CUDA)
@@ -31,53 +31,25 @@ using kernels::ConvShape;
 
 enum class Pass : index_t { forward, backward_data, backward_filter, backward_bias };
 
-template <class Backend>
-index_t filter_workspace_size(Backend, const ConvShape& s) {
-  if constexpr (std::is_same_v<Backend, ops::SimBackend>) {
-    return kernels::sim::conv2d_backward_filter_workspace_size(s);
-#if defined(GLIA_HAVE_CUDA)
-  } else if constexpr (std::is_same_v<Backend, ops::CudaBackend>) {
-    return kernels::cuda::conv2d_backward_filter_workspace_size(s);
-#endif
-  } else {
-    return 0;  // cpu accumulates image by image in place
-  }
+// What may make one pass faster with our kernel or with cuDNN: the pass and the whole geometry.
+AutotuneKey autotune_key(Pass pass, const ConvShape& s) {
+  return {static_cast<index_t>(pass),
+          s.n,
+          s.c_in,
+          s.h,
+          s.w,
+          s.c_out,
+          s.kh,
+          s.kw,
+          s.stride_h,
+          s.stride_w,
+          s.pad_h,
+          s.pad_w,
+          s.dil_h,
+          s.dil_w};
 }
 
 #if defined(GLIA_HAVE_CUDA)
-
-// Runs one pass on cuda under `policy`: our kernel, cuDNN, or (auto) whichever was faster the
-// first time this pass met this shape on this device.
-template <class Native, class Cudnn>
-void run_by_policy(const ops::CudaBackend& backend, Pass pass, const ConvShape& s,
-                   KernelPolicy policy, Native&& native, Cudnn&& cudnn) {
-  if (policy == KernelPolicy::auto_select) {
-    const AutotuneKey key{backend.device,
-                          static_cast<index_t>(pass),
-                          s.n,
-                          s.c_in,
-                          s.h,
-                          s.w,
-                          s.c_out,
-                          s.kh,
-                          s.kw,
-                          s.stride_h,
-                          s.stride_w,
-                          s.pad_h,
-                          s.pad_w,
-                          s.dil_h,
-                          s.dil_w};
-    // Both write the same output whole, so timing them in place is harmless; the winner runs
-    // once more below and its result is the one kept.
-    policy = ops::choose_implementation(policy, OpFamily::conv, key,
-                                        static_cast<cudaStream_t>(backend.stream), native, cudnn);
-  }
-  if (policy == KernelPolicy::native) {
-    native();
-  } else {
-    cudnn();
-  }
-}
 
 // cuDNN's scratch for one call, from the device's caching allocator.
 Tensor cudnn_workspace(std::size_t bytes, Device device) {
@@ -86,7 +58,8 @@ Tensor cudnn_workspace(std::size_t bytes, Device device) {
 
 #endif
 
-// The passes on tensors, recording nothing. Their outputs are written whole by the kernels.
+// The passes on tensors, recording nothing. Both candidates write their outputs whole, so
+// auto_select may time them in place.
 
 Tensor forward_pass(const ConvShape& s, const Tensor& x, const Tensor& w, const Tensor& bias,
                     KernelPolicy policy) {
@@ -94,27 +67,15 @@ Tensor forward_pass(const ConvShape& s, const Tensor& x, const Tensor& w, const 
   if (y.numel() == 0) return y;
   ops::dispatch_float("conv2d", x.device(), x.dtype(), [&]<class T>(auto backend) {
     const T* b = bias.defined() ? bias.data<T>() : nullptr;
-#if defined(GLIA_HAVE_CUDA)
-    if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
-      run_by_policy(
-          backend, Pass::forward, s, policy,
-          [&] {
-            kernels::cuda::conv2d_forward(s, x.data<T>(), w.data<T>(), b, y.data<T>(),
-                                          backend.stream);
-          },
-          [&] {
-            const cudnnHandle_t handle = cudart::cudnn_handle(backend.device);
-            const std::size_t bytes = kernels::cudnn::conv2d_forward_workspace_size(handle, s);
-            const Tensor ws = cudnn_workspace(bytes, x.device());
-            kernels::cudnn::conv2d_forward(handle, s, x.data<T>(), w.data<T>(), b, y.data<T>(),
-                                           ws.raw_data(), bytes,
-                                           static_cast<cudaStream_t>(backend.stream));
-          });
-      return;
-    }
-#endif
-    (void)policy;  // one implementation on cpu and sim
-    ops::kernel::conv2d_forward(backend, s, x.data<T>(), w.data<T>(), b, y.data<T>());
+    ops::run_with_policy(
+        OpFamily::conv, policy, autotune_key(Pass::forward, s), backend,
+        [&] { ops::kernel::conv2d_forward(backend, s, x.data<T>(), w.data<T>(), b, y.data<T>()); },
+        GLIA_CUDNN([&](auto ctx) {
+          const std::size_t bytes = kernels::cudnn::conv2d_forward_workspace_size(ctx.cudnn(), s);
+          const Tensor ws = cudnn_workspace(bytes, x.device());
+          kernels::cudnn::conv2d_forward(ctx.cudnn(), s, x.data<T>(), w.data<T>(), b, y.data<T>(),
+                                         ws.raw_data(), bytes, ctx.stream);
+        }));
   });
   return y;
 }
@@ -127,28 +88,18 @@ Tensor data_pass(const ConvShape& s, const Tensor& gy, const Tensor& w, KernelPo
     return gx;
   }
   ops::dispatch_float("conv2d backward", gy.device(), gy.dtype(), [&]<class T>(auto backend) {
-#if defined(GLIA_HAVE_CUDA)
-    if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
-      run_by_policy(
-          backend, Pass::backward_data, s, policy,
-          [&] {
-            kernels::cuda::conv2d_backward_data(s, gy.data<T>(), w.data<T>(), gx.data<T>(),
-                                                backend.stream);
-          },
-          [&] {
-            const cudnnHandle_t handle = cudart::cudnn_handle(backend.device);
-            const std::size_t bytes =
-                kernels::cudnn::conv2d_backward_data_workspace_size(handle, s);
-            const Tensor ws = cudnn_workspace(bytes, gy.device());
-            kernels::cudnn::conv2d_backward_data(handle, s, gy.data<T>(), w.data<T>(), gx.data<T>(),
-                                                 ws.raw_data(), bytes,
-                                                 static_cast<cudaStream_t>(backend.stream));
-          });
-      return;
-    }
-#endif
-    (void)policy;
-    ops::kernel::conv2d_backward_data(backend, s, gy.data<T>(), w.data<T>(), gx.data<T>());
+    ops::run_with_policy(
+        OpFamily::conv, policy, autotune_key(Pass::backward_data, s), backend,
+        [&] {
+          ops::kernel::conv2d_backward_data(backend, s, gy.data<T>(), w.data<T>(), gx.data<T>());
+        },
+        GLIA_CUDNN([&](auto ctx) {
+          const std::size_t bytes =
+              kernels::cudnn::conv2d_backward_data_workspace_size(ctx.cudnn(), s);
+          const Tensor ws = cudnn_workspace(bytes, gy.device());
+          kernels::cudnn::conv2d_backward_data(ctx.cudnn(), s, gy.data<T>(), w.data<T>(),
+                                               gx.data<T>(), ws.raw_data(), bytes, ctx.stream);
+        }));
   });
   return gx;
 }
@@ -161,34 +112,26 @@ Tensor filter_pass(const ConvShape& s, const Tensor& x, const Tensor& gy, Kernel
     return gw;
   }
   ops::dispatch_float("conv2d backward", x.device(), x.dtype(), [&]<class T>(auto backend) {
-    using Backend = decltype(backend);
-    if constexpr (std::is_same_v<Backend, ops::CpuBackend>) {
-      ops::kernel::conv2d_backward_filter(backend, s, x.data<T>(), gy.data<T>(), gw.data<T>());
-    } else {
-      auto native = [&] {
+    auto native = [&] {
+      if constexpr (std::is_same_v<decltype(backend), ops::CpuBackend>) {
+        ops::kernel::conv2d_backward_filter(backend, s, x.data<T>(), gy.data<T>(), gw.data<T>());
+      } else {
         // The split reduction's partial sums, when the shape asks for a split.
-        const index_t size = filter_workspace_size(backend, s);
-        const Tensor ws = size > 0 ? Tensor({size}, DType::f32, x.device()) : Tensor();
+        const Tensor ws = ops::workspace(
+            ops::kernel::conv2d_backward_filter_workspace_size(backend, s), x.device());
         ops::kernel::conv2d_backward_filter(backend, s, x.data<T>(), gy.data<T>(), gw.data<T>(),
-                                            size > 0 ? ws.data<float>() : nullptr);
-      };
-#if defined(GLIA_HAVE_CUDA)
-      if constexpr (std::is_same_v<Backend, ops::CudaBackend>) {
-        run_by_policy(backend, Pass::backward_filter, s, policy, native, [&] {
-          const cudnnHandle_t handle = cudart::cudnn_handle(backend.device);
-          const std::size_t bytes =
-              kernels::cudnn::conv2d_backward_filter_workspace_size(handle, s);
-          const Tensor ws = cudnn_workspace(bytes, x.device());
-          kernels::cudnn::conv2d_backward_filter(handle, s, x.data<T>(), gy.data<T>(), gw.data<T>(),
-                                                 ws.raw_data(), bytes,
-                                                 static_cast<cudaStream_t>(backend.stream));
-        });
-        return;
+                                            ws.defined() ? ws.data<float>() : nullptr);
       }
-#endif
-      (void)policy;
-      native();
-    }
+    };
+    ops::run_with_policy(
+        OpFamily::conv, policy, autotune_key(Pass::backward_filter, s), backend, native,
+        GLIA_CUDNN([&](auto ctx) {
+          const std::size_t bytes =
+              kernels::cudnn::conv2d_backward_filter_workspace_size(ctx.cudnn(), s);
+          const Tensor ws = cudnn_workspace(bytes, x.device());
+          kernels::cudnn::conv2d_backward_filter(ctx.cudnn(), s, x.data<T>(), gy.data<T>(),
+                                                 gw.data<T>(), ws.raw_data(), bytes, ctx.stream);
+        }));
   });
   return gw;
 }
@@ -204,27 +147,15 @@ Tensor bias_pass(const Tensor& g, const ConvShape* conv, KernelPolicy policy) {
   Tensor gb({channels.c_out}, g.dtype(), g.device());
   if (gb.numel() == 0) return gb;
   ops::dispatch_float("conv2d backward", g.device(), g.dtype(), [&]<class T>(auto backend) {
-#if defined(GLIA_HAVE_CUDA)
-    if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
-      if (conv != nullptr) {
-        run_by_policy(
-            backend, Pass::backward_bias, *conv, policy,
-            [&] {
-              kernels::cuda::conv2d_backward_bias(channels, g.data<T>(), gb.data<T>(),
-                                                  backend.stream);
-            },
-            [&] {
-              kernels::cudnn::conv2d_backward_bias(cudart::cudnn_handle(backend.device), *conv,
-                                                   g.data<T>(), gb.data<T>(),
-                                                   static_cast<cudaStream_t>(backend.stream));
-            });
-        return;
-      }
-    }
-#endif
-    (void)conv;
-    (void)policy;
-    ops::kernel::conv2d_backward_bias(backend, channels, g.data<T>(), gb.data<T>());
+    // Without a convolution's shape only our kernel serves.
+    ops::run_with_policy(
+        OpFamily::conv, conv != nullptr ? policy : KernelPolicy::native,
+        conv != nullptr ? autotune_key(Pass::backward_bias, *conv) : AutotuneKey{}, backend,
+        [&] { ops::kernel::conv2d_backward_bias(backend, channels, g.data<T>(), gb.data<T>()); },
+        GLIA_CUDNN([&](auto ctx) {
+          kernels::cudnn::conv2d_backward_bias(ctx.cudnn(), *conv, g.data<T>(), gb.data<T>(),
+                                               ctx.stream);
+        }));
   });
   return gb;
 }

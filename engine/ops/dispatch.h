@@ -108,18 +108,37 @@ GLIA_KERNEL(log_softmax_backward)
 #undef GLIA_KERNEL
 #undef GLIA_KERNEL_CUDA
 
-// Floats of scratch the two-pass reduce_sum wants for `s` (0: the one-pass kernel serves it).
-inline kernels::index_t reduce_sum_workspace_size(CpuBackend, const kernels::ReduceShape&) {
-  return 0;
-}
-inline kernels::index_t reduce_sum_workspace_size(SimBackend, const kernels::ReduceShape& s) {
-  return kernels::sim::reduce_sum_workspace_size(s);
-}
+// Floats of device scratch that a kernel wants for shape s (the kernel library's `name`): 0 on cpu,
+// whose reference kernels take none; on sim and cuda the library's own answer, one source for both.
+// 0 means the kernel runs without scratch. Adding a kernel with a workspace means adding its size
+// query to the GLIA_WORKSPACE list below.
 #if defined(GLIA_HAVE_CUDA)
-inline kernels::index_t reduce_sum_workspace_size(CudaBackend, const kernels::ReduceShape& s) {
-  return kernels::cuda::reduce_sum_workspace_size(s);
-}
+#define GLIA_WORKSPACE_CUDA(name)                      \
+  template <class Shape>                               \
+  kernels::index_t name(CudaBackend, const Shape& s) { \
+    return kernels::cuda::name(s);                     \
+  }
+#else
+#define GLIA_WORKSPACE_CUDA(name)
 #endif
+#define GLIA_WORKSPACE(name)                          \
+  template <class Shape>                              \
+  kernels::index_t name(CpuBackend, const Shape&) {   \
+    return 0;                                         \
+  }                                                   \
+  template <class Shape>                              \
+  kernels::index_t name(SimBackend, const Shape& s) { \
+    return kernels::sim::name(s);                     \
+  }                                                   \
+  GLIA_WORKSPACE_CUDA(name)
+
+GLIA_WORKSPACE(reduce_sum_workspace_size)
+GLIA_WORKSPACE(sample_loss_workspace_size)
+GLIA_WORKSPACE(dice_bce_workspace_size)
+GLIA_WORKSPACE(conv2d_backward_filter_workspace_size)
+
+#undef GLIA_WORKSPACE
+#undef GLIA_WORKSPACE_CUDA
 
 }  // namespace kernel
 

@@ -12,6 +12,12 @@ void check_compatible(const char* op, const Tensor& a, const Tensor& b);
 // The tensor is defined and of a floating dtype.
 void check_floating(const char* op, const Tensor& x);
 
+// A kernel's device scratch: `floats` f32 elements, or undefined when its size query
+// (ops::kernel::*_workspace_size, engine/ops/dispatch.h) says it needs none.
+inline Tensor workspace(index_t floats, Device device) {
+  return floats > 0 ? Tensor({floats}, DType::f32, device) : Tensor();
+}
+
 // gx = gy * f'(x) for the unary op f with output y.
 Tensor unary_backward(kernels::UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy,
                       kernels::UnaryParams p);

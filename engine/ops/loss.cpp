@@ -87,27 +87,6 @@ Tensor reduce_samples(const char* op, const Tensor& l, const Tensor& sample_weig
   return div(sum(weighted), clamp(sum(d), kMinDenominator, kInfinity));
 }
 
-// The device scratch for the segmented per-sample sums of `s` (undefined when none is needed).
-Tensor workspace(ops::SimBackend, const kernels::SampleShape& s, Device device) {
-  const index_t size = kernels::sim::sample_loss_workspace_size(s);
-  return size > 0 ? Tensor({size}, DType::f32, device) : Tensor();
-}
-#if defined(GLIA_HAVE_CUDA)
-Tensor workspace(ops::CudaBackend, const kernels::SampleShape& s, Device device) {
-  const index_t size = kernels::cuda::sample_loss_workspace_size(s);
-  return size > 0 ? Tensor({size}, DType::f32, device) : Tensor();
-}
-#endif
-
-index_t dice_bce_workspace_size(ops::SimBackend, const kernels::SampleShape& s) {
-  return kernels::sim::dice_bce_workspace_size(s);
-}
-#if defined(GLIA_HAVE_CUDA)
-index_t dice_bce_workspace_size(ops::CudaBackend, const kernels::SampleShape& s) {
-  return kernels::cuda::dice_bce_workspace_size(s);
-}
-#endif
-
 // The per-sample BCE values, recording their backward on the logits.
 Tensor bce_per_sample(const Tensor& logits, const Tensor& target, double pos_weight) {
   const char* op = "binary_cross_entropy_with_logits";
@@ -115,7 +94,9 @@ Tensor bce_per_sample(const Tensor& logits, const Tensor& target, double pos_wei
   Tensor loss({s.samples}, logits.dtype(), logits.device());
   ops::dispatch_float(op, logits.device(), logits.dtype(), [&]<class T>(auto backend) {
     if constexpr (!std::is_same_v<decltype(backend), ops::CpuBackend>) {
-      if (const Tensor scratch = workspace(backend, s, logits.device()); scratch.defined()) {
+      if (const Tensor scratch =
+              ops::workspace(ops::kernel::sample_loss_workspace_size(backend, s), logits.device());
+          scratch.defined()) {
         ops::kernel::bce_with_logits(backend, logits.data<T>(), target.data<T>(), loss.data<T>(), s,
                                      static_cast<T>(pos_weight), scratch.data<float>());
         return;
@@ -148,7 +129,9 @@ Tensor dice_per_sample(const Tensor& logits, const Tensor& target, double smooth
   Tensor sums({s.samples, 3}, logits.dtype(), logits.device());
   ops::dispatch_float(op, logits.device(), logits.dtype(), [&]<class T>(auto backend) {
     if constexpr (!std::is_same_v<decltype(backend), ops::CpuBackend>) {
-      if (const Tensor scratch = workspace(backend, s, logits.device()); scratch.defined()) {
+      if (const Tensor scratch =
+              ops::workspace(ops::kernel::sample_loss_workspace_size(backend, s), logits.device());
+          scratch.defined()) {
         ops::kernel::dice(backend, logits.data<T>(), target.data<T>(), sums.data<T>(),
                           loss.data<T>(), s, static_cast<T>(smooth), scratch.data<float>());
         return;
@@ -187,7 +170,8 @@ Tensor dice_bce_per_sample(const Tensor& logits, const Tensor& target, const Dic
       ops::kernel::dice_bce(backend, logits.data<T>(), target.data<T>(), sums.data<T>(),
                             loss.data<T>(), s, dw, bw, smooth, pw);
     } else {
-      const Tensor scratch({dice_bce_workspace_size(backend, s)}, DType::f32, logits.device());
+      const Tensor scratch({ops::kernel::dice_bce_workspace_size(backend, s)}, DType::f32,
+                           logits.device());
       ops::kernel::dice_bce(backend, logits.data<T>(), target.data<T>(), sums.data<T>(),
                             loss.data<T>(), s, dw, bw, smooth, pw, scratch.data<float>());
     }

@@ -5,12 +5,11 @@
 // Tested in tests/engine/ops_test.cpp and tests/engine/policy_test.cpp.
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 
 #include "engine/ops.h"
-#include "engine/ops/autotune.h"
 #include "engine/ops/dispatch.h"
 #include "engine/ops/internal.h"
+#include "engine/ops/policy_runner.h"
 
 #if defined(GLIA_HAVE_CUDA)
 #include "kernels/cudnn/gemm.h"
@@ -18,29 +17,6 @@
 
 namespace glia {
 namespace {
-
-#if defined(GLIA_HAVE_CUDA)
-
-void cuda_gemm(const ops::CudaBackend& backend, const kernels::GemmShape& s, const float* a,
-               const float* b, float* c, KernelPolicy policy) {
-  const auto stream = static_cast<cudaStream_t>(backend.stream);
-  auto native = [&] { kernels::cuda::gemm(s, a, b, c, backend.stream); };
-  auto cublas = [&] {
-    kernels::cudnn::gemm(cudart::cublas_handle(backend.device), s, a, b, c, stream);
-  };
-  // Both write the same C (beta is 0), so timing them in place is harmless; the winner runs
-  // once more below and its result is the one kept.
-  const AutotuneKey key{backend.device, s.m,   s.n,   s.k,   s.trans_a,
-                        s.trans_b,      s.lda, s.ldb, s.ldc, s.batch};
-  policy = ops::choose_implementation(policy, OpFamily::gemm, key, stream, native, cublas);
-  if (policy == KernelPolicy::native) {
-    native();
-  } else {
-    cublas();
-  }
-}
-
-#endif
 
 // C = op(A) op(B) for 2D operands or 3D ones with one batch size; records nothing.
 Tensor gemm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b,
@@ -67,16 +43,16 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b,
     fill_(c, 0.0);
     return c;
   }
-  const KernelPolicy resolved = resolve_kernel_policy(OpFamily::gemm, policy);
   ops::dispatch_float("matmul", a.device(), a.dtype(), [&]<class T>(auto backend) {
-#if defined(GLIA_HAVE_CUDA)
-    if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
-      cuda_gemm(backend, s, a.data<T>(), b.data<T>(), c.data<T>(), resolved);
-      return;
-    }
-#endif
-    (void)resolved;  // one implementation on cpu and sim
-    ops::kernel::gemm(backend, s, a.data<T>(), b.data<T>(), c.data<T>());
+    const T* ap = a.data<T>();
+    const T* bp = b.data<T>();
+    T* cp = c.data<T>();
+    // Both write the same C (beta is 0), so auto_select may time them in place.
+    const AutotuneKey key{s.m, s.n, s.k, s.trans_a, s.trans_b, s.lda, s.ldb, s.ldc, s.batch};
+    ops::run_with_policy(
+        OpFamily::gemm, policy, key, backend, [&] { ops::kernel::gemm(backend, s, ap, bp, cp); },
+        GLIA_CUDNN(
+            [&](auto ctx) { kernels::cudnn::gemm(ctx.cublas(), s, ap, bp, cp, ctx.stream); }));
   });
   return c;
 }

@@ -8,12 +8,11 @@
 // Tested in tests/engine/pool_test.cpp.
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 
 #include "engine/ops.h"
-#include "engine/ops/autotune.h"
 #include "engine/ops/dispatch.h"
 #include "engine/ops/internal.h"
+#include "engine/ops/policy_runner.h"
 
 #if defined(GLIA_HAVE_CUDA)
 #include "kernels/cudnn/pool.h"
@@ -91,7 +90,6 @@ Forward pool_forward(PoolKind kind, const Tensor& x, const Pool2dShape& s,
   f.y = Tensor({s.n, s.c, s.out_h, s.out_w}, x.dtype(), x.device());
   if (kind == PoolKind::max) f.indices = Tensor(f.y.shape(), DType::i32, x.device());
   if (f.y.numel() == 0) return f;
-  const KernelPolicy resolved = resolve_kernel_policy(OpFamily::pool, policy);
   ops::dispatch_float(op, x.device(), x.dtype(), [&]<class T>(auto backend) {
     const T* xp = x.data<T>();
     T* yp = f.y.template data<T>();
@@ -108,33 +106,23 @@ Forward pool_forward(PoolKind kind, const Tensor& x, const Pool2dShape& s,
           break;
       }
     };
-#if defined(GLIA_HAVE_CUDA)
-    if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
-      const auto stream = static_cast<cudaStream_t>(backend.stream);
-      auto cudnn = [&] {
-        kernels::cudnn::pool2d_forward(cudart::cudnn_handle(backend.device), cudnn_mode(kind), s,
-                                       xp, yp, stream);
-      };
-      const AutotuneKey key{backend.device,
-                            static_cast<std::int64_t>(kind),
-                            s.n,
-                            s.c,
-                            s.h,
-                            s.w,
-                            s.kernel_h,
-                            s.stride_h,
-                            s.pad_h,
-                            s.count_include_pad};
-      if (ops::choose_implementation(resolved, OpFamily::pool, key, stream, native, cudnn) ==
-          KernelPolicy::cudnn) {
-        cudnn();
-        f.used_cudnn = true;
-        return;
-      }
-    }
-#endif
-    (void)resolved;  // one implementation on cpu and sim
-    native();
+    const AutotuneKey key{static_cast<std::int64_t>(kind),
+                          s.n,
+                          s.c,
+                          s.h,
+                          s.w,
+                          s.kernel_h,
+                          s.kernel_w,
+                          s.stride_h,
+                          s.stride_w,
+                          s.pad_h,
+                          s.pad_w,
+                          s.count_include_pad};
+    f.used_cudnn =
+        ops::run_with_policy(
+            OpFamily::pool, policy, key, backend, native, GLIA_CUDNN([&](auto ctx) {
+              kernels::cudnn::pool2d_forward(ctx.cudnn(), cudnn_mode(kind), s, xp, yp, ctx.stream);
+            })) == KernelPolicy::cudnn;
   });
   return f;
 }
@@ -146,30 +134,27 @@ Tensor pool_backward(PoolKind kind, const Pool2dShape& s, const Tensor& gy, cons
   ops::dispatch_float("pool backward", gy.device(), gy.dtype(), [&]<class T>(auto backend) {
     const T* gyp = gy.data<T>();
     T* gxp = gx.template data<T>();
-#if defined(GLIA_HAVE_CUDA)
-    if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
-      if (used_cudnn) {
-        kernels::cudnn::pool2d_backward(cudart::cudnn_handle(backend.device), cudnn_mode(kind), s,
-                                        x.data<T>(), y.data<T>(), gyp, gxp,
-                                        static_cast<cudaStream_t>(backend.stream));
-        return;
+    auto native = [&] {
+      switch (kind) {
+        case PoolKind::max:
+          ops::kernel::max_pool2d_backward(backend, gyp, indices.data<std::int32_t>(), gxp, s);
+          break;
+        case PoolKind::average:
+          ops::kernel::avg_pool2d_backward(backend, gyp, gxp, s);
+          break;
+        case PoolKind::global_average:
+          ops::kernel::global_avg_pool2d_backward(backend, gyp, gxp, s);
+          break;
       }
-    }
-#endif
-    (void)used_cudnn;
-    (void)x;
+    };
+    ops::run_with_policy(OpFamily::pool, used_cudnn ? KernelPolicy::cudnn : KernelPolicy::native,
+                         {}, backend, native, GLIA_CUDNN([&](auto ctx) {
+                           kernels::cudnn::pool2d_backward(ctx.cudnn(), cudnn_mode(kind), s,
+                                                           x.data<T>(), y.data<T>(), gyp, gxp,
+                                                           ctx.stream);
+                         }));
+    (void)x;  // read by the cuDNN backward only
     (void)y;
-    switch (kind) {
-      case PoolKind::max:
-        ops::kernel::max_pool2d_backward(backend, gyp, indices.data<std::int32_t>(), gxp, s);
-        break;
-      case PoolKind::average:
-        ops::kernel::avg_pool2d_backward(backend, gyp, gxp, s);
-        break;
-      case PoolKind::global_average:
-        ops::kernel::global_avg_pool2d_backward(backend, gyp, gxp, s);
-        break;
-    }
   });
   return gx;
 }

@@ -7,12 +7,11 @@
 // run by the implementation that ran the forward. Tested in tests/engine/softmax_test.cpp.
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 
 #include "engine/ops.h"
-#include "engine/ops/autotune.h"
 #include "engine/ops/dispatch.h"
 #include "engine/ops/internal.h"
+#include "engine/ops/policy_runner.h"
 
 #if defined(GLIA_HAVE_CUDA)
 #include "kernels/cudnn/softmax.h"
@@ -55,7 +54,6 @@ Forward softmax_forward(bool log, const Tensor& x, const ClassShape& s,
   Forward f;
   f.y = Tensor(x.shape(), x.dtype(), x.device());
   if (f.y.numel() == 0) return f;
-  const KernelPolicy resolved = resolve_kernel_policy(OpFamily::softmax, policy);
   ops::dispatch_float(op, x.device(), x.dtype(), [&]<class T>(auto backend) {
     const T* xp = x.data<T>();
     T* yp = f.y.template data<T>();
@@ -66,24 +64,11 @@ Forward softmax_forward(bool log, const Tensor& x, const ClassShape& s,
         ops::kernel::softmax(backend, xp, yp, s);
       }
     };
-#if defined(GLIA_HAVE_CUDA)
-    if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
-      const auto stream = static_cast<cudaStream_t>(backend.stream);
-      auto cudnn = [&] {
-        kernels::cudnn::softmax_forward(cudart::cudnn_handle(backend.device), log, s, xp, yp,
-                                        stream);
-      };
-      const AutotuneKey key{backend.device, log, s.rows, s.classes};
-      if (ops::choose_implementation(resolved, OpFamily::softmax, key, stream, native, cudnn) ==
-          KernelPolicy::cudnn) {
-        cudnn();
-        f.used_cudnn = true;
-        return;
-      }
-    }
-#endif
-    (void)resolved;  // one implementation on cpu and sim
-    native();
+    f.used_cudnn = ops::run_with_policy(OpFamily::softmax, policy, {log, s.rows, s.classes},
+                                        backend, native, GLIA_CUDNN([&](auto ctx) {
+                                          kernels::cudnn::softmax_forward(ctx.cudnn(), log, s, xp,
+                                                                          yp, ctx.stream);
+                                        })) == KernelPolicy::cudnn;
   });
   return f;
 }
@@ -97,21 +82,18 @@ Tensor softmax_backward(bool log, const ClassShape& s, const Tensor& y, const Te
     const T* yp = y.data<T>();
     const T* gyp = gy.data<T>();
     T* gxp = gx.template data<T>();
-#if defined(GLIA_HAVE_CUDA)
-    if constexpr (std::is_same_v<decltype(backend), ops::CudaBackend>) {
-      if (used_cudnn) {
-        kernels::cudnn::softmax_backward(cudart::cudnn_handle(backend.device), log, s, yp, gyp, gxp,
-                                         static_cast<cudaStream_t>(backend.stream));
-        return;
+    auto native = [&] {
+      if (log) {
+        ops::kernel::log_softmax_backward(backend, yp, gyp, gxp, s);
+      } else {
+        ops::kernel::softmax_backward(backend, yp, gyp, gxp, s);
       }
-    }
-#endif
-    (void)used_cudnn;
-    if (log) {
-      ops::kernel::log_softmax_backward(backend, yp, gyp, gxp, s);
-    } else {
-      ops::kernel::softmax_backward(backend, yp, gyp, gxp, s);
-    }
+    };
+    ops::run_with_policy(OpFamily::softmax, used_cudnn ? KernelPolicy::cudnn : KernelPolicy::native,
+                         {}, backend, native, GLIA_CUDNN([&](auto ctx) {
+                           kernels::cudnn::softmax_backward(ctx.cudnn(), log, s, yp, gyp, gxp,
+                                                            ctx.stream);
+                         }));
   });
   return gx;
 }

@@ -15,11 +15,6 @@ namespace {
 
 constexpr index_t kParallelThreshold = index_t{1} << 15;
 
-std::string shape_string(const ReduceShape& s) {
-  return "[" + std::to_string(s.outer) + ", " + std::to_string(s.reduce) + ", " +
-         std::to_string(s.inner) + "]";
-}
-
 }  // namespace
 
 template <class T>
@@ -41,7 +36,7 @@ void reduce_sum(const T* x, T* y, const ReduceShape& s, T scale) {
 template <class T>
 void reduce_max(const T* x, T* y, std::int32_t* idx, const ReduceShape& s) {
   if (s.reduce < 1 && s.outer * s.inner > 0) {
-    throw std::invalid_argument("reduce_max over an empty axis: shape " + shape_string(s));
+    throw std::invalid_argument("reduce_max over an empty axis: shape " + s.describe());
   }
   const index_t work = s.outer * s.reduce * s.inner;
 #pragma omp parallel for schedule(static) if (work > kParallelThreshold)

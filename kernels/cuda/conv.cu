@@ -315,7 +315,7 @@ __global__ void conv2d_backward_bias_kernel(ConvShape s, const float* gy, float*
 // --------------------------------------------------------------------------------
 
 [[noreturn]] void too_large(const char* pass, const ConvShape& s, const std::string& what) {
-  throw std::invalid_argument(std::string(pass) + " (" + describe(s) + "): " + what +
+  throw std::invalid_argument(std::string(pass) + " (" + s.describe() + "): " + what +
                               " exceeds what one launch of the native kernel indexes");
 }
 

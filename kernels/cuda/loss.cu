@@ -283,10 +283,6 @@ __global__ void focal_backward_kernel(const float* x, const std::int32_t* target
   }
 }
 
-std::string shape_string(const SampleShape& s) {
-  return "[" + std::to_string(s.samples) + ", " + std::to_string(s.elements) + "]";
-}
-
 unsigned row_blocks(const char* op, index_t rows) {
   const index_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
   if (blocks > INT_MAX) {
@@ -321,7 +317,7 @@ SamplePlan plan_samples(const SampleShape& s) {
 SamplePlan plan_with_workspace(const char* op, const SampleShape& s, const float* workspace) {
   if (s.samples > INT_MAX) {
     throw std::invalid_argument(std::string(op) + ": too many samples for one launch: shape " +
-                                shape_string(s));
+                                s.describe());
   }
   const SamplePlan plan = plan_samples(s);
   if (plan.segments > 1 && workspace == nullptr) return {1, s.elements};
@@ -391,7 +387,7 @@ void dice_bce(const float* x, const float* t, float* sums, float* loss, const Sa
               Stream stream) {
   if (s.samples == 0) return;
   if (workspace == nullptr) {
-    throw std::invalid_argument("dice_bce: no workspace given for shape " + shape_string(s));
+    throw std::invalid_argument("dice_bce: no workspace given for shape " + s.describe());
   }
   const SamplePlan plan = plan_with_workspace("dice_bce", s, workspace);
   launch_sample_sums(x, t, workspace, s, plan, DiceBceTerms{pos_weight}, stream);

@@ -123,16 +123,8 @@ __global__ void global_avg_backward_kernel(const float* gy, float* gx, Pool2dSha
   }
 }
 
-std::string describe(const Pool2dShape& s) {
-  return "input [" + std::to_string(s.n) + ", " + std::to_string(s.c) + ", " + std::to_string(s.h) +
-         ", " + std::to_string(s.w) + "], kernel " + std::to_string(s.kernel_h) + "x" +
-         std::to_string(s.kernel_w) + ", stride " + std::to_string(s.stride_h) + "x" +
-         std::to_string(s.stride_w) + ", padding " + std::to_string(s.pad_h) + "x" +
-         std::to_string(s.pad_w);
-}
-
 void check_shape(const Pool2dShape& s, const char* op) {
-  if (!s.valid()) throw std::invalid_argument(std::string(op) + ": invalid " + describe(s));
+  if (!s.valid()) throw std::invalid_argument(std::string(op) + ": invalid " + s.describe());
 }
 
 }  // namespace
@@ -140,7 +132,7 @@ void check_shape(const Pool2dShape& s, const char* op) {
 void max_pool2d(const float* x, float* y, std::int32_t* idx, const Pool2dShape& s, Stream stream) {
   check_shape(s, "max_pool2d");
   if (s.in_plane() > INT32_MAX) {
-    throw std::invalid_argument("max_pool2d: " + describe(s) +
+    throw std::invalid_argument("max_pool2d: " + s.describe() +
                                 ": a plane exceeds the int32 index range");
   }
   if (s.out_numel() == 0) return;
@@ -173,10 +165,10 @@ void avg_pool2d_backward(const float* gy, float* gx, const Pool2dShape& s, Strea
 void global_avg_pool2d(const float* x, float* y, const Pool2dShape& s, Stream stream) {
   if (s.planes() == 0) return;
   if (s.in_plane() == 0) {
-    throw std::invalid_argument("global_avg_pool2d: empty planes in " + describe(s));
+    throw std::invalid_argument("global_avg_pool2d: empty planes in " + s.describe());
   }
   if (s.planes() > INT_MAX) {
-    throw std::invalid_argument("global_avg_pool2d: " + describe(s) +
+    throw std::invalid_argument("global_avg_pool2d: " + s.describe() +
                                 ": more planes than one launch's grid holds");
   }
   GLIA_LAUNCH(global_avg_kernel, static_cast<unsigned>(s.planes()), kPlaneThreads, 0, stream, x, y,

@@ -38,11 +38,6 @@ constexpr index_t kTwoPassMinReduce = 16384;
 constexpr index_t kTwoPassSegmentLength = 4096;
 constexpr index_t kTwoPassMaxSegments = 1024;
 
-std::string shape_string(const ReduceShape& s) {
-  return "[" + std::to_string(s.outer) + ", " + std::to_string(s.reduce) + ", " +
-         std::to_string(s.inner) + "]";
-}
-
 // --- sum ---------------------------------------------------------------------------------------
 
 // Block (out, segment) sums x[o, r, i] for r in [segment * segment_length, + segment_length),
@@ -204,7 +199,7 @@ void reduce_sum(const float* x, float* y, const ReduceShape& s, float scale, flo
   if (outputs == 0) return;
   if (outputs > INT_MAX) {
     throw std::invalid_argument("reduce_sum: too many outputs for one launch: shape " +
-                                shape_string(s));
+                                s.describe());
   }
   SumPlan plan = plan_sum(s);
   if (plan.path == SumPath::two_pass && workspace == nullptr) plan = {SumPath::segments, 1};
@@ -231,10 +226,10 @@ void reduce_max(const float* x, float* y, std::int32_t* idx, const ReduceShape& 
   const index_t outputs = s.outer * s.inner;
   if (outputs == 0) return;
   if (s.reduce < 1) {
-    throw std::invalid_argument("reduce_max over an empty axis: shape " + shape_string(s));
+    throw std::invalid_argument("reduce_max over an empty axis: shape " + s.describe());
   }
   if (s.reduce > INT32_MAX || outputs > INT_MAX) {
-    throw std::invalid_argument("reduce_max: shape " + shape_string(s) +
+    throw std::invalid_argument("reduce_max: shape " + s.describe() +
                                 " exceeds the int32 index range");
   }
   if (s.inner > 1 && outputs >= kColumnsMinOutputs) {

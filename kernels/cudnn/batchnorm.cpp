@@ -13,15 +13,10 @@
 namespace glia::kernels::cudnn {
 namespace {
 
-std::string describe(const BatchNormShape& s) {
-  return "batch norm of [" + std::to_string(s.n) + ", " + std::to_string(s.c) + ", " +
-         std::to_string(s.h) + ", " + std::to_string(s.w) + "], eps " + std::to_string(s.eps);
-}
-
 // The descriptors of one call: x (also y, dx, dy) and the per-channel parameters.
 struct Descriptors {
   explicit Descriptors(const BatchNormShape& s)
-      : context(describe(s)), x(s.n, s.c, s.h, s.w, context), param(context) {
+      : context("batch norm of " + s.describe()), x(s.n, s.c, s.h, s.w, context), param(context) {
     if (s.eps < CUDNN_BN_MIN_EPSILON) {
       throw std::invalid_argument("cuDNN " + context + ": eps below CUDNN_BN_MIN_EPSILON");
     }
@@ -45,7 +40,7 @@ void batch_norm_forward_training(cudnnHandle_t handle, const BatchNormShape& s, 
                                  float* save_invstd, cudaStream_t stream) {
   if (empty(s)) return;
   if ((running_mean == nullptr) != (running_var == nullptr)) {
-    throw std::invalid_argument("cuDNN " + describe(s) +
+    throw std::invalid_argument("cuDNN batch norm of " + s.describe() +
                                 ": running_mean and running_var must both be given or both null");
   }
   const Descriptors d(s);

@@ -15,14 +15,14 @@ namespace {
 void check(cudnnStatus_t status, const char* call, const ConvShape& s) {
   if (status != CUDNN_STATUS_SUCCESS) {
     throw std::runtime_error(std::string(call) + " failed with " + cudnnGetErrorString(status) +
-                             " for conv2d " + describe(s));
+                             " for conv2d " + s.describe());
   }
 }
 
 void check(cudaError_t err, const char* call, const ConvShape& s) {
   if (err != cudaSuccess) {
     throw std::runtime_error(std::string(call) + " failed with " + cudaGetErrorString(err) +
-                             " for conv2d " + describe(s));
+                             " for conv2d " + s.describe());
   }
 }
 
@@ -35,7 +35,7 @@ void fill_zero(float* out, index_t count, cudaStream_t stream, const ConvShape& 
 int to_int(index_t v, const char* what, const ConvShape& s) {
   if (v < 0 || v > INT_MAX) {
     throw std::invalid_argument("cuDNN conv2d: " + std::string(what) + " = " + std::to_string(v) +
-                                " does not fit cuDNN's int (" + describe(s) + ")");
+                                " does not fit cuDNN's int (" + s.describe() + ")");
   }
   return static_cast<int>(v);
 }
@@ -93,7 +93,7 @@ class Descriptors {
     if (on != n || oc != c_out || oh != s.out_h || ow != s.out_w) {
       throw std::runtime_error("cuDNN conv2d: cuDNN computes output [" + std::to_string(on) + ", " +
                                std::to_string(oc) + ", " + std::to_string(oh) + ", " +
-                               std::to_string(ow) + "] for " + describe(s));
+                               std::to_string(ow) + "] for " + s.describe());
     }
   }
 
@@ -126,7 +126,7 @@ Algo pick(const Perf (&perf)[kMaxAlgos], int returned, std::size_t budget, Works
   }
   throw std::runtime_error(std::string("cuDNN conv2d ") + pass +
                            ": no algorithm fits a workspace of " + std::to_string(budget) +
-                           " bytes for " + describe(s));
+                           " bytes for " + s.describe());
 }
 
 constexpr std::size_t kAnyWorkspace = ~std::size_t{0};

@@ -11,25 +11,17 @@
 namespace glia::kernels::cudnn {
 namespace {
 
-std::string shape_string(const GemmShape& s) {
-  return "m " + std::to_string(s.m) + ", n " + std::to_string(s.n) + ", k " + std::to_string(s.k) +
-         ", batch " + std::to_string(s.batch) + ", trans_a " + (s.trans_a ? "1" : "0") +
-         ", trans_b " + (s.trans_b ? "1" : "0") + ", lda " + std::to_string(s.lda) + ", ldb " +
-         std::to_string(s.ldb) + ", ldc " + std::to_string(s.ldc);
-}
-
 void check(cublasStatus_t status, const char* call, const GemmShape& s) {
   if (status != CUBLAS_STATUS_SUCCESS) {
     throw std::runtime_error(std::string(call) + " failed with " + cublasGetStatusName(status) +
-                             " (" + cublasGetStatusString(status) + ") for gemm " +
-                             shape_string(s));
+                             " (" + cublasGetStatusString(status) + ") for gemm " + s.describe());
   }
 }
 
 int to_int(index_t v, const char* what, const GemmShape& s) {
   if (v < 0 || v > std::numeric_limits<int>::max()) {
     throw std::invalid_argument("cuBLAS gemm: " + std::string(what) + " = " + std::to_string(v) +
-                                " does not fit cuBLAS's int (" + shape_string(s) + ")");
+                                " does not fit cuBLAS's int (" + s.describe() + ")");
   }
   return static_cast<int>(v);
 }

@@ -14,12 +14,7 @@ namespace glia::kernels::cudnn {
 namespace {
 
 std::string describe(PoolMode mode, const Pool2dShape& s) {
-  return std::string(mode == PoolMode::max ? "max" : "average") + " pooling of [" +
-         std::to_string(s.n) + ", " + std::to_string(s.c) + ", " + std::to_string(s.h) + ", " +
-         std::to_string(s.w) + "], kernel " + std::to_string(s.kernel_h) + "x" +
-         std::to_string(s.kernel_w) + ", stride " + std::to_string(s.stride_h) + "x" +
-         std::to_string(s.stride_w) + ", padding " + std::to_string(s.pad_h) + "x" +
-         std::to_string(s.pad_w);
+  return std::string(mode == PoolMode::max ? "max" : "average") + " pooling of " + s.describe();
 }
 
 cudnnPoolingMode_t cudnn_mode(PoolMode mode, const Pool2dShape& s) {

@@ -13,8 +13,7 @@ namespace glia::kernels::cudnn {
 namespace {
 
 std::string describe(bool log, const ClassShape& s) {
-  return std::string(log ? "log_softmax" : "softmax") + " of [" + std::to_string(s.rows) + ", " +
-         std::to_string(s.classes) + "]";
+  return std::string(log ? "log_softmax" : "softmax") + " of " + s.describe();
 }
 
 cudnnSoftmaxAlgorithm_t algorithm(bool log) {

@@ -272,20 +272,43 @@ INSTANTIATE_TEST_SUITE_P(Cuda, BatchNormRunningStats,
                                                   "auto"}),
                          [](const auto& info) { return info.param.name; });
 
-// The family has its own policy; cpu has one implementation and ignores it.
-TEST(BatchNormTest, PolicyFamilyIsItsOwnAndIgnoredOnCpu) {
+// Setting the batchnorm family leaves the others alone; cpu serves a cudnn or auto batchnorm
+// policy with its reference kernels, so the output and the running statistics still equal ones
+// computed here in double; the guard restores the family.
+TEST(BatchNormTest, PolicyIsPerFamilyIgnoredOnCpuAndRestored) {
   EXPECT_STREQ(op_family_name(OpFamily::batchnorm), "batchnorm");
-  const KernelPolicy saved = kernel_policy(OpFamily::batchnorm);
-  set_kernel_policy(OpFamily::batchnorm, KernelPolicy::cudnn);
-  EXPECT_EQ(kernel_policy(OpFamily::batchnorm), KernelPolicy::cudnn);
-  EXPECT_EQ(kernel_policy(OpFamily::gemm), KernelPolicy::native);
-  Tensor rm = zeros({3}), rv = ones({3});
-  const Tensor x = random_tensor({2, 3, 4, 4}, -1.0, 1.0, 5);
-  Tensor rm2 = zeros({3}), rv2 = ones({3});
-  const Tensor want = batch_norm2d(x, {}, {}, rm2, rv2, true, 0.1, 1e-5, KernelPolicy::native);
-  EXPECT_TRUE(all_close(host_doubles(batch_norm2d(x, {}, {}, rm, rv, true)), host_doubles(want),
-                        glia::testing::default_tolerance<float>()));
-  set_kernel_policy(OpFamily::batchnorm, saved);
+  const KernelPolicy before = kernel_policy(OpFamily::batchnorm);
+  {
+    ScopedKernelPolicy guard;
+    glia::testing::set_only_family(OpFamily::batchnorm, KernelPolicy::cudnn);
+    const Shape shape{2, 3, 4, 4};
+    const double momentum = 0.1, eps = 1e-5;
+    const Tensor x = random_tensor(shape, -1.0, 1.0, 5);
+    const std::vector<double> xs = host_doubles(x);
+    std::vector<double> mean, unbiased_var;
+    channel_stats(xs, shape, mean, unbiased_var);
+    const index_t c = shape[1], plane = shape[2] * shape[3];
+    const double count = static_cast<double>(shape[0] * plane);
+    std::vector<double> want_y(xs.size()), want_rm(mean.size()), want_rv(mean.size());
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      const std::size_t ch = static_cast<std::size_t>((static_cast<index_t>(i) / plane) % c);
+      const double var = unbiased_var[ch] * (count - 1.0) / count;
+      want_y[i] = (xs[i] - mean[ch]) / std::sqrt(var + eps);
+    }
+    for (std::size_t ch = 0; ch < mean.size(); ++ch) {
+      want_rm[ch] = momentum * mean[ch];
+      want_rv[ch] = (1.0 - momentum) + momentum * unbiased_var[ch];
+    }
+    for (std::optional<KernelPolicy> policy :
+         {std::optional<KernelPolicy>(), std::optional<KernelPolicy>(KernelPolicy::auto_select)}) {
+      Tensor rm = zeros({c}), rv = ones({c});
+      const Tensor y = batch_norm2d(x, {}, {}, rm, rv, true, momentum, eps, policy);
+      EXPECT_TRUE(all_close(host_doubles(y), want_y, kTol));
+      EXPECT_TRUE(all_close(host_doubles(rm), want_rm, kTol));
+      EXPECT_TRUE(all_close(host_doubles(rv), want_rv, kTol));
+    }
+  }
+  EXPECT_EQ(kernel_policy(OpFamily::batchnorm), before);
 }
 
 // --- errors --------------------------------------------------------------------------------------

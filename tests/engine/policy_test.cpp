@@ -1,12 +1,17 @@
-// Kernel policy: names, the global setting and per-call override, the auto_select cache, that
-// cpu and sim ignore the policy, and on a GPU that native, cuBLAS and auto_select gemm agree with
-// cpu and that auto_select times each shape once. Tests engine/policy.h and
-// engine/ops/matmul.cpp.
+// Kernel policy: names, the global setting per family and the per-call override, the guard that
+// restores every family, the auto_select cache, the policy runner (cpu and sim run native only;
+// on a GPU it follows the policy and times once per key), that cpu and sim ignore the policy, and
+// on a GPU that native, cuBLAS and auto_select gemm agree with cpu and that auto_select times each
+// shape once. Tests engine/policy.h and engine/ops/matmul.cpp.
 #include <gtest/gtest.h>
 
+#include <set>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "engine/ops.h"
+#include "engine/ops/policy_runner.h"
 #include "engine/policy.h"
 #include "tests/common/tolerance.h"
 #include "tests/engine/test_util.h"
@@ -18,24 +23,23 @@ using glia::testing::all_close;
 using glia::testing::host_doubles;
 using glia::testing::random_tensor;
 
-// Restores the global gemm policy and empties the autotune cache around each test.
+// Restores every family's policy and empties the autotune cache around each test.
 class PolicyTest : public ::testing::Test {
  protected:
   void SetUp() override { clear_autotune_cache(); }
-  void TearDown() override {
-    set_kernel_policy(OpFamily::gemm, saved_);
-    clear_autotune_cache();
-  }
+  void TearDown() override { clear_autotune_cache(); }
 
  private:
-  KernelPolicy saved_ = kernel_policy(OpFamily::gemm);
+  ScopedKernelPolicy policies_;
 };
 
 TEST_F(PolicyTest, NamesRoundTrip) {
   for (KernelPolicy p : {KernelPolicy::native, KernelPolicy::cudnn, KernelPolicy::auto_select}) {
     EXPECT_EQ(parse_kernel_policy(kernel_policy_name(p)), p);
   }
-  EXPECT_STREQ(op_family_name(OpFamily::gemm), "gemm");
+  std::set<std::string> names;
+  for (OpFamily f : kOpFamilies) names.insert(op_family_name(f));
+  EXPECT_EQ(names, (std::set<std::string>{"gemm", "conv", "batchnorm", "pool", "softmax"}));
   try {
     (void)parse_kernel_policy("fastest");
     FAIL() << "unknown policy accepted";
@@ -44,14 +48,37 @@ TEST_F(PolicyTest, NamesRoundTrip) {
   }
 }
 
-TEST_F(PolicyTest, GlobalSettingAndPerCallOverride) {
-  EXPECT_EQ(kernel_policy(OpFamily::gemm), KernelPolicy::native);  // the default
-  set_kernel_policy(OpFamily::gemm, KernelPolicy::cudnn);
-  EXPECT_EQ(kernel_policy(OpFamily::gemm), KernelPolicy::cudnn);
-  EXPECT_EQ(resolve_kernel_policy(OpFamily::gemm, std::nullopt), KernelPolicy::cudnn);
-  EXPECT_EQ(resolve_kernel_policy(OpFamily::gemm, KernelPolicy::native), KernelPolicy::native);
+// Each family has its own setting, the override wins over it, and the all-families setting
+// reaches every family. Starts from an explicit state, so no other test's leftovers matter.
+TEST_F(PolicyTest, GlobalSettingPerFamilyAndPerCallOverride) {
+  for (OpFamily family : kOpFamilies) {
+    SCOPED_TRACE(op_family_name(family));
+    glia::testing::set_only_family(family, KernelPolicy::cudnn);
+    for (OpFamily other : kOpFamilies) {
+      const KernelPolicy want = other == family ? KernelPolicy::cudnn : KernelPolicy::native;
+      EXPECT_EQ(resolve_kernel_policy(other, std::nullopt), want) << op_family_name(other);
+      EXPECT_EQ(resolve_kernel_policy(other, KernelPolicy::auto_select), KernelPolicy::auto_select)
+          << op_family_name(other);
+    }
+  }
   set_kernel_policy(KernelPolicy::auto_select);
-  EXPECT_EQ(kernel_policy(OpFamily::gemm), KernelPolicy::auto_select);
+  for (OpFamily f : kOpFamilies) {
+    EXPECT_EQ(kernel_policy(f), KernelPolicy::auto_select) << op_family_name(f);
+  }
+}
+
+// The guard puts back every family's own setting, whatever happened in its scope.
+TEST_F(PolicyTest, ScopedKernelPolicyRestoresEveryFamily) {
+  const KernelPolicy cycle[] = {KernelPolicy::cudnn, KernelPolicy::auto_select,
+                                KernelPolicy::native};
+  auto policy_of = [&](OpFamily f) { return cycle[static_cast<std::size_t>(f) % 3]; };
+  for (OpFamily f : kOpFamilies) set_kernel_policy(f, policy_of(f));
+  {
+    ScopedKernelPolicy guard;
+    set_kernel_policy(KernelPolicy::native);
+    set_kernel_policy(OpFamily::conv, KernelPolicy::cudnn);
+  }
+  for (OpFamily f : kOpFamilies) EXPECT_EQ(kernel_policy(f), policy_of(f)) << op_family_name(f);
 }
 
 TEST_F(PolicyTest, AutotuneCacheRemembersWinnersPerKey) {
@@ -63,6 +90,78 @@ TEST_F(PolicyTest, AutotuneCacheRemembersWinnersPerKey) {
   EXPECT_EQ(autotune_cache_size(), 2u);
   clear_autotune_cache();
   EXPECT_EQ(autotune_cache_size(), 0u);
+}
+
+// The runner with candidates that only count their calls: on cpu and sim the native one runs
+// once, for the result, whatever the override or the family's setting; nothing is timed.
+template <class Backend>
+void check_runner_runs_native_only(Backend backend) {
+  set_kernel_policy(OpFamily::pool, KernelPolicy::cudnn);
+  for (std::optional<KernelPolicy> override :
+       {std::optional<KernelPolicy>(), std::optional<KernelPolicy>(KernelPolicy::native),
+        std::optional<KernelPolicy>(KernelPolicy::cudnn),
+        std::optional<KernelPolicy>(KernelPolicy::auto_select)}) {
+    SCOPED_TRACE(override ? kernel_policy_name(*override) : "no override");
+    std::vector<ops::Run> native_runs;
+    int cudnn_runs = 0;
+    const KernelPolicy ran = ops::run_with_policy(
+        OpFamily::pool, override, {1, 2, 3}, backend,
+        [&](ops::Run run) { native_runs.push_back(run); }, GLIA_CUDNN([&](auto) { ++cudnn_runs; }));
+    EXPECT_EQ(ran, KernelPolicy::native);
+    EXPECT_EQ(native_runs, std::vector<ops::Run>{ops::Run::result});
+    EXPECT_EQ(cudnn_runs, 0);
+  }
+  EXPECT_EQ(autotune_cache_size(), 0u);
+}
+
+TEST_F(PolicyTest, RunnerRunsNativeOnlyOnCpu) {
+  check_runner_runs_native_only(ops::CpuBackend{});
+}
+
+TEST_F(PolicyTest, SimRunnerRunsNativeOnly) {
+  check_runner_runs_native_only(ops::SimBackend{});
+}
+
+// On cuda the runner runs the candidate the policy names; auto_select times both candidates
+// equally often (Run::timing) the first time a key is met, runs the winner for the result, and
+// later serves the key from the cache without timing.
+TEST_F(PolicyTest, CudaRunnerFollowsThePolicyAndTimesOncePerKey) {
+  GLIA_SKIP_UNLESS_USABLE(Device::cuda());
+#if defined(GLIA_HAVE_CUDA)
+  const Device device = Device::cuda();
+  const ops::CudaBackend backend{kernel_stream(device), device.index};
+  int native_results = 0, cudnn_results = 0, native_timed = 0, cudnn_timed = 0;
+  auto run = [&](std::optional<KernelPolicy> policy, const AutotuneKey& key) {
+    native_results = cudnn_results = native_timed = cudnn_timed = 0;
+    return ops::run_with_policy(
+        OpFamily::softmax, policy, key, backend,
+        [&](ops::Run r) { ++(r == ops::Run::result ? native_results : native_timed); },
+        [&](auto ctx, ops::Run r) {
+          EXPECT_EQ(ctx.device, device.index);
+          ++(r == ops::Run::result ? cudnn_results : cudnn_timed);
+        });
+  };
+  EXPECT_EQ(run(KernelPolicy::native, {1}), KernelPolicy::native);
+  EXPECT_EQ(native_results + cudnn_results + native_timed + cudnn_timed, 1);
+  EXPECT_EQ(native_results, 1);
+  set_kernel_policy(OpFamily::softmax, KernelPolicy::cudnn);
+  EXPECT_EQ(run(std::nullopt, {1}), KernelPolicy::cudnn);
+  EXPECT_EQ(native_results + cudnn_results + native_timed + cudnn_timed, 1);
+  EXPECT_EQ(cudnn_results, 1);
+
+  const KernelPolicy winner = run(KernelPolicy::auto_select, {1});
+  EXPECT_GT(native_timed, 0);
+  EXPECT_EQ(native_timed, cudnn_timed);
+  EXPECT_EQ(native_results + cudnn_results, 1);
+  EXPECT_EQ(winner == KernelPolicy::native ? native_results : cudnn_results, 1);
+  EXPECT_EQ(autotune_lookup(OpFamily::softmax, {device.index, 1}), winner);
+  EXPECT_EQ(run(KernelPolicy::auto_select, {1}), winner);  // from the cache
+  EXPECT_EQ(native_timed + cudnn_timed, 0);
+  EXPECT_EQ(native_results + cudnn_results, 1);
+  (void)run(KernelPolicy::auto_select, {2});  // a new key is timed
+  EXPECT_GT(native_timed, 0);
+  EXPECT_EQ(autotune_cache_size(), 2u);
+#endif
 }
 
 TEST_F(PolicyTest, CpuIgnoresThePolicy) {

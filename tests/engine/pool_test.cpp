@@ -5,6 +5,7 @@
 // GPU), the first maximum taking the gradient on exact ties, and the errors of bad windows.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <optional>
@@ -180,11 +181,45 @@ TEST(PoolTestSim, MaxTiesSendTheGradientToTheFirstElement) {
   check_ties(Device::sim());
 }
 
-TEST(PoolTest, PolicyFamilyIsItsOwnAndIgnoredOnCpu) {
+// Square max pooling of an NCHW host tensor, written out here as the independent reference.
+std::vector<double> reference_max_pool(const std::vector<double>& x, const Shape& shape, int kernel,
+                                       int stride, int padding) {
+  const index_t planes = shape[0] * shape[1], h = shape[2], w = shape[3];
+  const index_t out_h = (h + 2 * padding - kernel) / stride + 1;
+  const index_t out_w = (w + 2 * padding - kernel) / stride + 1;
+  std::vector<double> y;
+  for (index_t p = 0; p < planes; ++p) {
+    for (index_t oh = 0; oh < out_h; ++oh) {
+      for (index_t ow = 0; ow < out_w; ++ow) {
+        double best = -INFINITY;
+        for (index_t ih = oh * stride - padding; ih < oh * stride - padding + kernel; ++ih) {
+          for (index_t iw = ow * stride - padding; iw < ow * stride - padding + kernel; ++iw) {
+            if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+            best = std::max(best, x[static_cast<std::size_t>((p * h + ih) * w + iw)]);
+          }
+        }
+        y.push_back(best);
+      }
+    }
+  }
+  return y;
+}
+
+// Setting the pool family leaves the others alone; cpu serves a cudnn or auto pool policy with
+// its reference kernels, so the result still equals the reference; the guard restores the family.
+TEST(PoolTest, PolicyIsPerFamilyIgnoredOnCpuAndRestored) {
   EXPECT_STREQ(op_family_name(OpFamily::pool), "pool");
-  const Tensor x = random_tensor({1, 2, 5, 5}, -1.0, 1.0, 3);
-  EXPECT_EQ(host_doubles(max_pool2d(x, 2, 1, 1, KernelPolicy::cudnn)),
-            host_doubles(max_pool2d(x, 2, 1, 1, KernelPolicy::native)));
+  const KernelPolicy before = kernel_policy(OpFamily::pool);
+  {
+    ScopedKernelPolicy guard;
+    glia::testing::set_only_family(OpFamily::pool, KernelPolicy::cudnn);
+    const Shape shape{2, 3, 5, 6};
+    const Tensor x = random_tensor(shape, -1.0, 1.0, 3);
+    const std::vector<double> want = reference_max_pool(host_doubles(x), shape, 2, 1, 1);
+    EXPECT_EQ(host_doubles(max_pool2d(x, 2, 1, 1)), want);
+    EXPECT_EQ(host_doubles(max_pool2d(x, 2, 1, 1, KernelPolicy::auto_select)), want);
+  }
+  EXPECT_EQ(kernel_policy(OpFamily::pool), before);
 }
 
 TEST(PoolTest, OutputShapesFollowPyTorch) {

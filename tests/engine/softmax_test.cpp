@@ -7,6 +7,7 @@
 // 3-D tensor whose leading dims fold into the rows.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <optional>
@@ -192,17 +193,32 @@ TEST(SoftmaxTest, RejectsScalarsAndIntegers) {
   EXPECT_NE(int_error.find("log_softmax"), std::string::npos) << int_error;
 }
 
-// The family has its own policy; cpu has one implementation and ignores it.
-TEST(SoftmaxTest, PolicyFamilyIsItsOwnAndIgnoredOnCpu) {
+// Setting the softmax family leaves the others alone; cpu serves a cudnn or auto softmax policy
+// with its reference kernels, so the result still equals a softmax written out here; the guard
+// restores the family.
+TEST(SoftmaxTest, PolicyIsPerFamilyIgnoredOnCpuAndRestored) {
   EXPECT_STREQ(op_family_name(OpFamily::softmax), "softmax");
-  const KernelPolicy saved = kernel_policy(OpFamily::softmax);
-  set_kernel_policy(OpFamily::softmax, KernelPolicy::cudnn);
-  EXPECT_EQ(kernel_policy(OpFamily::softmax), KernelPolicy::cudnn);
-  EXPECT_EQ(kernel_policy(OpFamily::pool), KernelPolicy::native);
-  const Tensor x = random_tensor({3, 17}, -1.0, 1.0, 53);
-  EXPECT_TRUE(all_close(host_doubles(softmax(x)),
-                        host_doubles(softmax(x, -1, KernelPolicy::native)), Tolerance{0.0, 0.0}));
-  set_kernel_policy(OpFamily::softmax, saved);
+  const KernelPolicy before = kernel_policy(OpFamily::softmax);
+  {
+    ScopedKernelPolicy guard;
+    glia::testing::set_only_family(OpFamily::softmax, KernelPolicy::cudnn);
+    const index_t rows = 3, classes = 17;
+    const Tensor x = random_tensor({rows, classes}, -3.0, 3.0, 53);
+    const std::vector<double> xs = host_doubles(x);
+    std::vector<double> want(xs.size());
+    for (index_t r = 0; r < rows; ++r) {
+      const auto row = xs.begin() + r * classes;
+      const double top = *std::max_element(row, row + classes);
+      double total = 0.0;
+      for (index_t k = 0; k < classes; ++k) total += std::exp(row[k] - top);
+      for (index_t k = 0; k < classes; ++k) {
+        want[static_cast<std::size_t>(r * classes + k)] = std::exp(row[k] - top) / total;
+      }
+    }
+    EXPECT_TRUE(all_close(host_doubles(softmax(x)), want, kTol));
+    EXPECT_TRUE(all_close(host_doubles(softmax(x, -1, KernelPolicy::auto_select)), want, kTol));
+  }
+  EXPECT_EQ(kernel_policy(OpFamily::softmax), before);
 }
 
 }  // namespace

@@ -65,6 +65,17 @@ inline void PrintTo(const Target& t, std::ostream* os) {
   *os << t.name;
 }
 
+// Sets `family` to `policy` and every other family to native, and checks that only `family` reads
+// back `policy`: one family's setting must not leak into another's. Call it under a
+// ScopedKernelPolicy, which puts every family back afterwards.
+inline void set_only_family(OpFamily family, KernelPolicy policy) {
+  set_kernel_policy(KernelPolicy::native);
+  set_kernel_policy(family, policy);
+  for (OpFamily f : kOpFamilies) {
+    EXPECT_EQ(kernel_policy(f), f == family ? policy : KernelPolicy::native) << op_family_name(f);
+  }
+}
+
 inline std::string skip_reason(Device d) {
   if (d.is_cuda() && !cuda_available()) {
     return "no CUDA device present (or glia built without CUDA): the cuda variant needs a GPU";

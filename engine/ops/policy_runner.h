@@ -1,0 +1,138 @@
+// Internal to the engine: the one place where the kernel policy (engine/policy.h) chooses between
+// our kernels and cuDNN/cuBLAS. Every op family with an alternative calls, inside its dispatch
+// lambda (engine/ops/dispatch.h), with the same shape:
+//
+//   ops::run_with_policy(OpFamily::pool, policy, {shape fields}, backend,
+//                        [&] { /* our kernels through ops::kernel */ },
+//                        GLIA_CUDNN([&](auto ctx) { /* kernels::cudnn::f(ctx.cudnn(), ...) */ }));
+//
+// cpu and sim run the native candidate: they have one implementation. cuda resolves the per-call
+// override, else the family's setting: native and cudnn run that candidate; auto_select runs the
+// remembered winner for (family, device, key), or the first time times both candidates on the
+// device's stream (a warm-up and a few runs each) and remembers the faster. The key holds every
+// problem parameter that can change which candidate is faster (the runner adds the device). The
+// result says which candidate ran; a backward that must use its forward's implementation passes
+// that as the override (and no key: nothing is timed).
+// Candidates are timed in place, so they must write their outputs whole; one that also updates
+// state in place (batch norm's running statistics) takes an ops::Run and, under Run::timing,
+// writes that state to scratch instead. The cuDNN candidate is generic in its context (auto ctx) so
+// that its float-only body is compiled for the cuda backend alone; GLIA_CUDNN drops it from builds
+// without CUDA. Used by engine/ops/matmul.cpp, conv.cpp, batchnorm.cpp, pool.cpp and softmax.cpp;
+// exercised by their tests and tests/engine/policy_test.cpp.
+#pragma once
+
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "engine/ops/dispatch.h"
+#include "engine/policy.h"
+
+#if defined(GLIA_HAVE_CUDA)
+#include <cuda_runtime.h>
+
+#include "engine/cuda/runtime.h"
+#endif
+
+namespace glia::ops {
+
+// Why a candidate runs: for the op's result, or to be timed by auto_select (maybe several times).
+enum class Run { result, timing };
+
+// The cuDNN candidate's stand-in in builds without CUDA; never called.
+struct NoCudnn {};
+
+#if defined(GLIA_HAVE_CUDA)
+
+#define GLIA_CUDNN(...) __VA_ARGS__
+
+// What a cuDNN/cuBLAS candidate needs: the device's handles and the stream its kernels run on.
+struct CudnnContext {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  cudnnHandle_t cudnn() const { return cudart::cudnn_handle(device); }
+  cublasHandle_t cublas() const { return cudart::cublas_handle(device); }
+};
+
+// Mean time of `run` over a few calls after a warm-up, in milliseconds, on `stream`.
+template <class Fn>
+float mean_time_ms(cudaStream_t stream, Fn&& run) {
+  constexpr int kReps = 3;
+  run();
+  cudaEvent_t start = nullptr, stop = nullptr;
+  GLIA_CUDA_CHECK(cudaEventCreate(&start));
+  GLIA_CUDA_CHECK(cudaEventCreate(&stop));
+  GLIA_CUDA_CHECK(cudaEventRecord(start, stream));
+  for (int i = 0; i < kReps; ++i) run();
+  GLIA_CUDA_CHECK(cudaEventRecord(stop, stream));
+  GLIA_CUDA_CHECK(cudaEventSynchronize(stop));
+  float ms = 0.0f;
+  GLIA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  GLIA_CUDA_CHECK(cudaEventDestroy(start));
+  GLIA_CUDA_CHECK(cudaEventDestroy(stop));
+  return ms / kReps;
+}
+
+#else
+
+#define GLIA_CUDNN(...) \
+  ::glia::ops::NoCudnn {}
+
+#endif
+
+namespace detail {
+
+// fn(args..., run) for a candidate that takes the Run, else fn(args...).
+template <class Fn, class... Args>
+void run_candidate(Fn& fn, Run run, Args&&... args) {
+  if constexpr (std::is_invocable_v<Fn&, Args..., Run>) {
+    fn(std::forward<Args>(args)..., run);
+  } else {
+    fn(std::forward<Args>(args)...);
+  }
+}
+
+}  // namespace detail
+
+// Runs `native` or `cudnn` for one op as the policy decides (see above); returns the one that ran,
+// KernelPolicy::native or KernelPolicy::cudnn.
+template <class Backend, class Native, class Cudnn>
+KernelPolicy run_with_policy(OpFamily family, std::optional<KernelPolicy> policy,
+                             const AutotuneKey& key, const Backend& backend, Native&& native,
+                             Cudnn&& cudnn) {
+#if defined(GLIA_HAVE_CUDA)
+  if constexpr (std::is_same_v<Backend, CudaBackend>) {
+    const CudnnContext ctx{backend.device, static_cast<cudaStream_t>(backend.stream)};
+    KernelPolicy chosen = resolve_kernel_policy(family, policy);
+    if (chosen == KernelPolicy::auto_select) {
+      AutotuneKey device_key{backend.device};
+      device_key.insert(device_key.end(), key.begin(), key.end());
+      std::optional<KernelPolicy> winner = autotune_lookup(family, device_key);
+      if (!winner) {
+        const float native_ms =
+            mean_time_ms(ctx.stream, [&] { detail::run_candidate(native, Run::timing); });
+        const float cudnn_ms =
+            mean_time_ms(ctx.stream, [&] { detail::run_candidate(cudnn, Run::timing, ctx); });
+        winner = native_ms <= cudnn_ms ? KernelPolicy::native : KernelPolicy::cudnn;
+        autotune_store(family, device_key, *winner);
+      }
+      chosen = *winner;
+    }
+    if (chosen == KernelPolicy::cudnn) {
+      detail::run_candidate(cudnn, Run::result, ctx);
+      return KernelPolicy::cudnn;
+    }
+    detail::run_candidate(native, Run::result);
+    return KernelPolicy::native;
+  }
+#endif
+  (void)family;  // one implementation on cpu and sim
+  (void)policy;
+  (void)key;
+  (void)backend;
+  (void)cudnn;
+  detail::run_candidate(native, Run::result);
+  return KernelPolicy::native;
+}
+
+}  // namespace glia::ops
