@@ -13,6 +13,7 @@
 #include <limits>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/kernels.h"
@@ -86,18 +87,34 @@ std::vector<float> binary_targets(std::size_t n, std::uint32_t seed) {
   return t;
 }
 
+// Logits and targets whose loss terms all come from the last kTail elements of each sample: the
+// rest have logits of -30 and target 0 (BCE terms and sigmoids below 1e-13), so a kernel that
+// drops any element of a sample's tail (a segment that stops short) is off by far more than the
+// tolerance.
+constexpr index_t kTail = 300;
+std::pair<std::vector<float>, std::vector<float>> tail_heavy(const SampleShape& s,
+                                                             std::uint32_t seed) {
+  const std::size_t n = static_cast<std::size_t>(s.samples * s.elements);
+  std::vector<float> x(n, -30.0f), t(n, 0.0f);
+  const std::vector<float> tail_x = random_values(n, -4.0, 4.0, seed);
+  const std::vector<float> tail_t = binary_targets(n, seed + 1);
+  for (index_t sample = 0; sample < s.samples; ++sample) {
+    for (index_t e = s.elements - kTail; e < s.elements; ++e) {
+      const auto i = static_cast<std::size_t>(sample * s.elements + e);
+      x[i] = tail_x[i];
+      t[i] = tail_t[i];
+    }
+  }
+  return {x, t};
+}
+
 template <class B>
-void check_bce(const SampleShape& s, float pos_weight, bool with_workspace, std::uint32_t seed) {
+void check_bce(const SampleShape& s, const std::vector<float>& x, const std::vector<float>& t,
+               float pos_weight, bool with_workspace, std::uint32_t seed) {
   SCOPED_TRACE(describe(s) + " pos_weight " + std::to_string(pos_weight) +
                (with_workspace ? " with workspace" : ""));
-  const std::size_t n = static_cast<std::size_t>(s.samples * s.elements);
-  const std::size_t ns = static_cast<std::size_t>(s.samples);
-  const std::vector<float> x = random_values(n, -6.0, 6.0, seed);
-  // Soft targets in one half, hard ones in the other.
-  std::vector<float> t = random_values(n, 0.0, 1.0, seed + 1);
-  const std::vector<float> hard = binary_targets(n, seed + 2);
-  for (std::size_t i = 0; i < n / 2; ++i) t[i] = hard[i];
-  const std::vector<float> gl = random_values(ns, -1.0, 1.0, seed + 3);
+  const std::size_t n = x.size(), ns = static_cast<std::size_t>(s.samples);
+  const std::vector<float> gl = random_values(ns, -1.0, 1.0, seed);
 
   std::vector<double> loss_ref(ns), gx_ref(n);
   kernels::cpu::bce_with_logits(to_double(x).data(), to_double(t).data(), loss_ref.data(), s,
@@ -121,6 +138,17 @@ void check_bce(const SampleShape& s, float pos_weight, bool with_workspace, std:
   });
   EXPECT_TRUE(all_close(loss, loss_ref));
   EXPECT_TRUE(all_close(gx, gx_ref));
+}
+
+template <class B>
+void check_bce(const SampleShape& s, float pos_weight, bool with_workspace, std::uint32_t seed) {
+  const std::size_t n = static_cast<std::size_t>(s.samples * s.elements);
+  const std::vector<float> x = random_values(n, -6.0, 6.0, seed);
+  // Soft targets in one half, hard ones in the other.
+  std::vector<float> t = random_values(n, 0.0, 1.0, seed + 1);
+  const std::vector<float> hard = binary_targets(n, seed + 2);
+  for (std::size_t i = 0; i < n / 2; ++i) t[i] = hard[i];
+  check_bce<B>(s, x, t, pos_weight, with_workspace, seed + 3);
 }
 
 template <class B>
@@ -157,15 +185,13 @@ void check_dice(const SampleShape& s, const std::vector<float>& x, const std::ve
 // The fused Dice + BCE against the cpu reference in double; the device always sums through its
 // workspace (one segment per short sample, several per long one).
 template <class B>
-void check_dice_bce(const SampleShape& s, float smooth, float pos_weight, std::uint32_t seed) {
+void check_dice_bce(const SampleShape& s, const std::vector<float>& x, const std::vector<float>& t,
+                    float smooth, float pos_weight, std::uint32_t seed) {
   SCOPED_TRACE(describe(s) + " smooth " + std::to_string(smooth) + " pos_weight " +
                std::to_string(pos_weight));
   const float dice_weight = 0.3f, bce_weight = 0.7f;
-  const std::size_t n = static_cast<std::size_t>(s.samples * s.elements);
-  const std::size_t ns = static_cast<std::size_t>(s.samples);
-  const std::vector<float> x = random_values(n, -4.0, 4.0, seed);
-  const std::vector<float> t = binary_targets(n, seed + 1);
-  const std::vector<float> gl = random_values(ns, -1.0, 1.0, seed + 2);
+  const std::size_t n = x.size(), ns = static_cast<std::size_t>(s.samples);
+  const std::vector<float> gl = random_values(ns, -1.0, 1.0, seed);
   std::vector<double> sums_ref(3 * ns), loss_ref(ns), gx_ref(n);
   kernels::cpu::dice_bce(to_double(x).data(), to_double(t).data(), sums_ref.data(), loss_ref.data(),
                          s, double{dice_weight}, double{bce_weight}, double{smooth},
@@ -198,6 +224,13 @@ void check_dice_bce(const SampleShape& s, float smooth, float pos_weight, std::u
   EXPECT_TRUE(all_close(sums, sums_ref));
   EXPECT_TRUE(all_close(loss, loss_ref));
   EXPECT_TRUE(all_close(gx, gx_ref));
+}
+
+template <class B>
+void check_dice_bce(const SampleShape& s, float smooth, float pos_weight, std::uint32_t seed) {
+  const std::size_t n = static_cast<std::size_t>(s.samples * s.elements);
+  check_dice_bce<B>(s, random_values(n, -4.0, 4.0, seed), binary_targets(n, seed + 1), smooth,
+                    pos_weight, seed + 2);
 }
 
 const std::vector<ClassShape>& class_shapes() {
@@ -315,6 +348,21 @@ TYPED_TEST(Loss, DiceBceFused) {
   for (const SampleShape& s : sample_shapes()) {
     check_dice_bce<TypeParam>(s, 1.0f, 1.0f, seed += 10);
     check_dice_bce<TypeParam>(s, 0.0f, 2.5f, seed += 10);
+  }
+}
+
+// Every loss term in the last kTail elements of each sample, on samples long enough for several
+// segments (the last one shorter than the others), with and without the workspace.
+TYPED_TEST(Loss, SegmentTailsCarryTheLoss) {
+  std::uint32_t seed = 280;
+  for (const SampleShape& s :
+       {SampleShape{1, 8193}, SampleShape{2, 40000}, SampleShape{1, 70001}, SampleShape{3, 9000}}) {
+    const auto [x, t] = tail_heavy(s, seed += 10);
+    for (bool with_workspace : {true, false}) {
+      check_bce<TypeParam>(s, x, t, 1.5f, with_workspace, ++seed);
+      check_dice<TypeParam>(s, x, t, 1.0f, with_workspace, ++seed);
+    }
+    check_dice_bce<TypeParam>(s, x, t, 1.0f, 1.5f, ++seed);
   }
 }
 
