@@ -1,11 +1,12 @@
 // The loss, dropout and channel-copy kernels on every backend against the cpu reference in
 // double: BCE with logits (with and without pos_weight), soft Dice (smooth 1 and 0, an empty
 // target with an empty prediction), the fused Dice + BCE, per-sample sums in one segment and in
-// several (long samples, through the workspace), cross-entropy (class weights, label smoothing)
-// and focal loss (gamma 0, 0.5, 2; alpha) over C = 2, 3, 17 and 45 (more classes than a warp's
-// lanes), forward and backward, and out-of-range class targets on the device; dropout masks
-// bit-identical to cpu; concat/split copies over NCHW and [N, F] parts. Batch 1 and > 1, odd and
-// even sizes, outputs NaN-poisoned; sim under every lane order.
+// several (long samples, through the workspace; also with the whole loss in each sample's tail),
+// cross-entropy (class weights, label smoothing) and focal loss (gamma 0, 0.5, 2; alpha) over
+// C = 2, 3, 17 and 45 (more classes than a warp's lanes; logits of +-300 too), forward and
+// backward, and out-of-range class targets on the device; dropout masks bit-identical to cpu;
+// concat/split copies over NCHW and [N, F] parts. Batch 1 and > 1, odd and even sizes, outputs
+// NaN-poisoned; sim under every lane order.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,7 +1,8 @@
 // Reductions on every backend against the cpu reference in double: sums and arg-max over the
 // outer, middle and inner position of a tensor, with inner == 1 and > 1, the column-per-thread and
-// block-per-column shapes, long rows (the two-pass sum, with and without its workspace), an empty
-// axis; arg-max ties, NaN and -inf; and the arg-max backward.
+// block-per-column shapes, long rows (the two-pass sum, with and without its workspace, and with
+// most of the sum in each row's tail), an empty axis; arg-max ties, NaN and -inf; and the arg-max
+// backward.
 #include <gtest/gtest.h>
 
 #include <cmath>
