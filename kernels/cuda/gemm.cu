@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/cuda/grid.cuh"
 #include "kernels/cuda/launchers.h"
 
 namespace glia::kernels::GLIA_KERNEL_NS {
@@ -103,8 +104,9 @@ void gemm(const GemmShape& s, const float* a, const float* b, float* c, Stream s
     throw std::invalid_argument("gemm: output " + std::to_string(s.m) + " x " +
                                 std::to_string(s.n) + " exceeds the grid of one launch");
   }
+  const index_t batch_limit = grid_limit(kMaxGridYZ);
   const dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(n_tiles),
-                  static_cast<unsigned>(s.batch < kMaxGridYZ ? s.batch : kMaxGridYZ));
+                  static_cast<unsigned>(s.batch < batch_limit ? s.batch : batch_limit));
   GLIA_LAUNCH(gemm_kernel, grid, kThreads, 0, stream, s, a, b, c, static_cast<float>(s.alpha),
               static_cast<float>(s.beta));
 }

@@ -6,6 +6,7 @@
 // Tested in tests/kernels/transpose_test.cpp against kernels/cpu/transpose.cpp.
 #include "kernels/cuda/portable.cuh"
 
+#include "kernels/cuda/grid.cuh"
 #include "kernels/cuda/launchers.h"
 
 namespace glia::kernels::GLIA_KERNEL_NS {
@@ -40,6 +41,7 @@ __global__ void transpose_kernel(const float* x, float* y, index_t batch, index_
 }
 
 unsigned clamp_grid(index_t blocks, index_t limit) {
+  limit = grid_limit(limit);
   return static_cast<unsigned>(blocks < limit ? blocks : limit);
 }
 

@@ -2,6 +2,7 @@
 // and the dynamic shared memory opt-in, and the pool of persistent worker threads that run a
 // launch's blocks (block.cpp runs each block). Tested in tests/simt.
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdlib>
 #include <string>
@@ -36,6 +37,9 @@ Config config_from_environment() {
     c.threads = std::atoi(threads);
     if (c.threads < 0) throw SimtError("GLIA_SIMT_THREADS must not be negative");
   }
+  if (const char* limit = std::getenv("GLIA_SIMT_GRID_LIMIT")) {
+    c.grid_limit = static_cast<unsigned>(std::strtoul(limit, nullptr, 0));
+  }
   return c;
 }
 
@@ -47,6 +51,11 @@ std::mutex& config_mutex() {
 Config& config_storage() {
   static Config c = config_from_environment();
   return c;
+}
+
+std::atomic<std::uint64_t>& launches() {
+  static std::atomic<std::uint64_t> count{0};
+  return count;
 }
 
 std::mutex& opt_in_mutex() {
@@ -191,6 +200,10 @@ void set_config(const Config& c) {
   config_storage() = c;
 }
 
+std::uint64_t launch_count() {
+  return launches().load(std::memory_order_relaxed);
+}
+
 void* dynamic_shared() {
   if (detail::tl_thread == nullptr) {
     throw SimtError("SIMT error: dynamic shared memory used outside a kernel");
@@ -221,6 +234,7 @@ void LaunchState::record_error(std::uint64_t block_linear, std::string message) 
 
 void launch(const LaunchSite& site, const KernelCall& call, dim3 grid, dim3 block,
             std::size_t dynamic_shared_bytes) {
+  launches().fetch_add(1, std::memory_order_relaxed);
   if (tl_thread != nullptr) {
     throw SimtError(launch_head(site) + "launched from inside a kernel (dynamic parallelism is " +
                     "not supported)");

@@ -110,12 +110,21 @@ struct Config {
   LaneOrder order = LaneOrder::forward;
   std::uint64_t seed = 0;  // of the random order (mixed with the block index and the phase)
   int threads = 0;         // worker threads; 0 = hardware concurrency, 1 = blocks run in order
+  // A test setting: the most blocks along any grid dimension that a kernel which grid-strides
+  // beyond its grid is given (kernels/cuda/grid.cuh grid_limit), so that small test inputs make
+  // blocks loop as large inputs do on a GPU; 0 = the GPU's limits.
+  unsigned grid_limit = 0;
 };
 
 // The configuration that the next launches use. Defaults come from the environment variables
-// GLIA_SIMT_ORDER (forward|reverse|random), GLIA_SIMT_SEED and GLIA_SIMT_THREADS when set.
+// GLIA_SIMT_ORDER (forward|reverse|random), GLIA_SIMT_SEED, GLIA_SIMT_THREADS and
+// GLIA_SIMT_GRID_LIMIT when set.
 Config config();
 void set_config(const Config& config);
+
+// The number of launches this process has asked for so far (counted before the limits are
+// checked), so a test can assert that an empty call launches nothing.
+std::uint64_t launch_count();
 
 // Sets a configuration for the lifetime of the object, then restores the previous one.
 class ScopedConfig {

@@ -31,10 +31,17 @@ constexpr Tolerance default_tolerance<double>() {
   return {1e-12, 1e-10};
 }
 
-// Checks every element; NaN in `got` where `ref` is not NaN fails (unwritten poisoned output).
+// Whether NaN in `got` may match NaN in `ref`. Opt in only where NaN is the defined result (the
+// loss of an invalid target): by default every NaN fails, so a reference that overflowed to NaN
+// cannot hide a kernel that did too.
+enum class NanMatch { fails, equal };
+
+// Checks every element; any NaN in `got` fails (unwritten poisoned output), unless `nan` is
+// NanMatch::equal and `ref` holds NaN at the same place.
 template <class T, class R>
 ::testing::AssertionResult all_close(const std::vector<T>& got, const std::vector<R>& ref,
-                                     Tolerance tol = default_tolerance<T>()) {
+                                     Tolerance tol = default_tolerance<T>(),
+                                     NanMatch nan = NanMatch::fails) {
   if (got.size() != ref.size()) {
     return ::testing::AssertionFailure()
            << "size mismatch: got " << got.size() << " elements, reference " << ref.size();
@@ -43,7 +50,7 @@ template <class T, class R>
   double worst_excess = -std::numeric_limits<double>::infinity();
   for (std::size_t i = 0; i < got.size(); ++i) {
     const double g = static_cast<double>(got[i]), r = static_cast<double>(ref[i]);
-    if (std::isnan(r) && std::isnan(g)) continue;
+    if (nan == NanMatch::equal && std::isnan(r) && std::isnan(g)) continue;
     const double margin = tol.atol + tol.rtol * std::fabs(r);
     const double err = std::fabs(g - r);
     const double excess = std::isnan(err) ? std::numeric_limits<double>::infinity() : err - margin;

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "tests/common/tolerance.h"
-#include "tests/kernels/sim_lane_order.h"
+#include "tests/kernels/sim_config.h"
 #if defined(GLIA_HAVE_CUDA)
 #include "tests/kernels/cuda_buffer.h"
 #endif
@@ -57,7 +57,8 @@ struct Sim {
   static constexpr const char* kName = "Sim";
   template <class T>
   using Buffer = HostBuffer<T>;
-  // Forward, reverse and a seeded random permutation: a missing barrier shows as a difference.
+  // Forward, reverse and a seeded random permutation: a missing barrier shows as a difference. The
+  // reverse run also lowers the grid limit (sim_config.h), so grid-stride loops take later passes.
   static constexpr int kLaneOrders = 3;
   static bool available(std::string*) { return true; }
   template <class Run>
@@ -66,7 +67,9 @@ struct Sim {
     return run();
   }
   static std::string lane_order_name(int order) {
-    return order == 0 ? "forward" : order == 1 ? "reverse" : "random";
+    return order == 0   ? "forward"
+           : order == 1 ? "reverse with grid limit " + std::to_string(kSimLoweredGridLimit)
+                        : "random";
   }
 };
 
@@ -150,6 +153,30 @@ std::vector<D> converted(const std::vector<S>& v) {
 
 inline std::vector<double> to_double(const std::vector<float>& v) {
   return converted<double>(v);
+}
+
+// --- empty calls -------------------------------------------------------------------------------
+
+// The kernel launches B was asked for so far: the emulator's count on sim, 0 elsewhere (a cpu
+// kernel launches nothing, and a GPU's launches are not counted here; their buffers are checked).
+template <class B>
+std::uint64_t launches_on() {
+  if constexpr (is_sim<B>) {
+    return sim_launch_count();
+  } else {
+    return 0;
+  }
+}
+
+// A buffer of B holding `n` copies of `value`, for a call on empty shapes to leave untouched.
+template <class B, class T>
+typename B::template Buffer<T> sentinel_buffer(T value, std::size_t n = 4) {
+  return typename B::template Buffer<T>(std::vector<T>(n, value));
+}
+
+template <class Buffer, class T>
+::testing::AssertionResult untouched(const Buffer& buffer, T value, std::size_t n = 4) {
+  return all_equal(buffer.to_host(), std::vector<T>(n, value));
 }
 
 // --- lane orders -------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 // 2-D convolution on every backend against the cpu reference in double: forward (with and without
 // bias), backward data, backward filter (unsplit and split over a workspace) and backward bias.
-// Shapes cover batch 1 and 2, channels 1, 3, 17 (and 64 where the emulator is not involved), odd
-// and even and non-square planes that do not divide the 64-wide tiles of kernels/cuda/conv.cu,
-// stride 1 and 2, padding 0 and 1, kernels 1, 2, 3, 5, dilation 2 and per-dimension parameters.
-// Outputs and workspaces start as NaN; sim runs under every lane order and must agree bitwise.
+// Shapes cover batch 1 and 2, channels 1, 3, 17, 66 and 70 (and 64 where the emulator is not
+// involved), odd and even and non-square planes that do not divide the 64-wide tiles of
+// kernels/cuda/conv.cu, stride 1 and 2, padding 0 and 1, kernels 1, 2, 3, 5, dilation 2 and
+// per-dimension parameters. Outputs and workspaces start as NaN; sim runs under every lane order
+// and must agree bitwise.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -54,6 +55,10 @@ const std::vector<Case>& cases() {
       {2, 3, 24, 24, 5, 3, 3, 1, 1, 1, 1},                // long filter reduction: split
       {2, 64, 12, 12, 64, 3, 3, 1, 1, 1, 1, 1, 1, true},  // tiles full along channels
       {1, 64, 13, 9, 70, 5, 5, 2, 2, 1, 1, 1, 1, true},   // channels over one tile
+      // Small planes with 70 channels, so that sim too covers weight rows and gradient rows of
+      // the second 64-channel tile.
+      {1, 3, 5, 4, 70, 3, 3, 1, 1, 1, 1},   // c_out over one tile
+      {1, 70, 4, 5, 66, 2, 2, 1, 1, 1, 1},  // c_in and c_out over one tile
   };
   return all;
 }

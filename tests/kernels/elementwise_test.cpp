@@ -238,16 +238,28 @@ TYPED_TEST(Elementwise, ExpandBroadcasts) {
   }
 }
 
+// No element to write: no launch, and the outputs stay as they were.
 TYPED_TEST(Elementwise, EmptyLaunchesNothing) {
-  unary_on<TypeParam>(UnaryOp::exp, nullptr, nullptr, 0, {});
-  unary_backward_on<TypeParam>(UnaryOp::exp, nullptr, nullptr, nullptr, nullptr, 0, {});
+  auto x = sentinel_buffer<TypeParam>(1.0f);
+  auto y = sentinel_buffer<TypeParam>(7.0f);
+  auto gx = sentinel_buffer<TypeParam>(7.0f);
+  auto out = sentinel_buffer<TypeParam>(7.0f);
+  auto expanded = sentinel_buffer<TypeParam>(7.0f);
+  const std::uint64_t before = launches_on<TypeParam>();
+  unary_on<TypeParam>(UnaryOp::exp, x.data(), y.data(), 0, {});
+  unary_backward_on<TypeParam>(UnaryOp::exp, x.data(), x.data(), x.data(), gx.data(), 0, {});
   BroadcastShape s;
   s.ndim = 2;
   s.shape[0] = 0;
   s.shape[1] = 3;
   s.numel = 0;
-  binary_on<TypeParam>(BinaryOp::add, nullptr, nullptr, nullptr, s);
-  expand_on<TypeParam>(nullptr, nullptr, s);
+  binary_on<TypeParam>(BinaryOp::add, x.data(), x.data(), out.data(), s);
+  expand_on<TypeParam>(x.data(), expanded.data(), s);
+  EXPECT_EQ(launches_on<TypeParam>(), before);
+  EXPECT_TRUE(untouched(y, 7.0f));
+  EXPECT_TRUE(untouched(gx, 7.0f));
+  EXPECT_TRUE(untouched(out, 7.0f));
+  EXPECT_TRUE(untouched(expanded, 7.0f));
 }
 
 }  // namespace

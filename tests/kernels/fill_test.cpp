@@ -141,10 +141,20 @@ TYPED_TEST(Fill, Casts) {
   check_cast<TypeParam, std::uint8_t, std::int32_t>(0.0, 255.99, 6);
 }
 
+// No element to write: no launch, and the outputs stay as they were.
 TYPED_TEST(Fill, EmptyLaunchesNothing) {
-  fill_on<TypeParam>(static_cast<float*>(nullptr), 0, 1.0f);
-  arange_on<TypeParam>(static_cast<std::int32_t*>(nullptr), 0, 0.0, 1.0);
-  cast_on<TypeParam>(static_cast<const float*>(nullptr), static_cast<std::uint8_t*>(nullptr), 0);
+  auto y = sentinel_buffer<TypeParam>(7.0f);
+  auto iy = sentinel_buffer<TypeParam>(std::int32_t{7});
+  auto x = sentinel_buffer<TypeParam>(1.0f);
+  auto uy = sentinel_buffer<TypeParam>(std::uint8_t{7});
+  const std::uint64_t before = launches_on<TypeParam>();
+  fill_on<TypeParam>(y.data(), 0, 1.0f);
+  arange_on<TypeParam>(iy.data(), 0, 0.0, 1.0);
+  cast_on<TypeParam>(static_cast<const float*>(x.data()), uy.data(), 0);
+  EXPECT_EQ(launches_on<TypeParam>(), before);
+  EXPECT_TRUE(untouched(y, 7.0f));
+  EXPECT_TRUE(untouched(iy, std::int32_t{7}));
+  EXPECT_TRUE(untouched(uy, std::uint8_t{7}));
 }
 
 }  // namespace

@@ -1,11 +1,12 @@
 // The loss, dropout and channel-copy kernels on every backend against the cpu reference in
 // double: BCE with logits (with and without pos_weight), soft Dice (smooth 1 and 0, an empty
 // target with an empty prediction), the fused Dice + BCE, per-sample sums in one segment and in
-// several (long samples, through the workspace), cross-entropy (class weights, label smoothing)
-// and focal loss (gamma 0, 0.5, 2; alpha) over C = 2, 3, 17 and 45 (more classes than a warp's
-// lanes), forward and backward, and out-of-range class targets on the device; dropout masks
-// bit-identical to cpu; concat/split copies over NCHW and [N, F] parts. Batch 1 and > 1, odd and
-// even sizes, outputs NaN-poisoned; sim under every lane order.
+// several (long samples, through the workspace; also with the whole loss in each sample's tail),
+// cross-entropy (class weights, label smoothing) and focal loss (gamma 0, 0.5, 2; alpha) over
+// C = 2, 3, 17 and 45 (more classes than a warp's lanes; logits of +-300 too), forward and
+// backward, and out-of-range class targets on the device; dropout masks bit-identical to cpu;
+// concat/split copies over NCHW and [N, F] parts. Batch 1 and > 1, odd and even sizes, outputs
+// NaN-poisoned; sim under every lane order.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,6 +14,7 @@
 #include <limits>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/kernels.h"
@@ -86,18 +88,34 @@ std::vector<float> binary_targets(std::size_t n, std::uint32_t seed) {
   return t;
 }
 
+// Logits and targets whose loss terms all come from the last kTail elements of each sample: the
+// rest have logits of -30 and target 0 (BCE terms and sigmoids below 1e-13), so a kernel that
+// drops any element of a sample's tail (a segment that stops short) is off by far more than the
+// tolerance.
+constexpr index_t kTail = 300;
+std::pair<std::vector<float>, std::vector<float>> tail_heavy(const SampleShape& s,
+                                                             std::uint32_t seed) {
+  const std::size_t n = static_cast<std::size_t>(s.samples * s.elements);
+  std::vector<float> x(n, -30.0f), t(n, 0.0f);
+  const std::vector<float> tail_x = random_values(n, -4.0, 4.0, seed);
+  const std::vector<float> tail_t = binary_targets(n, seed + 1);
+  for (index_t sample = 0; sample < s.samples; ++sample) {
+    for (index_t e = s.elements - kTail; e < s.elements; ++e) {
+      const auto i = static_cast<std::size_t>(sample * s.elements + e);
+      x[i] = tail_x[i];
+      t[i] = tail_t[i];
+    }
+  }
+  return {x, t};
+}
+
 template <class B>
-void check_bce(const SampleShape& s, float pos_weight, bool with_workspace, std::uint32_t seed) {
+void check_bce(const SampleShape& s, const std::vector<float>& x, const std::vector<float>& t,
+               float pos_weight, bool with_workspace, std::uint32_t seed) {
   SCOPED_TRACE(describe(s) + " pos_weight " + std::to_string(pos_weight) +
                (with_workspace ? " with workspace" : ""));
-  const std::size_t n = static_cast<std::size_t>(s.samples * s.elements);
-  const std::size_t ns = static_cast<std::size_t>(s.samples);
-  const std::vector<float> x = random_values(n, -6.0, 6.0, seed);
-  // Soft targets in one half, hard ones in the other.
-  std::vector<float> t = random_values(n, 0.0, 1.0, seed + 1);
-  const std::vector<float> hard = binary_targets(n, seed + 2);
-  for (std::size_t i = 0; i < n / 2; ++i) t[i] = hard[i];
-  const std::vector<float> gl = random_values(ns, -1.0, 1.0, seed + 3);
+  const std::size_t n = x.size(), ns = static_cast<std::size_t>(s.samples);
+  const std::vector<float> gl = random_values(ns, -1.0, 1.0, seed);
 
   std::vector<double> loss_ref(ns), gx_ref(n);
   kernels::cpu::bce_with_logits(to_double(x).data(), to_double(t).data(), loss_ref.data(), s,
@@ -121,6 +139,17 @@ void check_bce(const SampleShape& s, float pos_weight, bool with_workspace, std:
   });
   EXPECT_TRUE(all_close(loss, loss_ref));
   EXPECT_TRUE(all_close(gx, gx_ref));
+}
+
+template <class B>
+void check_bce(const SampleShape& s, float pos_weight, bool with_workspace, std::uint32_t seed) {
+  const std::size_t n = static_cast<std::size_t>(s.samples * s.elements);
+  const std::vector<float> x = random_values(n, -6.0, 6.0, seed);
+  // Soft targets in one half, hard ones in the other.
+  std::vector<float> t = random_values(n, 0.0, 1.0, seed + 1);
+  const std::vector<float> hard = binary_targets(n, seed + 2);
+  for (std::size_t i = 0; i < n / 2; ++i) t[i] = hard[i];
+  check_bce<B>(s, x, t, pos_weight, with_workspace, seed + 3);
 }
 
 template <class B>
@@ -157,15 +186,13 @@ void check_dice(const SampleShape& s, const std::vector<float>& x, const std::ve
 // The fused Dice + BCE against the cpu reference in double; the device always sums through its
 // workspace (one segment per short sample, several per long one).
 template <class B>
-void check_dice_bce(const SampleShape& s, float smooth, float pos_weight, std::uint32_t seed) {
+void check_dice_bce(const SampleShape& s, const std::vector<float>& x, const std::vector<float>& t,
+                    float smooth, float pos_weight, std::uint32_t seed) {
   SCOPED_TRACE(describe(s) + " smooth " + std::to_string(smooth) + " pos_weight " +
                std::to_string(pos_weight));
   const float dice_weight = 0.3f, bce_weight = 0.7f;
-  const std::size_t n = static_cast<std::size_t>(s.samples * s.elements);
-  const std::size_t ns = static_cast<std::size_t>(s.samples);
-  const std::vector<float> x = random_values(n, -4.0, 4.0, seed);
-  const std::vector<float> t = binary_targets(n, seed + 1);
-  const std::vector<float> gl = random_values(ns, -1.0, 1.0, seed + 2);
+  const std::size_t n = x.size(), ns = static_cast<std::size_t>(s.samples);
+  const std::vector<float> gl = random_values(ns, -1.0, 1.0, seed);
   std::vector<double> sums_ref(3 * ns), loss_ref(ns), gx_ref(n);
   kernels::cpu::dice_bce(to_double(x).data(), to_double(t).data(), sums_ref.data(), loss_ref.data(),
                          s, double{dice_weight}, double{bce_weight}, double{smooth},
@@ -200,6 +227,13 @@ void check_dice_bce(const SampleShape& s, float smooth, float pos_weight, std::u
   EXPECT_TRUE(all_close(gx, gx_ref));
 }
 
+template <class B>
+void check_dice_bce(const SampleShape& s, float smooth, float pos_weight, std::uint32_t seed) {
+  const std::size_t n = static_cast<std::size_t>(s.samples * s.elements);
+  check_dice_bce<B>(s, random_values(n, -4.0, 4.0, seed), binary_targets(n, seed + 1), smooth,
+                    pos_weight, seed + 2);
+}
+
 const std::vector<ClassShape>& class_shapes() {
   static const std::vector<ClassShape> all = {{1, 2},   {6, 2},  {1, 3}, {9, 3},
                                               {33, 17}, {4, 17}, {5, 45}};
@@ -215,12 +249,13 @@ std::vector<std::int32_t> random_targets(const ClassShape& s, std::uint32_t seed
 }
 
 template <class B>
-void check_cross_entropy(const ClassShape& s, bool weighted, float smoothing, std::uint32_t seed) {
+void check_cross_entropy(const ClassShape& s, bool weighted, float smoothing, std::uint32_t seed,
+                         double logit_range = 5.0) {
   SCOPED_TRACE(describe(s) + (weighted ? " weighted" : "") + " smoothing " +
-               std::to_string(smoothing));
+               std::to_string(smoothing) + " logits +-" + std::to_string(logit_range));
   const std::size_t n = static_cast<std::size_t>(s.rows * s.classes);
   const std::size_t rows = static_cast<std::size_t>(s.rows);
-  const std::vector<float> x = random_values(n, -5.0, 5.0, seed);
+  const std::vector<float> x = random_values(n, -logit_range, logit_range, seed);
   const std::vector<std::int32_t> t = random_targets(s, seed + 1);
   const std::vector<float> w =
       random_values(static_cast<std::size_t>(s.classes), 0.2, 2.0, seed + 2);
@@ -251,11 +286,13 @@ void check_cross_entropy(const ClassShape& s, bool weighted, float smoothing, st
 }
 
 template <class B>
-void check_focal(const ClassShape& s, bool with_alpha, float gamma, std::uint32_t seed) {
-  SCOPED_TRACE(describe(s) + (with_alpha ? " alpha" : "") + " gamma " + std::to_string(gamma));
+void check_focal(const ClassShape& s, bool with_alpha, float gamma, std::uint32_t seed,
+                 double logit_range = 5.0) {
+  SCOPED_TRACE(describe(s) + (with_alpha ? " alpha" : "") + " gamma " + std::to_string(gamma) +
+               " logits +-" + std::to_string(logit_range));
   const std::size_t n = static_cast<std::size_t>(s.rows * s.classes);
   const std::size_t rows = static_cast<std::size_t>(s.rows);
-  const std::vector<float> x = random_values(n, -5.0, 5.0, seed);
+  const std::vector<float> x = random_values(n, -logit_range, logit_range, seed);
   const std::vector<std::int32_t> t = random_targets(s, seed + 1);
   const std::vector<float> a =
       random_values(static_cast<std::size_t>(s.classes), 0.1, 1.0, seed + 2);
@@ -318,6 +355,20 @@ TYPED_TEST(Loss, DiceBceFused) {
   }
 }
 
+// Every loss term in the last kTail elements of each sample, on samples long enough for several
+// segments (the last one shorter than the others), with and without the workspace.
+TYPED_TEST(Loss, SegmentTailsCarryTheLoss) {
+  std::uint32_t seed = 280;
+  for (const SampleShape& s : {SampleShape{1, 8193}, SampleShape{1, 70001}, SampleShape{3, 9000}}) {
+    const auto [x, t] = tail_heavy(s, seed += 10);
+    for (bool with_workspace : {true, false}) {
+      check_bce<TypeParam>(s, x, t, 1.5f, with_workspace, ++seed);
+      check_dice<TypeParam>(s, x, t, 1.0f, with_workspace, ++seed);
+    }
+    check_dice_bce<TypeParam>(s, x, t, 1.0f, 1.5f, ++seed);
+  }
+}
+
 // Sample 0 has an empty target and (with logits of -inf) an exactly empty prediction: with
 // smooth 0 that is 0 / 0, defined as a perfect match (loss 0, gradient 0), not NaN.
 TYPED_TEST(Loss, DiceOfEmptyTargetAndPredictionIsZero) {
@@ -355,6 +406,16 @@ TYPED_TEST(Loss, Focal) {
       for (float gamma : {0.0f, 0.5f, 2.0f})
         check_focal<TypeParam>(s, with_alpha, gamma, seed += 10);
     }
+  }
+}
+
+// Logits of +-300, whose exp overflows float: only the max-subtracted log-sum-exp keeps the
+// losses and gradients finite (a NaN or inf fails all_close).
+TYPED_TEST(Loss, LargeLogitsStayFinite) {
+  std::uint32_t seed = 700;
+  for (const ClassShape& s : {ClassShape{6, 3}, ClassShape{5, 45}}) {
+    check_cross_entropy<TypeParam>(s, true, 0.1f, seed += 10, 300.0);
+    check_focal<TypeParam>(s, true, 2.0f, seed += 10, 300.0);
   }
 }
 

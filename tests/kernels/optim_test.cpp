@@ -150,9 +150,22 @@ TYPED_TEST(Optim, AdamStepMatchesDoubleReference) {
   }
 }
 
+// No parameter element: no launch, and parameters and state stay as they were.
 TYPED_TEST(Optim, EmptyLaunchesNothing) {
-  sgd_on<TypeParam>(nullptr, nullptr, nullptr, 0, 0.1, 0.9, 0.01, true, false);
-  adam_on<TypeParam>(nullptr, nullptr, nullptr, nullptr, 0, 0.1, 0.9, 0.999, 1e-8, 0.01, true, 1);
+  auto p = sentinel_buffer<TypeParam>(7.0f);
+  auto g = sentinel_buffer<TypeParam>(1.0f);
+  auto buf = sentinel_buffer<TypeParam>(7.0f);
+  auto m = sentinel_buffer<TypeParam>(7.0f);
+  auto v = sentinel_buffer<TypeParam>(7.0f);
+  const std::uint64_t before = launches_on<TypeParam>();
+  sgd_on<TypeParam>(p.data(), g.data(), buf.data(), 0, 0.1, 0.9, 0.01, true, false);
+  adam_on<TypeParam>(p.data(), g.data(), m.data(), v.data(), 0, 0.1, 0.9, 0.999, 1e-8, 0.01, true,
+                     1);
+  EXPECT_EQ(launches_on<TypeParam>(), before);
+  EXPECT_TRUE(untouched(p, 7.0f));
+  EXPECT_TRUE(untouched(buf, 7.0f));
+  EXPECT_TRUE(untouched(m, 7.0f));
+  EXPECT_TRUE(untouched(v, 7.0f));
 }
 
 TEST(OptimKernels, RejectsBadArguments) {

@@ -167,9 +167,16 @@ TYPED_TEST(Random, SampleMoments) {
   }
 }
 
+// No element to draw: no launch, and the outputs stay as they were.
 TYPED_TEST(Random, EmptyLaunchesNothing) {
-  uniform_on<TypeParam>(nullptr, 0, 1, 0, 0.0f, 1.0f);
-  normal_on<TypeParam>(nullptr, 0, 1, 0, 0.0f, 1.0f);
+  auto u = sentinel_buffer<TypeParam>(7.0f);
+  auto g = sentinel_buffer<TypeParam>(7.0f);
+  const std::uint64_t before = launches_on<TypeParam>();
+  uniform_on<TypeParam>(u.data(), 0, 1, 0, 0.0f, 1.0f);
+  normal_on<TypeParam>(g.data(), 0, 1, 0, 0.0f, 1.0f);
+  EXPECT_EQ(launches_on<TypeParam>(), before);
+  EXPECT_TRUE(untouched(u, 7.0f));
+  EXPECT_TRUE(untouched(g, 7.0f));
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // Reductions on every backend against the cpu reference in double: sums and arg-max over the
 // outer, middle and inner position of a tensor, with inner == 1 and > 1, the column-per-thread and
-// block-per-column shapes, long rows (the two-pass sum, with and without its workspace), an empty
-// axis; arg-max ties, NaN and -inf; and the arg-max backward.
+// block-per-column shapes, long rows (the two-pass sum, with and without its workspace, and with
+// most of the sum in each row's tail), an empty axis; arg-max ties, NaN and -inf; and the arg-max
+// backward.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -80,10 +81,9 @@ std::size_t output_size(const ReduceShape& s) {
 // Positive inputs: a float sum's rounding error grows with sum |x|, so this keeps it within the
 // relative tolerance of |sum| (signed data could cancel to a sum far below its rounding error).
 template <class B>
-void check_sum(const ReduceShape& s, bool with_workspace, std::uint32_t seed) {
+void check_sum(const ReduceShape& s, const std::vector<float>& x, bool with_workspace) {
   SCOPED_TRACE(describe(s));
   const float scale = 0.75f;
-  const std::vector<float> x = random_values(input_size(s), 0.25, 1.25, seed);
   std::vector<double> expected(output_size(s));
   kernels::cpu::reduce_sum(to_double(x).data(), expected.data(), s, double{scale});
 
@@ -96,6 +96,11 @@ void check_sum(const ReduceShape& s, bool with_workspace, std::uint32_t seed) {
     return dy.to_host();
   });
   EXPECT_TRUE(all_close(got, expected));
+}
+
+template <class B>
+void check_sum(const ReduceShape& s, bool with_workspace, std::uint32_t seed) {
+  check_sum<B>(s, random_values(input_size(s), 0.25, 1.25, seed), with_workspace);
 }
 
 template <class B>
@@ -140,6 +145,23 @@ TYPED_TEST(Reduce, SumOfLongRowsInTwoPasses) {
   check_sum<TypeParam>({1, 100000, 1}, true, 31);
   check_sum<TypeParam>({3, 20000, 1}, true, 32);
   check_sum<TypeParam>({2, 17000, 3}, true, 33);
+}
+
+// The last 300 elements of each long row are 1000 times larger than the rest and carry most of
+// the sum, so a pass that drops any of them (a last segment that stops short) is off by far more
+// than the tolerance.
+TYPED_TEST(Reduce, SumOfLongRowsCountsTheirTails) {
+  std::uint32_t seed = 35;
+  for (const ReduceShape& s : {ReduceShape{1, 100001, 1}, ReduceShape{2, 20001, 3}}) {
+    std::vector<float> x = random_values(input_size(s), 0.25, 1.25, ++seed);
+    for (index_t o = 0; o < s.outer; ++o) {
+      for (index_t r = s.reduce - 300; r < s.reduce; ++r) {
+        for (index_t i = 0; i < s.inner; ++i)
+          x[static_cast<std::size_t>((o * s.reduce + r) * s.inner + i)] *= 1000.0f;
+      }
+    }
+    check_sum<TypeParam>(s, x, true);
+  }
 }
 
 TYPED_TEST(Reduce, SumOfLongRowsWithoutWorkspace) {

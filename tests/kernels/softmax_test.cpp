@@ -1,8 +1,9 @@
 // Softmax and log-softmax kernels, forward and backward, on every backend against the cpu
 // reference in double. Shapes: rows 1, 3, 64 by classes 1, 2, 17, 45, 300 (a warp per row, odd
-// lengths that do not fill the warp's strides) and 1000 (a block per row). Logits of +-80 must stay
-// finite (the max subtraction). Outputs start as NaN; sim runs under every lane order and must
-// agree bitwise. The cuDNN fallback is checked against the same reference on a GPU.
+// lengths that do not fill the warp's strides) and 1000 (a block per row). Logits of +-300, whose
+// exp overflows float, must give finite outputs (the max subtraction). Outputs start as NaN; sim
+// runs under every lane order and must agree bitwise. The cuDNN fallback is checked against the
+// same reference on a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -110,17 +111,27 @@ TYPED_TEST(Softmax, ForwardAndBackward) {
   }
 }
 
-// Logits of +-80: exp of them overflows float (and e^160 any type), so only the max subtraction
-// keeps the outputs finite; rows whose largest logit repeats check ties.
+// Logits of +-300: expf overflows to inf beyond 88.7 (and underflows to 0 below -103), so only the
+// max subtraction keeps the outputs finite; rows whose largest logit repeats check ties. Any NaN
+// or inf fails all_close, and the outputs are also checked to be finite on their own.
 TYPED_TEST(Softmax, LargeLogitsStayFinite) {
   std::uint32_t seed = 100;
   for (const bool log : {false, true}) {
     for (const ClassShape& s : {ClassShape{3, 45}, ClassShape{3, 1000}}) {
-      std::vector<float> x = random_values(numel(s), -80.0, 80.0, ++seed);
-      x[0] = 80.0f;
-      x[1] = 80.0f;
-      x[numel(s) - 1] = -80.0f;
+      SCOPED_TRACE(describe(log, s));
+      std::vector<float> x = random_values(numel(s), -300.0, 300.0, ++seed);
+      x[0] = 300.0f;
+      x[1] = 300.0f;
+      x[numel(s) - 1] = -300.0f;
       check<TypeParam>(log, s, x, ++seed);
+      const std::vector<float> y = run_in_every_lane_order<TypeParam>([&] {
+        typename TypeParam::template Buffer<float> dx(x), dy(nan_poisoned(numel(s)));
+        forward_on<TypeParam>(log, dx.data(), dy.data(), s);
+        return dy.to_host();
+      });
+      for (std::size_t i = 0; i < y.size(); ++i) {
+        ASSERT_TRUE(std::isfinite(y[i])) << "y[" << i << "] = " << y[i] << " for x " << x[i];
+      }
     }
   }
 }

@@ -56,9 +56,16 @@ TYPED_TEST(Transpose, MatchesReference) {
   }
 }
 
+// No element to move: no launch, and the output stays as it was.
 TYPED_TEST(Transpose, EmptyLaunchesNothing) {
-  transpose_on<TypeParam>(nullptr, nullptr, 0, 4, 4);
-  transpose_on<TypeParam>(nullptr, nullptr, 2, 0, 4);
+  auto x = sentinel_buffer<TypeParam>(1.0f);
+  auto y = sentinel_buffer<TypeParam>(7.0f);
+  const std::uint64_t before = launches_on<TypeParam>();
+  transpose_on<TypeParam>(x.data(), y.data(), 0, 4, 4);
+  transpose_on<TypeParam>(x.data(), y.data(), 2, 0, 4);
+  transpose_on<TypeParam>(x.data(), y.data(), 2, 4, 0);
+  EXPECT_EQ(launches_on<TypeParam>(), before);
+  EXPECT_TRUE(untouched(y, 7.0f));
 }
 
 }  // namespace

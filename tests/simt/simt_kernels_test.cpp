@@ -1,7 +1,8 @@
 // Tests of the SIMT emulator (kernels/simt) running CUDA-style kernels written here: tiled matrix
 // product, block reduction with shuffles, dynamic shared memory, atomics across blocks, thread and
-// block indices, __syncthreads_count/and/or, warp votes and shuffles with width, and results that
-// do not depend on the lane order or the number of worker threads, against host references.
+// block indices, __syncthreads_count/and/or, warp votes and shuffles with width, results that do
+// not depend on the lane order or the number of worker threads, against host references, and the
+// grid-limit test setting and launch count.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +13,8 @@
 #include <vector>
 
 #include "kernels/cuda/portable.cuh"
+
+#include "kernels/cuda/grid.cuh"
 #include "tests/common/tolerance.h"
 #include "tests/simt/planted_kernels.h"
 
@@ -380,6 +383,39 @@ TEST(SimtOrderTest, AMissingBarrierChangesTheResult) {
     EXPECT_NE(without, ref);
   }
 #endif
+}
+
+// --- The grid-limit test setting and the launch count -----------------------------------------
+
+__global__ void iota_grid_stride(int* y, kernels::index_t n) {
+  using kernels::sim::global_thread_index;
+  using kernels::sim::grid_thread_count;
+  for (kernels::index_t i = global_thread_index(); i < n; i += grid_thread_count()) {
+    y[i] = static_cast<int>(i);
+  }
+}
+
+// grid_stride_blocks (kernels/cuda/grid.cuh) gives the GPU's grid unless the setting lowers it;
+// a grid-stride loop under the lowered limit still covers every element, and each launch counts.
+TEST(SimtConfigTest, GridLimitLowersGridStrideGridsAndLaunchesAreCounted) {
+  using kernels::sim::grid_stride_blocks;
+  Config c = config();
+  c.grid_limit = 0;
+  {
+    ScopedConfig scoped(c);
+    EXPECT_EQ(grid_stride_blocks(100000), 391u);
+    EXPECT_EQ(grid_stride_blocks(kernels::index_t{1} << 40), 4096u);
+  }
+  c.grid_limit = 2;
+  ScopedConfig scoped(c);
+  EXPECT_EQ(grid_stride_blocks(100000), 2u);
+  EXPECT_EQ(grid_stride_blocks(100), 1u);
+  std::vector<int> y(5000, -1);
+  const std::uint64_t before = launch_count();
+  GLIA_LAUNCH(iota_grid_stride, grid_stride_blocks(5000), 256, 0, nullptr, y.data(),
+              kernels::index_t{5000});
+  EXPECT_EQ(launch_count(), before + 1);
+  for (int i = 0; i < 5000; ++i) ASSERT_EQ(y[static_cast<std::size_t>(i)], i);
 }
 
 TEST(SimtConfigTest, ScopedConfigRestoresThePreviousOne) {

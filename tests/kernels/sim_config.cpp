@@ -1,5 +1,5 @@
-// SimLaneOrder (see sim_lane_order.h) over the emulator's scoped configuration.
-#include "tests/kernels/sim_lane_order.h"
+// SimLaneOrder and sim_launch_count (see sim_config.h) over the emulator's configuration.
+#include "tests/kernels/sim_config.h"
 
 #include "kernels/simt/simt.h"
 
@@ -17,6 +17,7 @@ simt::Config lane_order_config(int order) {
             : order == 1 ? simt::LaneOrder::reverse
                          : simt::LaneOrder::random;
   c.seed = 20261125;
+  if (order == 1) c.grid_limit = kSimLoweredGridLimit;
   return c;
 }
 
@@ -26,5 +27,9 @@ SimLaneOrder::SimLaneOrder(int order)
     : saved_(new Saved{simt::ScopedConfig(lane_order_config(order))}) {}
 
 SimLaneOrder::~SimLaneOrder() = default;
+
+std::uint64_t sim_launch_count() {
+  return simt::launch_count();
+}
 
 }  // namespace glia::testing
