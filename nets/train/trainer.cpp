@@ -400,6 +400,7 @@ StageRun::StageRun(const io::Config& config, const TrainData& data, const RunOpt
   train_loader_ = make_train_loader(data_.train, t_);
   schedules_ = make_schedules(*optimizer_, t_,
                               static_cast<std::int64_t>(train_loader_->batches_per_epoch()));
+  // One stream per stage, so the stages of one seed do not repeat each other's masks.
   generator_ = std::make_shared<Generator>(t_.seed + 7919 * static_cast<std::uint64_t>(stage_));
   model_->set_dropout_generator(generator_);
   if (options.resume) restore_resumed_state();
