@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "engine/nn/init.h"
 
@@ -84,10 +85,16 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
                       options_.eps);
 }
 
-Dropout::Dropout(double p, Generator* generator) : p_(p), generator_(generator) {
+Dropout::Dropout(double p, std::shared_ptr<Generator> generator)
+    : p_(p), generator_(generator ? std::move(generator) : std::make_shared<Generator>(0)) {
   if (!(p >= 0.0 && p <= 1.0)) {
     throw std::invalid_argument("Dropout: p must be in [0, 1], got " + std::to_string(p));
   }
+}
+
+void Dropout::set_generator(std::shared_ptr<Generator> generator) {
+  if (!generator) throw std::invalid_argument("Dropout: set_generator needs a generator, got null");
+  generator_ = std::move(generator);
 }
 
 Linear::Linear(index_t in_features, index_t out_features, bool with_bias, Generator* generator) {

@@ -1,11 +1,12 @@
 // The standard layer modules over the engine's ops, with PyTorch's parameter and buffer names
 // (weight, bias, running_mean, running_var) and default initialisation (engine/nn/init.h, drawn
 // from the given or the default Philox generator): Conv2d, ConvTranspose2d, BatchNorm2d,
-// MaxPool2d, AvgPool2d, GlobalAvgPool, Dropout, Linear. ReLU and Sequential are in activation.h
-// and sequential.h. Parameters are created on the cpu; Module::to moves them.
-// Tested in tests/engine/nn_layers_test.cpp.
+// MaxPool2d, AvgPool2d, GlobalAvgPool, Dropout (masks from a generator it shares), Linear. ReLU and
+// Sequential are in activation.h and sequential.h. Parameters are created on the cpu; Module::to
+// moves them. Tested in tests/engine/nn_layers_test.cpp.
 #pragma once
 
+#include <memory>
 #include <optional>
 
 #include "engine/losses.h"
@@ -99,16 +100,23 @@ class GlobalAvgPool : public Module {
   Tensor forward(const Tensor& x) override { return global_avg_pool2d(x); }
 };
 
+// Drops in train mode only. The masks come from a generator the layer shares with whoever else
+// draws from it (the trainer's, a predictor's), so it lives as long as any holder; without one
+// the layer gets a private generator seeded 0. Never the process-wide default generator.
 class Dropout : public Module {
  public:
-  explicit Dropout(double p = 0.5, Generator* generator = nullptr);
-  // Drops in train mode only; the mask comes from `generator` (the default one when null).
-  Tensor forward(const Tensor& x) override { return dropout(x, p_, is_training(), generator_); }
+  explicit Dropout(double p = 0.5, std::shared_ptr<Generator> generator = nullptr);
+  Tensor forward(const Tensor& x) override {
+    return dropout(x, p_, is_training(), generator_.get());
+  }
   double p() const { return p_; }
+  const std::shared_ptr<Generator>& generator() const { return generator_; }
+  // Throws std::invalid_argument on null: a Dropout always has a generator of its own.
+  void set_generator(std::shared_ptr<Generator> generator);
 
  private:
   double p_;
-  Generator* generator_;
+  std::shared_ptr<Generator> generator_;
 };
 
 // weight [out, in], bias [out]; x [n, in] -> [n, out].

@@ -24,21 +24,22 @@ std::vector<SampleResult> score_samples(MultiTaskUNet& model, data::Loader& load
     const std::size_t n = batch->size();
     const MultiTaskOutput out =
         model.forward(batch->images.to(options.device), options.do_seg, options.do_cls);
-    std::vector<float> probability(n, NAN);
-    if (options.do_cls) probability = softmax(out.cls_logits, 1).to_vector<float>();
+    std::vector<float> cls;
+    if (options.do_cls) cls = out.cls_logits.to_vector<float>();
     std::vector<float> seg;
     if (options.do_seg) seg = out.seg_logits.to_vector<float>();
     const std::vector<float> masks = batch->masks.to_vector<float>();
     const std::vector<float> has_mask = batch->has_mask.to_vector<float>();
     const std::vector<std::int32_t> labels = batch->labels.to_vector<std::int32_t>();
     const std::size_t pixels = n ? masks.size() / n : 0;
-    const std::size_t classes = options.do_cls ? probability.size() / n : 0;
+    const std::size_t classes = options.do_cls ? cls.size() / n : 0;
     for (std::size_t i = 0; i < n; ++i) {
       SampleResult r;
       r.source = batch->sources[i];
       r.index = batch->indices[i];
       r.label = labels[i];
-      r.probability = options.do_cls ? probability[i * classes + 1] : NAN;
+      r.probability =
+          options.do_cls ? tumour_probability({cls.data() + i * classes, classes}) : NAN;
       r.has_mask = has_mask[i] > 0.5f && options.do_seg;
       if (r.has_mask) {
         std::vector<std::uint8_t> pred(pixels), target(pixels);

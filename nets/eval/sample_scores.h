@@ -1,7 +1,8 @@
 // Runs a model over a loader in evaluation mode (batch norms on running statistics, dropout off,
-// no autograd tape) and scores every sample: the tumour probability (softmax of the cls logits,
-// class 1) and, for samples with a mask, the overlap counts, Dice, IoU and pixel accuracy of the
-// thresholded segmentation (and, when asked, boundary F-score and Hausdorff 95).
+// no autograd tape) and scores every sample: the tumour probability (nets/model/unet.h's
+// tumour_probability of the cls logits) and, for samples with a mask, the overlap counts, Dice,
+// IoU and pixel accuracy of the thresholded segmentation (and, when asked, boundary F-score and
+// Hausdorff 95).
 // The model's train/eval mode is restored afterwards. Tested in tests/nets/train/trainer_test.cpp
 // and tests/nets/eval/report_test.cpp.
 #pragma once

@@ -100,11 +100,8 @@ GradCamResult grad_cam_from_features(MultiTaskUNet& model, const Tensor& level_f
     const int predicted = static_cast<int>(std::max_element(row, row + c.num_classes) - row);
     const int target = options.target_class == -1 ? predicted : options.target_class;
     result.target_classes.push_back(target);
-    const float top = row[predicted];
-    double denominator = 0.0;
-    for (int k = 0; k < c.num_classes; ++k) denominator += std::exp(double{row[k]} - top);
     result.probabilities.push_back(
-        static_cast<float>(std::exp(double{row[1]} - top) / denominator));
+        static_cast<float>(tumour_probability({row, static_cast<std::size_t>(c.num_classes)})));
     seed[static_cast<std::size_t>(i * c.num_classes + target)] = 1.0f;
   }
   // The gradient of the sum of the target logits: in eval mode each sample's logit depends on

@@ -35,7 +35,7 @@ struct GradCamResult {
   Tensor cams;                       // [n, 1, H, W] f32 on cpu, upsampled to the input, in [0, 1]
   Tensor raw;                        // [n, 1, h_l, w_l] f32 on cpu: ReLU(sum_k w_k A_k)
   std::vector<int> target_classes;   // per sample
-  std::vector<float> probabilities;  // per sample: softmax(cls logits)[1], the tumour probability
+  std::vector<float> probabilities;  // per sample: tumour_probability() of the cls logits
 };
 
 // images: f32 [n, in_channels, H, W] on any device (moved to the model's device). The model's

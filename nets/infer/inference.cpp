@@ -68,6 +68,164 @@ std::vector<std::uint8_t> panel(const InputImage& image, const std::vector<std::
   return out;
 }
 
+// The output names of the inputs must differ: two inputs would write one <name>.json.
+void check_unique_names(const std::vector<std::filesystem::path>& inputs) {
+  std::map<std::string, std::filesystem::path> names;
+  for (const auto& input : inputs) {
+    auto [it, fresh] = names.emplace(output_name(input), input);
+    if (!fresh) {
+      throw std::invalid_argument("inputs " + it->second.string() + " and " + input.string() +
+                                  " would both write " + it->first + ".json");
+    }
+  }
+}
+
+// Inputs of one size run together; sizes keep their first-seen order.
+struct SizeGroups {
+  std::vector<std::pair<int, int>> sizes;
+  std::map<std::pair<int, int>, std::vector<std::size_t>> members;
+};
+
+SizeGroups group_by_size(const std::vector<InputImage>& images) {
+  SizeGroups g;
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    const std::pair<int, int> hw{images[i].height, images[i].width};
+    if (!g.members.count(hw)) g.sizes.push_back(hw);
+    g.members[hw].push_back(i);
+  }
+  return g;
+}
+
+void check_one_size_for_raw(const SizeGroups& g, const std::vector<std::filesystem::path>& inputs) {
+  if (g.sizes.size() <= 1) return;
+  const std::pair<int, int>& first = g.sizes[0];
+  const std::pair<int, int>& second = g.sizes[1];
+  throw std::invalid_argument("--save-raw needs inputs of one size; " +
+                              inputs[g.members.at(second).front()].string() + " is " +
+                              std::to_string(second.first) + "x" + std::to_string(second.second) +
+                              ", " + inputs.front().string() + " is " +
+                              std::to_string(first.first) + "x" + std::to_string(first.second));
+}
+
+// Every input's prediction and Grad-CAM in input order, and the last size group's raw batch
+// (the only one when raw outputs are saved).
+struct Predicted {
+  std::vector<Prediction> predictions;
+  std::vector<std::vector<float>> cams;
+  PredictionBatch raw;
+};
+
+Predicted predict_all(Predictor& predictor, const std::vector<InputImage>& images,
+                      const SizeGroups& groups) {
+  Predicted out;
+  out.predictions.resize(images.size());
+  out.cams.resize(images.size());
+  for (const auto& hw : groups.sizes) {
+    const std::vector<std::size_t>& members = groups.members.at(hw);
+    const std::size_t plane = static_cast<std::size_t>(hw.first) * hw.second;
+    std::vector<float> pixels;
+    pixels.reserve(members.size() * plane);
+    for (std::size_t i : members) {
+      pixels.insert(pixels.end(), images[i].pixels.begin(), images[i].pixels.end());
+    }
+    PredictionBatch batch = predictor.predict(
+        from_vector(pixels, {static_cast<index_t>(members.size()), 1, hw.first, hw.second}));
+    for (std::size_t k = 0; k < members.size(); ++k) {
+      out.predictions[members[k]] = std::move(batch.predictions[k]);
+      if (batch.gradcam.defined()) {
+        const float* cam = batch.gradcam.data<float>() + k * plane;
+        out.cams[members[k]].assign(cam, cam + plane);
+      }
+    }
+    out.raw = std::move(batch);
+  }
+  return out;
+}
+
+// DIR/<name>.json before the files it names are known: those are filled in as written.
+nlohmann::json report_of(const std::filesystem::path& input, const Prediction& p,
+                         const InferOptions& options, const std::string& name) {
+  nlohmann::json report = {{"input", input.string()},
+                           {"checkpoint", options.checkpoint.string()},
+                           {"tumour_probability", p.tumour_probability},
+                           {"predicted_class", p.predicted_class},
+                           {"threshold", options.predict.threshold},
+                           {"cls_threshold", options.predict.cls_threshold},
+                           {"mask_available", p.mask_available},
+                           {"tumour_pixels", nullptr},
+                           {"tumour_percent", nullptr},
+                           {"height", p.height},
+                           {"width", p.width},
+                           {"mask", nullptr},
+                           {"recommendation", p.recommendation},
+                           {"recommendation_note", "decision support only, not a diagnosis"},
+                           {"latency_ms", p.latency_ms},
+                           {"panel", name + "_panel.png"}};
+  if (p.probability_mean) {
+    report["mc_dropout"] = {{"passes", options.predict.mc_dropout},
+                            {"probability_mean", *p.probability_mean},
+                            {"probability_std", *p.probability_std}};
+  }
+  return report;
+}
+
+// One input's mask, Grad-CAM overlay, panel and report.
+void write_outputs(const std::filesystem::path& input, const InputImage& image, const Prediction& p,
+                   const std::vector<float>& cam, const InferOptions& options) {
+  const std::string name = output_name(input);
+  const std::filesystem::path& dir = options.out_dir;
+  nlohmann::json report = report_of(input, p, options, name);
+  if (p.mask_available) {
+    io::write_png_gray(dir / (name + "_mask.png"), p.mask, p.height, p.width);
+    report["mask"] = name + "_mask.png";
+    report["tumour_pixels"] = p.tumour_pixels;
+    report["tumour_percent"] = p.tumour_percent;
+  } else {
+    // A mask left by an earlier run must not pass for this one's.
+    std::filesystem::remove(dir / (name + "_mask.png"));
+  }
+  std::vector<std::uint8_t> cam_rgb;
+  if (options.predict.gradcam) {
+    cam_rgb = overlay_cam(image.pixels, cam, p.height, p.width, options.gradcam_alpha);
+    io::write_png_rgb(dir / (name + "_gradcam.png"), cam_rgb, p.height, p.width);
+    report["gradcam"] = name + "_gradcam.png";
+  }
+  int panel_width = 0;
+  const std::vector<std::uint8_t> side_by_side =
+      panel(image, options.predict.gradcam ? &cam_rgb : nullptr, p, panel_width);
+  io::write_png_rgb(dir / (name + "_panel.png"), side_by_side, p.height, panel_width);
+  io::write_file_atomic(dir / (name + ".json"), report.dump(2) + "\n");
+}
+
+std::string log_line(const std::filesystem::path& input, const Prediction& p,
+                     const InferOptions& options) {
+  char line[320];
+  if (p.mask_available) {
+    std::snprintf(line, sizeof line,
+                  "%s: tumour probability %.4f (class %d), %lld tumour pixels (%.2f%%); %s\n",
+                  input.string().c_str(), p.tumour_probability, p.predicted_class,
+                  static_cast<long long>(p.tumour_pixels), p.tumour_percent,
+                  p.recommendation.c_str());
+  } else {
+    std::snprintf(line, sizeof line,
+                  "%s: tumour probability %.4f (class %d), below %.2f: no mask; %s\n",
+                  input.string().c_str(), p.tumour_probability, p.predicted_class,
+                  options.predict.cls_threshold, p.recommendation.c_str());
+  }
+  return line;
+}
+
+void save_raw(const std::filesystem::path& path, const PredictionBatch& raw,
+              const InferOptions& options) {
+  std::map<std::string, Tensor> tensors{{"seg_logits", raw.seg_logits},
+                                        {"cls_logits", raw.cls_logits}};
+  if (raw.gradcam.defined()) tensors.emplace("gradcam", raw.gradcam);
+  if (raw.seg_variance.defined()) tensors.emplace("seg_variance", raw.seg_variance);
+  io::save_safetensors(path, tensors,
+                       {{"checkpoint", options.checkpoint.string()},
+                        {"inputs", std::to_string(options.inputs.size())}});
+}
+
 }  // namespace
 
 std::vector<std::filesystem::path> expand_inputs(const std::vector<std::filesystem::path>& paths) {
@@ -109,14 +267,7 @@ void run_inference(const InferOptions& given, std::ostream& log) {
   if (given.out_dir.empty()) throw std::invalid_argument("no output folder given");
   InferOptions options = given;
   options.inputs = expand_inputs(given.inputs);
-  std::map<std::string, std::filesystem::path> names;
-  for (const auto& input : options.inputs) {
-    auto [it, fresh] = names.emplace(output_name(input), input);
-    if (!fresh) {
-      throw std::invalid_argument("inputs " + it->second.string() + " and " + input.string() +
-                                  " would both write " + it->first + ".json");
-    }
-  }
+  check_unique_names(options.inputs);
   Predictor predictor =
       Predictor::from_checkpoint(options.checkpoint, options.device, options.predict);
   const int channels = predictor.model().config().in_channels;
@@ -130,116 +281,17 @@ void run_inference(const InferOptions& given, std::ostream& log) {
   std::vector<InputImage> images;
   images.reserve(options.inputs.size());
   for (const auto& input : options.inputs) images.push_back(load_input(input));
-
-  // Inputs of one size run together; sizes keep their first-seen order.
-  std::vector<std::pair<int, int>> sizes;
-  std::map<std::pair<int, int>, std::vector<std::size_t>> by_size;
-  for (std::size_t i = 0; i < images.size(); ++i) {
-    const std::pair<int, int> hw{images[i].height, images[i].width};
-    if (!by_size.count(hw)) sizes.push_back(hw);
-    by_size[hw].push_back(i);
-  }
-  if (options.save_raw && sizes.size() > 1) {
-    throw std::invalid_argument(
-        "--save-raw needs inputs of one size; " +
-        options.inputs[by_size[sizes[1]].front()].string() + " is " +
-        std::to_string(sizes[1].first) + "x" + std::to_string(sizes[1].second) + ", " +
-        options.inputs.front().string() + " is " + std::to_string(sizes[0].first) + "x" +
-        std::to_string(sizes[0].second));
-  }
+  const SizeGroups groups = group_by_size(images);
+  if (options.save_raw) check_one_size_for_raw(groups, options.inputs);
 
   std::filesystem::create_directories(options.out_dir);
-  std::vector<Prediction> predictions(images.size());
-  std::vector<std::vector<float>> cams(images.size());
-  PredictionBatch raw;
-  for (const auto& hw : sizes) {
-    const std::vector<std::size_t>& members = by_size[hw];
-    const std::size_t plane = static_cast<std::size_t>(hw.first) * hw.second;
-    std::vector<float> pixels;
-    pixels.reserve(members.size() * plane);
-    for (std::size_t i : members) {
-      pixels.insert(pixels.end(), images[i].pixels.begin(), images[i].pixels.end());
-    }
-    PredictionBatch batch = predictor.predict(
-        from_vector(pixels, {static_cast<index_t>(members.size()), 1, hw.first, hw.second}));
-    for (std::size_t k = 0; k < members.size(); ++k) {
-      predictions[members[k]] = std::move(batch.predictions[k]);
-      if (batch.gradcam.defined()) {
-        const float* cam = batch.gradcam.data<float>() + k * plane;
-        cams[members[k]].assign(cam, cam + plane);
-      }
-    }
-    raw = std::move(batch);
+  const Predicted predicted = predict_all(predictor, images, groups);
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    write_outputs(options.inputs[i], images[i], predicted.predictions[i], predicted.cams[i],
+                  options);
+    log << log_line(options.inputs[i], predicted.predictions[i], options);
   }
-
-  for (std::size_t i = 0; i < predictions.size(); ++i) {
-    const Prediction& p = predictions[i];
-    const std::string name = output_name(options.inputs[i]);
-    nlohmann::json report = {{"input", options.inputs[i].string()},
-                             {"checkpoint", options.checkpoint.string()},
-                             {"tumour_probability", p.tumour_probability},
-                             {"predicted_class", p.predicted_class},
-                             {"threshold", options.predict.threshold},
-                             {"cls_threshold", options.predict.cls_threshold},
-                             {"mask_available", p.mask_available},
-                             {"tumour_pixels", nullptr},
-                             {"tumour_percent", nullptr},
-                             {"height", p.height},
-                             {"width", p.width},
-                             {"mask", nullptr},
-                             {"recommendation", p.recommendation},
-                             {"recommendation_note", "decision support only, not a diagnosis"},
-                             {"latency_ms", p.latency_ms},
-                             {"panel", name + "_panel.png"}};
-    if (p.mask_available) {
-      io::write_png_gray(options.out_dir / (name + "_mask.png"), p.mask, p.height, p.width);
-      report["mask"] = name + "_mask.png";
-      report["tumour_pixels"] = p.tumour_pixels;
-      report["tumour_percent"] = p.tumour_percent;
-    } else {
-      // A mask left by an earlier run must not pass for this one's.
-      std::filesystem::remove(options.out_dir / (name + "_mask.png"));
-    }
-    if (p.probability_mean) {
-      report["mc_dropout"] = {{"passes", options.predict.mc_dropout},
-                              {"probability_mean", *p.probability_mean},
-                              {"probability_std", *p.probability_std}};
-    }
-    std::vector<std::uint8_t> cam_rgb;
-    if (options.predict.gradcam) {
-      cam_rgb = overlay_cam(images[i].pixels, cams[i], p.height, p.width, options.gradcam_alpha);
-      io::write_png_rgb(options.out_dir / (name + "_gradcam.png"), cam_rgb, p.height, p.width);
-      report["gradcam"] = name + "_gradcam.png";
-    }
-    int panel_width = 0;
-    const std::vector<std::uint8_t> side_by_side =
-        panel(images[i], options.predict.gradcam ? &cam_rgb : nullptr, p, panel_width);
-    io::write_png_rgb(options.out_dir / (name + "_panel.png"), side_by_side, p.height, panel_width);
-    io::write_file_atomic(options.out_dir / (name + ".json"), report.dump(2) + "\n");
-    char line[320];
-    if (p.mask_available) {
-      std::snprintf(line, sizeof line,
-                    "%s: tumour probability %.4f (class %d), %lld tumour pixels (%.2f%%); %s\n",
-                    options.inputs[i].string().c_str(), p.tumour_probability, p.predicted_class,
-                    static_cast<long long>(p.tumour_pixels), p.tumour_percent,
-                    p.recommendation.c_str());
-    } else {
-      std::snprintf(line, sizeof line,
-                    "%s: tumour probability %.4f (class %d), below %.2f: no mask; %s\n",
-                    options.inputs[i].string().c_str(), p.tumour_probability, p.predicted_class,
-                    options.predict.cls_threshold, p.recommendation.c_str());
-    }
-    log << line;
-  }
-  if (options.save_raw) {
-    std::map<std::string, Tensor> tensors{{"seg_logits", raw.seg_logits},
-                                          {"cls_logits", raw.cls_logits}};
-    if (raw.gradcam.defined()) tensors.emplace("gradcam", raw.gradcam);
-    if (raw.seg_variance.defined()) tensors.emplace("seg_variance", raw.seg_variance);
-    io::save_safetensors(*options.save_raw, tensors,
-                         {{"checkpoint", options.checkpoint.string()},
-                          {"inputs", std::to_string(options.inputs.size())}});
-  }
+  if (options.save_raw) save_raw(*options.save_raw, predicted.raw, options);
 }
 
 std::string output_name(const std::filesystem::path& input) {

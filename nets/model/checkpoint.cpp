@@ -25,6 +25,7 @@ std::string join(const std::vector<std::string>& names) {
 }  // namespace
 
 std::shared_ptr<MultiTaskUNet> init_model(const UNetConfig& config, std::uint64_t seed) {
+  // Borrowed for the construction only: the model keeps no reference to it.
   Generator generator(seed);
   return std::make_shared<MultiTaskUNet>(config, &generator);
 }
@@ -96,7 +97,7 @@ LoadedModel load_checkpoint(const std::filesystem::path& path, Device device, bo
                                 "not a glia model checkpoint");
   }
   // A private generator for the placeholder initialisation, which the weights then replace: the
-  // process-wide one (dropout masks) is left where it was.
+  // process-wide one is left where it was.
   Generator scratch(0);
   auto model = std::make_shared<MultiTaskUNet>(config, &scratch);
   load_weights(*model, content.tensors, strict, path.string());

@@ -1,9 +1,12 @@
 // The multi-task U-Net's modules; see unet.h.
 #include "nets/model/unet.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
 #include "engine/losses.h"
 #include "engine/nn/sequential.h"
@@ -51,6 +54,18 @@ double parse_double(const std::map<std::string, std::string>& md, const char* ke
 }
 
 }  // namespace
+
+double tumour_probability(std::span<const float> class_logits) {
+  if (class_logits.size() <= static_cast<std::size_t>(kTumourClass)) {
+    throw std::invalid_argument("tumour_probability: " + std::to_string(class_logits.size()) +
+                                " class logits; the tumour class is index " +
+                                std::to_string(kTumourClass));
+  }
+  const float top = *std::max_element(class_logits.begin(), class_logits.end());
+  double denominator = 0.0;
+  for (const float logit : class_logits) denominator += std::exp(double{logit} - top);
+  return std::exp(double{class_logits[kTumourClass]} - top) / denominator;
+}
 
 index_t UNetConfig::channels(int level) const {
   return static_cast<index_t>(base_filters) << level;
@@ -274,6 +289,14 @@ void MultiTaskUNet::train(bool on) {
     collect_batchnorms(component(c), bns);
     for (nn::BatchNorm2d* bn : bns) bn->eval();
   }
+}
+
+void MultiTaskUNet::set_dropout_generator(std::shared_ptr<Generator> generator) {
+  cls_head_->dropout().set_generator(std::move(generator));
+}
+
+const std::shared_ptr<Generator>& MultiTaskUNet::dropout_generator() const {
+  return std::as_const(*cls_head_).dropout().generator();
 }
 
 ParameterCounts MultiTaskUNet::parameter_counts() const {

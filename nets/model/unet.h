@@ -9,6 +9,8 @@
 //                          head = 1x1 conv c_0 -> out_channels: the segmentation logits
 //   ClassificationHead     global average pool -> fc1 (c_D -> hidden) -> ReLU -> dropout -> fc2
 //   MultiTaskUNet          encoder, decoder, cls_head
+// The tumour probability of a sample is p = softmax(cls logits)[kTumourClass], class 0 being "no
+// tumour"; every user computes it with tumour_probability() below.
 // Parameter and buffer names are PyTorch's for the same structure ("encoder.blocks.0.conv1.weight",
 // "decoder.ups.0.bias", "cls_head.fc2.weight"), so a state dict moves between the two unchanged.
 // Components freeze and unfreeze as a whole; a frozen component's batch norms can be held in
@@ -19,6 +21,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -28,6 +31,13 @@
 #include "engine/random.h"
 
 namespace glia::nets {
+
+// The class index of "tumour" in the classification logits.
+inline constexpr int kTumourClass = 1;
+
+// softmax(logits)[kTumourClass] of one sample's class logits (at least two), in double with the
+// largest logit subtracted first so no exponential overflows.
+double tumour_probability(std::span<const float> class_logits);
 
 struct UNetConfig {
   int in_channels = 1;
@@ -90,6 +100,8 @@ class ClassificationHead : public nn::Module {
   ClassificationHead(const UNetConfig& config, Generator* generator = nullptr);
   // The bottleneck [n, c_D, h, w] -> class logits [n, num_classes].
   Tensor forward(const Tensor& bottleneck) override;
+  nn::Dropout& dropout() { return *dropout_; }
+  const nn::Dropout& dropout() const { return *dropout_; }
 
  private:
   std::shared_ptr<nn::GlobalAvgPool> pool_;
@@ -117,8 +129,9 @@ struct ParameterCounts {
 class MultiTaskUNet : public nn::Module {
  public:
   // Initialises every layer in registration order from `generator` (the default one when null),
-  // so one seed gives one model on every device. The dropout of the head draws its masks from
-  // the default generator.
+  // so one seed gives one model on every device; the generator is used during construction only.
+  // The dropout of the head draws its masks from a generator of its own (seed 0) until
+  // set_dropout_generator installs another.
   explicit MultiTaskUNet(const UNetConfig& config = {}, Generator* generator = nullptr);
 
   // Throws std::invalid_argument naming the shape when x is not [n, in_channels, h, w] with h
@@ -142,6 +155,12 @@ class MultiTaskUNet : public nn::Module {
   void train(bool on = true) override;
 
   ParameterCounts parameter_counts() const;
+
+  // The generator of the dropout masks, shared with the caller: whoever draws (the trainer, a
+  // predictor's MC dropout) installs its own, and it outlives the model if the caller keeps it.
+  // Throws std::invalid_argument on null.
+  void set_dropout_generator(std::shared_ptr<Generator> generator);
+  const std::shared_ptr<Generator>& dropout_generator() const;
 
  private:
   UNetConfig config_;

@@ -250,6 +250,414 @@ void draw_progress(int stage, std::int64_t epoch, std::int64_t epochs, std::size
   std::fflush(stderr);
 }
 
+// The files of a stage's run folder.
+struct RunFiles {
+  explicit RunFiles(const fs::path& dir)
+      : best(dir / "best.safetensors"),
+        last(dir / "last.safetensors"),
+        metrics(dir / "metrics.jsonl"),
+        summary(dir / "summary.json"),
+        config(dir / "config.yaml") {}
+  fs::path best, last, metrics, summary, config;
+};
+
+// The splits a stage trains on, checked: stage 1 learns segmentation only, so its splits keep
+// the samples that have masks.
+TrainData stage_splits(const TrainData& data, int stage) {
+  TrainData d = data;
+  if (stage == 1) {
+    d.train = masked_only(d.train);
+    d.val = masked_only(d.val);
+    d.test = masked_only(d.test);
+  }
+  const std::string wanted = stage == 1 ? "samples with masks" : "samples";
+  if (d.train->size() == 0) {
+    throw std::runtime_error("stage " + std::to_string(stage) + ": the training split has no " +
+                             wanted);
+  }
+  if (d.val->size() == 0) {
+    throw std::runtime_error("stage " + std::to_string(stage) + ": the validation split has no " +
+                             wanted);
+  }
+  return d;
+}
+
+// Step and cosine schedules advance per batch (their lengths are given in epochs); the plateau
+// schedule per epoch, on the validation metric.
+struct Schedules {
+  std::unique_ptr<optim::LrSchedule> per_batch;
+  std::unique_ptr<optim::ReduceLrOnPlateau> plateau;
+};
+
+Schedules make_schedules(optim::Optimizer& optimizer, const TrainConfig& t, std::int64_t batches) {
+  Schedules s;
+  if (t.schedule.name == "step") {
+    s.per_batch = std::make_unique<optim::StepLr>(optimizer, t.schedule.step_size * batches,
+                                                  t.schedule.gamma);
+  } else if (t.schedule.name == "cosine") {
+    // The warm-up ramps to the base lr over its batches, starting one step in rather than at 0.
+    s.per_batch = std::make_unique<optim::WarmupCosineLr>(
+        optimizer, t.schedule.warmup_epochs * batches, t.epochs * batches, t.schedule.min_lr);
+    if (t.schedule.warmup_epochs > 0) s.per_batch->set_step(1);
+  } else if (t.schedule.name == "plateau") {
+    optim::PlateauOptions p;
+    p.mode = optim::PlateauMode::max;
+    p.factor = t.schedule.factor;
+    p.patience = static_cast<int>(t.schedule.patience);
+    p.min_lr = t.schedule.min_lr;
+    s.plateau = std::make_unique<optim::ReduceLrOnPlateau>(optimizer, p);
+  }
+  return s;
+}
+
+std::unique_ptr<data::Loader> make_train_loader(const std::shared_ptr<const data::Dataset>& d,
+                                                const TrainConfig& t) {
+  data::LoaderConfig l;
+  l.batch_size = static_cast<std::size_t>(t.batch_size);
+  l.workers = t.data.workers;
+  l.seed = t.seed;
+  return std::make_unique<data::Loader>(
+      d, data::Sampler(*d, make_sampler_config(t)),
+      t.augment_enabled ? data::train_transforms(t.augment) : data::val_transforms(t.augment), l);
+}
+
+// One epoch's validation against the best so far.
+struct Validation {
+  std::map<std::string, Summary> summaries;
+  double metric = kNaN;  // the combined metric of "overall"
+  bool better = false;
+};
+
+// One stage from set-up to summary, as named steps over the state they share. The dropout masks
+// come from the stage's own generator, seeded from the configuration and saved with the
+// resumable state; nothing else draws from it.
+class StageRun {
+ public:
+  StageRun(const io::Config& config, const TrainData& data, const RunOptions& options);
+  // Epochs until the last, an early stop or a stop request.
+  void train_epochs();
+  // The best checkpoint on the test split, unless interrupted.
+  void test_best();
+  // summary.json, and the result.
+  StageResult finish();
+
+ private:
+  using clock = std::chrono::steady_clock;
+
+  void load_or_init_model();
+  void restore_resumed_state();
+  void log_start() const;
+  // Trains the rest of the epoch in progress; false when stopped (the step limit or a stop
+  // request) before its end.
+  bool train_epoch(clock::time_point epoch_started);
+  void train_step(const data::Batch& batch);
+  [[noreturn]] void fail(const std::string& what) const;
+  Validation validate();
+  void record_epoch(const Validation& v, double train_seconds);
+  void end_epoch(const Validation& v);
+  void save_last(const std::string& val_metrics);
+
+  const clock::time_point started_ = clock::now();
+  const TrainConfig t_;
+  const int stage_;
+  const RunOptions& options_;
+  std::ostream* log_;
+  TrainData data_;
+  const RunFiles files_;
+  std::shared_ptr<MultiTaskUNet> model_;
+  io::Metadata resumed_metadata_;
+  std::unique_ptr<optim::Optimizer> optimizer_;
+  std::vector<Tensor> params_;
+  std::unique_ptr<data::Loader> train_loader_;
+  Schedules schedules_;
+  std::shared_ptr<Generator> generator_;
+  LoopState state_;
+  std::vector<std::string> metric_lines_;
+  std::unique_ptr<data::Loader> val_loader_;
+  bool train_seg_ = false, train_cls_ = false;
+  EvalOptions eval_options_;
+  std::int64_t steps_here_ = 0, epoch_samples_here_ = 0;
+  StageResult result_;
+};
+
+StageRun::StageRun(const io::Config& config, const TrainData& data, const RunOptions& options)
+    : t_(to_train_config(config)),
+      stage_(t_.stage),
+      options_(options),
+      log_(options.log),
+      files_(options.out_dir) {
+  if (options.out_dir.empty()) throw std::invalid_argument("train_stage: no output folder");
+  if (!data.train || !data.val) {
+    throw std::invalid_argument("train_stage: the training and validation splits are required");
+  }
+  fs::create_directories(options.out_dir);
+  data_ = stage_splits(data, stage_);
+  config.save(files_.config);
+  load_or_init_model();
+  set_trainable(*model_, t_);
+  optimizer_ = make_optimizer(*model_, t_);
+  params_ = trainable_parameters(*optimizer_);
+  train_loader_ = make_train_loader(data_.train, t_);
+  schedules_ = make_schedules(*optimizer_, t_,
+                              static_cast<std::int64_t>(train_loader_->batches_per_epoch()));
+  // One stream per stage, so the stages of one seed do not repeat each other's masks.
+  generator_ = std::make_shared<Generator>(t_.seed + 7919 * static_cast<std::uint64_t>(stage_));
+  model_->set_dropout_generator(generator_);
+  if (options.resume) restore_resumed_state();
+  val_loader_ = make_eval_loader(data_.val, t_);
+  train_seg_ = stage_needs_seg(stage_) || (stage_ == 2 && !t_.freeze_decoder);
+  train_cls_ = stage_needs_cls(stage_);
+  eval_options_.device = options.device;
+  eval_options_.seg_threshold = t_.seg_threshold;
+  result_.stage = stage_;
+  result_.best_checkpoint = files_.best;
+  result_.last_checkpoint = files_.last;
+  log_start();
+}
+
+// The model: resumed, started from a checkpoint, or fresh from the seed.
+void StageRun::load_or_init_model() {
+  const fs::path init =
+      options_.init_checkpoint.empty() ? fs::path(t_.init_checkpoint) : options_.init_checkpoint;
+  if (options_.resume) {
+    if (!fs::exists(files_.last)) {
+      throw std::runtime_error("--resume: no " + files_.last.string() + " to resume from");
+    }
+    LoadedModel loaded = load_checkpoint(files_.last, options_.device);
+    model_ = loaded.model;
+    resumed_metadata_ = std::move(loaded.metadata);
+  } else if (!init.empty()) {
+    model_ = load_checkpoint(init, options_.device).model;
+  } else {
+    model_ = init_model(t_.model, t_.seed);
+    model_->to(options_.device);
+  }
+  if (!(model_->config() == t_.model)) {
+    throw std::runtime_error(
+        "the checkpoint's architecture differs from the configuration's model section (" +
+        (options_.resume ? files_.last : init).string() + ")");
+  }
+}
+
+// The loop state, optimiser and schedule state, generator offset and metric lines of the
+// interrupted run.
+void StageRun::restore_resumed_state() {
+  const auto it = resumed_metadata_.find("trainer_state");
+  if (it == resumed_metadata_.end()) {
+    throw std::runtime_error(files_.last.string() + ": no trainer_state in the metadata");
+  }
+  state_ = LoopState::from_json(it->second, files_.last.string());
+  load_optimizer_state(optimizer_state_path(files_.last), *optimizer_);
+  if (schedules_.per_batch) schedules_.per_batch->set_step(state_.schedule_step);
+  if (schedules_.plateau) schedules_.plateau->set_state(state_.plateau);
+  generator_->set_offset(state_.generator_offset);
+  metric_lines_ = read_lines(files_.metrics);
+}
+
+void StageRun::log_start() const {
+  if (!log_) return;
+  *log_ << "stage " << stage_ << ": " << data_.train->size() << " training and "
+        << data_.val->size() << " validation samples, " << params_.size() << " trainable tensors, "
+        << train_loader_->batches_per_epoch() << " batches per epoch on "
+        << options_.device.to_string() << (options_.resume ? " (resumed)" : "") << std::endl;
+}
+
+void StageRun::train_epochs() {
+  while (state_.epoch < t_.epochs) {
+    const auto epoch_started = clock::now();
+    const bool finished = train_epoch(epoch_started);
+    if (options_.progress_bar) std::fprintf(stderr, "\n");
+    if (!finished) {
+      save_last("");
+      result_.interrupted = true;
+      if (log_) *log_ << "stopped: resumable checkpoint " << files_.last.string() << "\n";
+      break;
+    }
+    const double train_seconds =
+        std::chrono::duration<double>(clock::now() - epoch_started).count();
+    const Validation v = validate();
+    record_epoch(v, train_seconds);
+    end_epoch(v);
+    if (t_.early_stopping_patience > 0 && state_.bad_epochs >= t_.early_stopping_patience) {
+      result_.early_stopped = true;
+      if (log_) *log_ << "early stop: " << state_.bad_epochs << " epochs without improvement\n";
+      break;
+    }
+    if (stop_requested()) {
+      result_.interrupted = true;
+      break;
+    }
+  }
+  result_.epochs_run = state_.epoch;
+  result_.best_metric = state_.best_metric;
+  result_.best_epoch = state_.best_epoch;
+}
+
+bool StageRun::train_epoch(clock::time_point epoch_started) {
+  model_->train();
+  train_loader_->start_epoch(static_cast<std::uint64_t>(state_.epoch));
+  const std::size_t total_batches = train_loader_->batches_per_epoch();
+  // A resumed epoch skips the batches it already trained on (the order is a function of the
+  // seed and the epoch, so the same batches follow).
+  for (std::int64_t skip = 0; skip < state_.batch; ++skip) train_loader_->next();
+  epoch_samples_here_ = 0;
+  while (auto batch = train_loader_->next()) {
+    train_step(*batch);
+    if (options_.progress_bar) {
+      const double seconds = std::chrono::duration<double>(clock::now() - epoch_started).count();
+      draw_progress(stage_, state_.epoch, t_.epochs, static_cast<std::size_t>(state_.batch),
+                    total_batches, static_cast<double>(epoch_samples_here_) / seconds,
+                    state_.loss_sum / static_cast<double>(state_.samples));
+    }
+    ++steps_here_;
+    if (options_.after_step) options_.after_step();
+    if (stop_requested() || (options_.max_steps > 0 && steps_here_ >= options_.max_steps)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// One optimiser step on a batch, its losses added to the epoch's sums.
+void StageRun::train_step(const data::Batch& batch) {
+  const Tensor images = batch.images.to(options_.device);
+  const Tensor masks = batch.masks.to(options_.device);
+  const Tensor has_mask = batch.has_mask.to(options_.device);
+  const Tensor labels = batch.labels.to(options_.device);
+  optimizer_->zero_grad();
+  const MultiTaskOutput out = model_->forward(images, train_seg_, train_cls_);
+  const LossParts loss = multitask_loss(out, masks, has_mask, labels, t_.loss, stage_);
+  const double value = loss.total.item<float>();
+  if (!std::isfinite(value)) {
+    fail("non-finite loss (" + std::to_string(value) + ") at epoch " +
+         std::to_string(state_.epoch + 1) + ", batch " + std::to_string(state_.batch + 1) +
+         " (step " + std::to_string(state_.global_step + 1) + ")");
+  }
+  loss.total.backward();
+  if (t_.optim.grad_clip > 0) {
+    const double norm = optim::clip_grad_norm_(params_, t_.optim.grad_clip);
+    if (!std::isfinite(norm)) {
+      fail("non-finite gradient norm at step " + std::to_string(state_.global_step + 1));
+    }
+  }
+  optimizer_->step();
+  if (schedules_.per_batch) schedules_.per_batch->step();
+  const auto n = static_cast<std::int64_t>(batch.size());
+  state_.loss_sum += value * static_cast<double>(n);
+  state_.seg_sum += loss.seg * static_cast<double>(n);
+  state_.cls_sum += loss.cls * static_cast<double>(n);
+  state_.samples += n;
+  epoch_samples_here_ += n;
+  ++state_.batch;
+  ++state_.global_step;
+}
+
+// Stops the stage with `what` and the last good checkpoint.
+void StageRun::fail(const std::string& what) const {
+  throw std::runtime_error("stage " + std::to_string(stage_) + ": " + what +
+                           "; last good checkpoint: " +
+                           (fs::exists(files_.last) ? files_.last.string() : std::string("none")));
+}
+
+Validation StageRun::validate() {
+  Validation v;
+  v.summaries = summarize(score_samples(*model_, *val_loader_, eval_options_), t_.cls_threshold,
+                          t_.metric_dice_weight);
+  v.metric = v.summaries.at("overall").combined;
+  v.better = std::isfinite(v.metric) &&
+             (!std::isfinite(state_.best_metric) || v.metric > state_.best_metric);
+  return v;
+}
+
+// The epoch's train and val lines in metrics.jsonl, and its log line.
+void StageRun::record_epoch(const Validation& v, double train_seconds) {
+  const double samples = static_cast<double>(std::max<std::int64_t>(state_.samples, 1));
+  const double lr = optimizer_->param_groups().front().lr;
+  json train_line = {{"stage", stage_},
+                     {"epoch", state_.epoch + 1},
+                     {"split", "train"},
+                     {"loss", state_.loss_sum / samples},
+                     {"lr", lr},
+                     {"samples_per_s", static_cast<double>(epoch_samples_here_) / train_seconds},
+                     {"seconds", train_seconds}};
+  if (stage_needs_seg(stage_)) train_line["seg_loss"] = state_.seg_sum / samples;
+  if (stage_needs_cls(stage_)) train_line["cls_loss"] = state_.cls_sum / samples;
+  const json val_line = {{"stage", stage_},  {"epoch", state_.epoch + 1},
+                         {"split", "val"},   {"metric", number_or_null(v.metric)},
+                         {"best", v.better}, {"metrics", summaries_json(v.summaries)}};
+  metric_lines_.push_back(train_line.dump());
+  metric_lines_.push_back(val_line.dump());
+  write_lines(files_.metrics, metric_lines_);
+  if (!log_) return;
+  const Summary& o = v.summaries.at("overall");
+  *log_ << "stage " << stage_ << " epoch " << state_.epoch + 1 << "/" << t_.epochs << "  loss "
+        << format(state_.loss_sum / samples) << "  val dice " << format(o.dice.mean) << " acc "
+        << format(o.accuracy) << " auc " << format(o.roc_auc) << " metric " << format(v.metric)
+        << "  lr " << lr << "  " << format(train_seconds, 1) << " s" << (v.better ? "  *best*" : "")
+        << std::endl;  // visible at once in a log file
+}
+
+// The best checkpoint when the metric improved, the plateau schedule's step, the next epoch's
+// state and the resumable last checkpoint.
+void StageRun::end_epoch(const Validation& v) {
+  if (v.better) {
+    state_.best_metric = v.metric;
+    state_.best_epoch = state_.epoch;
+    state_.bad_epochs = 0;
+    save_checkpoint(files_.best, *model_,
+                    {{"stage", std::to_string(stage_)},
+                     {"epoch", std::to_string(state_.epoch + 1)},
+                     {"metrics", summaries_json(v.summaries).dump()}});
+  } else {
+    ++state_.bad_epochs;
+  }
+  if (schedules_.plateau) schedules_.plateau->step(std::isfinite(v.metric) ? v.metric : 0.0);
+  ++state_.epoch;
+  state_.batch = 0;
+  state_.loss_sum = state_.seg_sum = state_.cls_sum = 0;
+  state_.samples = 0;
+  save_last(summaries_json(v.summaries).dump());
+}
+
+void StageRun::save_last(const std::string& val_metrics) {
+  state_.schedule_step = schedules_.per_batch ? schedules_.per_batch->current_step() : 0;
+  if (schedules_.plateau) state_.plateau = schedules_.plateau->state();
+  state_.generator_offset = generator_->offset();
+  io::Metadata meta{{"stage", std::to_string(stage_)},
+                    {"epoch", std::to_string(state_.epoch)},
+                    {"trainer_state", state_.to_json()}};
+  if (!val_metrics.empty()) meta["metrics"] = val_metrics;
+  save_checkpoint(files_.last, *model_, meta);
+  save_optimizer_state(optimizer_state_path(files_.last), *optimizer_,
+                       {{"stage", std::to_string(stage_)}});
+}
+
+void StageRun::test_best() {
+  if (result_.interrupted || !fs::exists(files_.best) || !data_.test || data_.test->size() == 0) {
+    return;
+  }
+  const io::SafetensorsContent best = io::load_safetensors(files_.best);
+  load_weights(*model_, best.tensors, true, files_.best.string());
+  auto test_loader = make_eval_loader(data_.test, t_);
+  result_.test = summarize(score_samples(*model_, *test_loader, eval_options_), t_.cls_threshold,
+                           t_.metric_dice_weight);
+}
+
+StageResult StageRun::finish() {
+  result_.seconds = std::chrono::duration<double>(clock::now() - started_).count();
+  const json summary = {{"stage", stage_},
+                        {"best_checkpoint", files_.best.string()},
+                        {"best_epoch", result_.best_epoch + 1},
+                        {"best_val_metric", number_or_null(result_.best_metric)},
+                        {"epochs_run", result_.epochs_run},
+                        {"early_stopped", result_.early_stopped},
+                        {"interrupted", result_.interrupted},
+                        {"seconds", result_.seconds},
+                        {"test", summaries_json(result_.test)}};
+  io::write_file_atomic(files_.summary, summary.dump(2) + "\n");
+  return result_;
+}
+
 }  // namespace
 
 void request_stop() {
@@ -264,294 +672,10 @@ void clear_stop_request() {
 
 StageResult train_stage(const io::Config& config, const TrainData& data,
                         const RunOptions& options) {
-  using clock = std::chrono::steady_clock;
-  const auto started = clock::now();
-  const TrainConfig t = to_train_config(config);
-  const int stage = t.stage;
-  if (options.out_dir.empty()) throw std::invalid_argument("train_stage: no output folder");
-  if (!data.train || !data.val) {
-    throw std::invalid_argument("train_stage: the training and validation splits are required");
-  }
-  fs::create_directories(options.out_dir);
-  std::ostream* log = options.log;
-
-  // Stage 1 learns segmentation only: its splits keep the samples that have masks.
-  TrainData d = data;
-  if (stage == 1) {
-    d.train = masked_only(d.train);
-    d.val = masked_only(d.val);
-    d.test = masked_only(d.test);
-  }
-  if (d.train->size() == 0) {
-    throw std::runtime_error("stage " + std::to_string(stage) + ": the training split has no " +
-                             (stage == 1 ? "samples with masks" : "samples"));
-  }
-  if (d.val->size() == 0) {
-    throw std::runtime_error("stage " + std::to_string(stage) + ": the validation split has no " +
-                             (stage == 1 ? "samples with masks" : "samples"));
-  }
-
-  const fs::path best_path = options.out_dir / "best.safetensors";
-  const fs::path last_path = options.out_dir / "last.safetensors";
-  const fs::path metrics_path = options.out_dir / "metrics.jsonl";
-  config.save(options.out_dir / "config.yaml");
-
-  // The model: resumed, started from a checkpoint, or fresh from the seed.
-  std::shared_ptr<MultiTaskUNet> model;
-  io::Metadata resumed_metadata;
-  fs::path init =
-      options.init_checkpoint.empty() ? fs::path(t.init_checkpoint) : options.init_checkpoint;
-  if (options.resume) {
-    if (!fs::exists(last_path)) {
-      throw std::runtime_error("--resume: no " + last_path.string() + " to resume from");
-    }
-    LoadedModel loaded = load_checkpoint(last_path, options.device);
-    model = loaded.model;
-    resumed_metadata = std::move(loaded.metadata);
-  } else if (!init.empty()) {
-    model = load_checkpoint(init, options.device).model;
-  } else {
-    model = init_model(t.model, t.seed);
-    model->to(options.device);
-  }
-  if (!(model->config() == t.model)) {
-    throw std::runtime_error(
-        "the checkpoint's architecture differs from the configuration's model section (" +
-        (options.resume ? last_path : init).string() + ")");
-  }
-  set_trainable(*model, t);
-  auto optimizer = make_optimizer(*model, t);
-  const std::vector<Tensor> params = trainable_parameters(*optimizer);
-
-  data::LoaderConfig loader_config;
-  loader_config.batch_size = static_cast<std::size_t>(t.batch_size);
-  loader_config.workers = t.data.workers;
-  loader_config.seed = t.seed;
-  data::Loader train_loader(
-      d.train, data::Sampler(*d.train, make_sampler_config(t)),
-      t.augment_enabled ? data::train_transforms(t.augment) : data::val_transforms(t.augment),
-      loader_config);
-  const auto batches = static_cast<std::int64_t>(train_loader.batches_per_epoch());
-
-  // Step and cosine schedules advance per batch (their lengths are given in epochs); the plateau
-  // schedule per epoch, on the validation metric.
-  std::unique_ptr<optim::LrSchedule> schedule;
-  std::unique_ptr<optim::ReduceLrOnPlateau> plateau;
-  if (t.schedule.name == "step") {
-    schedule = std::make_unique<optim::StepLr>(*optimizer, t.schedule.step_size * batches,
-                                               t.schedule.gamma);
-  } else if (t.schedule.name == "cosine") {
-    // The warm-up ramps to the base lr over its batches, starting one step in rather than at 0.
-    schedule = std::make_unique<optim::WarmupCosineLr>(
-        *optimizer, t.schedule.warmup_epochs * batches, t.epochs * batches, t.schedule.min_lr);
-    if (t.schedule.warmup_epochs > 0) schedule->set_step(1);
-  } else if (t.schedule.name == "plateau") {
-    optim::PlateauOptions p;
-    p.mode = optim::PlateauMode::max;
-    p.factor = t.schedule.factor;
-    p.patience = static_cast<int>(t.schedule.patience);
-    p.min_lr = t.schedule.min_lr;
-    plateau = std::make_unique<optim::ReduceLrOnPlateau>(*optimizer, p);
-  }
-
-  LoopState state;
-  std::vector<std::string> metric_lines;
-  default_generator().manual_seed(t.seed + 7919 * static_cast<std::uint64_t>(stage));
-  if (options.resume) {
-    const auto it = resumed_metadata.find("trainer_state");
-    if (it == resumed_metadata.end()) {
-      throw std::runtime_error(last_path.string() + ": no trainer_state in the metadata");
-    }
-    state = LoopState::from_json(it->second, last_path.string());
-    load_optimizer_state(optimizer_state_path(last_path), *optimizer);
-    if (schedule) schedule->set_step(state.schedule_step);
-    if (plateau) plateau->set_state(state.plateau);
-    default_generator().set_offset(state.generator_offset);
-    metric_lines = read_lines(metrics_path);
-  }
-
-  auto val_loader = make_eval_loader(d.val, t);
-  const bool train_seg = stage_needs_seg(stage) || (stage == 2 && !t.freeze_decoder);
-  const bool train_cls = stage_needs_cls(stage);
-  EvalOptions eval_options;
-  eval_options.device = options.device;
-  eval_options.seg_threshold = t.seg_threshold;
-
-  StageResult result;
-  result.stage = stage;
-  result.best_checkpoint = best_path;
-  result.last_checkpoint = last_path;
-
-  auto save_last = [&](const std::string& val_metrics) {
-    state.schedule_step = schedule ? schedule->current_step() : 0;
-    if (plateau) state.plateau = plateau->state();
-    state.generator_offset = default_generator().offset();
-    io::Metadata meta{{"stage", std::to_string(stage)},
-                      {"epoch", std::to_string(state.epoch)},
-                      {"trainer_state", state.to_json()}};
-    if (!val_metrics.empty()) meta["metrics"] = val_metrics;
-    save_checkpoint(last_path, *model, meta);
-    save_optimizer_state(optimizer_state_path(last_path), *optimizer,
-                         {{"stage", std::to_string(stage)}});
-  };
-
-  if (log) {
-    *log << "stage " << stage << ": " << d.train->size() << " training and " << d.val->size()
-         << " validation samples, " << params.size() << " trainable tensors, "
-         << train_loader.batches_per_epoch() << " batches per epoch on "
-         << options.device.to_string() << (options.resume ? " (resumed)" : "") << std::endl;
-  }
-
-  bool stop = false;
-  std::int64_t steps_here = 0;
-  while (state.epoch < t.epochs && !stop) {
-    const auto epoch_started = clock::now();
-    model->train();
-    train_loader.start_epoch(static_cast<std::uint64_t>(state.epoch));
-    const std::size_t total_batches = train_loader.batches_per_epoch();
-    // A resumed epoch skips the batches it already trained on (the order is a function of the
-    // seed and the epoch, so the same batches follow).
-    for (std::int64_t skip = 0; skip < state.batch; ++skip) train_loader.next();
-    std::int64_t epoch_samples_here = 0;
-    while (auto batch = train_loader.next()) {
-      const Tensor images = batch->images.to(options.device);
-      const Tensor masks = batch->masks.to(options.device);
-      const Tensor has_mask = batch->has_mask.to(options.device);
-      const Tensor labels = batch->labels.to(options.device);
-      optimizer->zero_grad();
-      const MultiTaskOutput out = model->forward(images, train_seg, train_cls);
-      const LossParts loss = multitask_loss(out, masks, has_mask, labels, t.loss, stage);
-      const double value = loss.total.item<float>();
-      if (!std::isfinite(value)) {
-        throw std::runtime_error(
-            "stage " + std::to_string(stage) + ": non-finite loss (" + std::to_string(value) +
-            ") at epoch " + std::to_string(state.epoch + 1) + ", batch " +
-            std::to_string(state.batch + 1) + " (step " + std::to_string(state.global_step + 1) +
-            "); last good checkpoint: " +
-            (fs::exists(last_path) ? last_path.string() : std::string("none")));
-      }
-      loss.total.backward();
-      if (t.optim.grad_clip > 0) {
-        const double norm = optim::clip_grad_norm_(params, t.optim.grad_clip);
-        if (!std::isfinite(norm)) {
-          throw std::runtime_error(
-              "stage " + std::to_string(stage) + ": non-finite gradient norm at step " +
-              std::to_string(state.global_step + 1) +
-              "; last good checkpoint: " + (fs::exists(last_path) ? last_path.string() : "none"));
-        }
-      }
-      optimizer->step();
-      if (schedule) schedule->step();
-      const auto n = static_cast<std::int64_t>(batch->size());
-      state.loss_sum += value * static_cast<double>(n);
-      state.seg_sum += loss.seg * static_cast<double>(n);
-      state.cls_sum += loss.cls * static_cast<double>(n);
-      state.samples += n;
-      epoch_samples_here += n;
-      ++state.batch;
-      ++state.global_step;
-      if (options.progress_bar) {
-        const double seconds = std::chrono::duration<double>(clock::now() - epoch_started).count();
-        draw_progress(stage, state.epoch, t.epochs, static_cast<std::size_t>(state.batch),
-                      total_batches, static_cast<double>(epoch_samples_here) / seconds,
-                      state.loss_sum / static_cast<double>(state.samples));
-      }
-      ++steps_here;
-      if (stop_requested() || (options.max_steps > 0 && steps_here >= options.max_steps)) {
-        stop = true;
-        break;
-      }
-    }
-    if (options.progress_bar) std::fprintf(stderr, "\n");
-    if (stop) {
-      save_last("");
-      result.interrupted = true;
-      if (log) *log << "stopped: resumable checkpoint " << last_path.string() << "\n";
-      break;
-    }
-    const double train_seconds =
-        std::chrono::duration<double>(clock::now() - epoch_started).count();
-
-    const auto val_results = score_samples(*model, *val_loader, eval_options);
-    const auto val = summarize(val_results, t.cls_threshold, t.metric_dice_weight);
-    const double metric = val.at("overall").combined;
-    const bool better =
-        std::isfinite(metric) && (!std::isfinite(state.best_metric) || metric > state.best_metric);
-    const double samples = static_cast<double>(std::max<std::int64_t>(state.samples, 1));
-    json train_line = {{"stage", stage},
-                       {"epoch", state.epoch + 1},
-                       {"split", "train"},
-                       {"loss", state.loss_sum / samples},
-                       {"lr", optimizer->param_groups().front().lr},
-                       {"samples_per_s", static_cast<double>(epoch_samples_here) / train_seconds},
-                       {"seconds", train_seconds}};
-    if (stage_needs_seg(stage)) train_line["seg_loss"] = state.seg_sum / samples;
-    if (stage_needs_cls(stage)) train_line["cls_loss"] = state.cls_sum / samples;
-    json val_line = {{"stage", stage}, {"epoch", state.epoch + 1},
-                     {"split", "val"}, {"metric", number_or_null(metric)},
-                     {"best", better}, {"metrics", summaries_json(val)}};
-    metric_lines.push_back(train_line.dump());
-    metric_lines.push_back(val_line.dump());
-    write_lines(metrics_path, metric_lines);
-
-    if (better) {
-      state.best_metric = metric;
-      state.best_epoch = state.epoch;
-      state.bad_epochs = 0;
-      save_checkpoint(best_path, *model,
-                      {{"stage", std::to_string(stage)},
-                       {"epoch", std::to_string(state.epoch + 1)},
-                       {"metrics", summaries_json(val).dump()}});
-    } else {
-      ++state.bad_epochs;
-    }
-    if (log) {
-      const Summary& o = val.at("overall");
-      *log << "stage " << stage << " epoch " << state.epoch + 1 << "/" << t.epochs << "  loss "
-           << format(state.loss_sum / samples) << "  val dice " << format(o.dice.mean) << " acc "
-           << format(o.accuracy) << " auc " << format(o.roc_auc) << " metric " << format(metric)
-           << "  lr " << optimizer->param_groups().front().lr << "  " << format(train_seconds, 1)
-           << " s" << (better ? "  *best*" : "") << std::endl;  // visible at once in a log file
-    }
-    if (plateau) plateau->step(std::isfinite(metric) ? metric : 0.0);
-    ++state.epoch;
-    state.batch = 0;
-    state.loss_sum = state.seg_sum = state.cls_sum = 0;
-    state.samples = 0;
-    save_last(val_line["metrics"].dump());
-    if (t.early_stopping_patience > 0 && state.bad_epochs >= t.early_stopping_patience) {
-      result.early_stopped = true;
-      if (log) *log << "early stop: " << state.bad_epochs << " epochs without improvement\n";
-      break;
-    }
-    if (stop_requested()) {
-      result.interrupted = true;
-      break;
-    }
-  }
-  result.epochs_run = state.epoch;
-  result.best_metric = state.best_metric;
-  result.best_epoch = state.best_epoch;
-
-  if (!result.interrupted && fs::exists(best_path) && d.test && d.test->size() > 0) {
-    const io::SafetensorsContent best = io::load_safetensors(best_path);
-    load_weights(*model, best.tensors, true, best_path.string());
-    auto test_loader = make_eval_loader(d.test, t);
-    result.test = summarize(score_samples(*model, *test_loader, eval_options), t.cls_threshold,
-                            t.metric_dice_weight);
-  }
-  result.seconds = std::chrono::duration<double>(clock::now() - started).count();
-  json summary = {{"stage", stage},
-                  {"best_checkpoint", best_path.string()},
-                  {"best_epoch", result.best_epoch + 1},
-                  {"best_val_metric", number_or_null(result.best_metric)},
-                  {"epochs_run", result.epochs_run},
-                  {"early_stopped", result.early_stopped},
-                  {"interrupted", result.interrupted},
-                  {"seconds", result.seconds},
-                  {"test", summaries_json(result.test)}};
-  io::write_file_atomic(options.out_dir / "summary.json", summary.dump(2) + "\n");
-  return result;
+  StageRun run(config, data, options);
+  run.train_epochs();
+  run.test_best();
+  return run.finish();
 }
 
 }  // namespace glia::nets

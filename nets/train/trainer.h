@@ -10,12 +10,16 @@
 // stage with an error naming the step and the last good checkpoint. A stop request (SIGINT /
 // SIGTERM through request_stop) saves a resumable last checkpoint at the next batch boundary and
 // returns; resuming from it continues exactly (same batches, same dropout masks, same optimiser
-// and schedule state), so on cpu the weights equal those of an uninterrupted run.
+// and schedule state), so on cpu the weights equal those of an uninterrupted run. The dropout
+// masks come from the stage's own generator (seeded from train.seed and the stage, its offset
+// saved in the resumable state), installed on the model's dropout: no other code draws from it,
+// and the stage neither reads nor re-seeds the process-wide default generator.
 // Tested in tests/nets/train/trainer_test.cpp.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -43,6 +47,9 @@ struct RunOptions {
   // Stop as if interrupted (resumable last checkpoint) after this many optimiser steps of this
   // call; 0 = no limit. For time-boxed runs and for testing resume.
   std::int64_t max_steps = 0;
+  // Called on the training thread after each optimiser step (before the stop checks); for
+  // progress reporting and for interleaving other work with training in tests.
+  std::function<void()> after_step;
 };
 
 struct StageResult {

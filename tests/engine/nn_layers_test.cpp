@@ -1,7 +1,7 @@
 // The standard layer modules: PyTorch's names, shapes and default-init bounds, forward equal to
-// the functional op they wrap, train/eval behaviour of BatchNorm2d and Dropout, and a tiny
-// conv-bn-relu-pool network that overfits one batch with Adam on cpu and on sim, the two losses
-// agreeing step by step.
+// the functional op they wrap, train/eval behaviour of BatchNorm2d and Dropout, Dropout's shared
+// generator (outliving the layer, never the default one), and a tiny conv-bn-relu-pool network
+// that overfits one batch with Adam on cpu and on sim, the two losses agreeing step by step.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -101,8 +101,7 @@ TEST(NnLayersTest, BatchNormUpdatesRunningStatsOnlyInTraining) {
 }
 
 TEST(NnLayersTest, DropoutDropsOnlyInTraining) {
-  Generator gen(3);
-  nn::Dropout drop(0.5, &gen);
+  nn::Dropout drop(0.5, std::make_shared<Generator>(3));
   const Tensor x = ones({1000});
   const std::vector<double> trained = host_doubles(drop(x));
   int zeros_seen = 0;
@@ -114,6 +113,44 @@ TEST(NnLayersTest, DropoutDropsOnlyInTraining) {
   EXPECT_LT(zeros_seen, 600);
   drop.eval();
   EXPECT_EQ(host_doubles(drop(x)), std::vector<double>(1000, 1.0));
+}
+
+TEST(NnLayersTest, DropoutSharesItsGeneratorAndNeverTheDefaultOne) {
+  const Tensor x = ones({64});
+  const std::uint64_t default_offset = default_generator().offset();
+  // The reference: the op drawing from a generator of the same seed.
+  Generator reference(5);
+  const std::vector<double> first = host_doubles(dropout(x, 0.5, true, &reference));
+  const std::vector<double> second = host_doubles(dropout(x, 0.5, true, &reference));
+
+  auto generator = std::make_shared<Generator>(5);
+  std::shared_ptr<Generator> kept;
+  {
+    // The layer's generator outlives the layer and whoever created it.
+    auto creator = std::make_shared<nn::Dropout>(0.5, std::make_shared<Generator>(5));
+    EXPECT_EQ(host_doubles((*creator)(x)), first);
+    kept = creator->generator();
+  }
+  EXPECT_EQ(kept->offset(), reference.offset() / 2);
+  EXPECT_EQ(host_doubles(dropout(x, 0.5, true, kept.get())), second);
+
+  // Installed generators are shared: two layers on one generator draw one stream.
+  nn::Dropout a(0.5), b(0.5);
+  a.set_generator(generator);
+  b.set_generator(generator);
+  EXPECT_EQ(host_doubles(a(x)), first);
+  EXPECT_EQ(host_doubles(b(x)), second);
+  generator.reset();
+  EXPECT_EQ(a.generator(), b.generator());
+  EXPECT_EQ(a.generator()->offset(), reference.offset());
+
+  // Without a generator a layer gets a private one seeded 0.
+  nn::Dropout own(0.5), other(0.5);
+  Generator zero(0);
+  EXPECT_EQ(host_doubles(own(x)), host_doubles(dropout(x, 0.5, true, &zero)));
+  EXPECT_NE(own.generator(), other.generator());
+  EXPECT_EQ(default_generator().offset(), default_offset);
+  EXPECT_NE(error_of([&] { own.set_generator(nullptr); }).find("null"), std::string::npos);
 }
 
 // conv(1->4, 3x3) -> bn -> relu -> maxpool 2 -> conv(4->1, 1x1): segmentation logits at half

@@ -4,7 +4,9 @@
 // conditional masks on both sides of cls_threshold, the recommendation bands, Grad-CAM through
 // the predictor equal to grad_cam, MC dropout (passes differ with dropout on; with dropout off
 // they equal the eval forward, which fails if batch norm ran in train mode; the model is left
-// unchanged) and folder expansion.
+// unchanged; the masks come from the predictor's own generator, never the model's or the default
+// one), recommendation bands from the options, concurrent calls equal to sequential ones, and
+// folder expansion.
 #include "nets/infer/predictor.h"
 
 #include <gtest/gtest.h>
@@ -13,9 +15,11 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <thread>
 
 #include "engine/grad_mode.h"
 #include "engine/ops.h"
+#include "engine/random.h"
 #include "io/atomic_file.h"
 #include "nets/infer/inference.h"
 #include "nets/model/checkpoint.h"
@@ -234,6 +238,99 @@ TEST(PredictorTest, McDropoutKeepsBatchNormInEval) {
   const std::vector<float> train_logits =
       model->forward(x, false, true).cls_logits.to_vector<float>();
   EXPECT_FALSE(all_close(train_logits, eval.cls_logits.to_vector<float>(), {1e-4, 1e-4}));
+}
+
+TEST(PredictorTest, RecommendationBandsComeFromTheOptions) {
+  const RecommendationBands strict{.uncertain_std = 0.05, .likely = 0.9, .unlikely = 0.1};
+  EXPECT_EQ(recommendation(0.8, {}, strict), "uncertain: radiologist review");
+  EXPECT_EQ(recommendation(0.9, {}, strict), "tumour likely: review the highlighted region");
+  EXPECT_EQ(recommendation(0.2, {}, strict), "uncertain: radiologist review");
+  EXPECT_EQ(recommendation(0.09, {}, strict), "no tumour detected: routine follow-up");
+  EXPECT_EQ(recommendation(0.95, 0.1, strict), "uncertain: radiologist review");
+
+  auto model = trained_looking_model(10);
+  const Tensor x = random_tensor({3, 1, 16, 16}, -2, 2, 25);
+  PredictOptions options;
+  options.bands = {.uncertain_std = 1.0, .likely = 0.0, .unlikely = 0.0};
+  for (const Prediction& p : Predictor(model, Device::cpu(), options).predict(x).predictions) {
+    EXPECT_EQ(p.recommendation, "tumour likely: review the highlighted region");
+  }
+  options.bands = {.uncertain_std = 0.15, .likely = 0.2, .unlikely = 0.3};
+  EXPECT_NE(error_of([&] { Predictor(model, Device::cpu(), options); }).find("bands"),
+            std::string::npos);
+}
+
+TEST(PredictorTest, McDropoutDrawsFromThePredictorsOwnGenerator) {
+  auto model = trained_looking_model(11);
+  const Tensor head = random_tensor({2, 1, 16, 16}, -2, 2, 26);
+  const Tensor tail = random_tensor({1, 1, 16, 16}, -2, 2, 27);
+  std::vector<float> pixels = head.to_vector<float>();
+  for (float v : tail.to_vector<float>()) pixels.push_back(v);
+  const Tensor x = from_vector(pixels, {3, 1, 16, 16});
+  const std::shared_ptr<Generator> models_own = model->dropout_generator();
+  const std::uint64_t model_offset = models_own->offset();
+  const std::uint64_t default_offset = default_generator().offset();
+  Predictor predictor(model, Device::cpu(), {.batch = 2, .mc_dropout = 3, .mc_seed = 4});
+  const PredictionBatch got = predictor.predict(x);
+  EXPECT_EQ(model->dropout_generator(), models_own);
+  EXPECT_EQ(models_own->offset(), model_offset);
+  EXPECT_EQ(default_generator().offset(), default_offset);
+  EXPECT_GT(predictor.mc_generator()->offset(), 0u);
+
+  // The reference: mc_dropout per chunk with a generator of the same seed.
+  const auto same_seed = std::make_shared<Generator>(4);
+  const McDropoutStats first = mc_dropout(*model, head, 3, same_seed);
+  const McDropoutStats second = mc_dropout(*model, tail, 3, same_seed);
+  EXPECT_EQ(same_seed->offset(), predictor.mc_generator()->offset());
+  EXPECT_DOUBLE_EQ(*got.predictions[0].probability_std, first.std[0]);
+  EXPECT_DOUBLE_EQ(*got.predictions[1].probability_mean, first.mean[1]);
+  EXPECT_DOUBLE_EQ(*got.predictions[2].probability_std, second.std[0]);
+}
+
+// What a call returns, as one vector: class logits, Grad-CAMs, MC statistics.
+std::vector<float> flatten(const PredictionBatch& b) {
+  std::vector<float> out = b.cls_logits.to_vector<float>();
+  for (const Tensor& t : {b.gradcam, b.seg_variance}) {
+    const std::vector<float> v = t.to_vector<float>();
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  for (const Prediction& p : b.predictions) {
+    out.push_back(static_cast<float>(*p.probability_mean));
+    out.push_back(static_cast<float>(*p.probability_std));
+  }
+  return out;
+}
+
+TEST(PredictorTest, ConcurrentCallsGiveWhatSequentialCallsGive) {
+  // Grad-CAM and MC dropout switch the model's modes and gradient flags, and every MC call
+  // advances the predictor's generator: unserialised calls would corrupt each other.
+  const Tensor x = random_tensor({3, 1, 16, 16}, -2, 2, 27);
+  const PredictOptions options{.batch = 2, .mc_dropout = 3, .gradcam = true};
+  constexpr int kThreads = 2, kCallsEach = 3;
+  Predictor sequential(trained_looking_model(12), Device::cpu(), options);
+  std::vector<std::vector<float>> expected;
+  for (int i = 0; i < kThreads * kCallsEach; ++i)
+    expected.push_back(flatten(sequential.predict(x)));
+
+  Predictor shared(trained_looking_model(12), Device::cpu(), options);
+  std::vector<std::vector<float>> got(kThreads * kCallsEach);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCallsEach; ++i) got[t * kCallsEach + i] = flatten(shared.predict(x));
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  // The calls took the lock in some order: each result is one of the sequential ones, once.
+  std::vector<bool> used(expected.size(), false);
+  for (const std::vector<float>& g : got) {
+    bool matched = false;
+    for (std::size_t k = 0; k < expected.size() && !matched; ++k) {
+      if (!used[k] && all_close(g, expected[k])) used[k] = matched = true;
+    }
+    EXPECT_TRUE(matched) << "a concurrent call gave no sequential call's result";
+  }
+  EXPECT_FALSE(shared.model().is_training());
 }
 
 TEST(PredictorTest, FoldersExpandToTheirInputsSortedByName) {

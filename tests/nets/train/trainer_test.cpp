@@ -2,7 +2,10 @@
 // the loss falls in each stage; stage 2 leaves the frozen encoder and decoder, their batch-norm
 // running statistics included, bit-identical; a joint step on sim agrees with cpu; an interrupted
 // and resumed run ends with exactly the weights of an uninterrupted one; a batch without masks
-// gives a zero segmentation term; the run folder holds what the trainer promises.
+// gives a zero segmentation term; the run folder holds what the trainer promises. The dropout
+// masks are the stage's own: MC-dropout predictions between its steps leave them alone, neither
+// training nor prediction touches the default generator, and the dropout generator outlives the
+// model that created it.
 #include "nets/train/trainer.h"
 
 #include <gtest/gtest.h>
@@ -13,8 +16,11 @@
 #include <random>
 
 #include "engine/device.h"
+#include "engine/losses.h"
+#include "engine/random.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "nets/infer/predictor.h"
 #include "nets/model/checkpoint.h"
 #include "nets/model/multitask_loss.h"
 #include "nets/train/train_config.h"
@@ -189,6 +195,66 @@ TEST_F(TrainerTest, ResumeContinuesExactly) {
     EXPECT_EQ(t.to_vector<float>(), again.at(name).to_vector<float>()) << name;
   }
   EXPECT_EQ(losses(dir_ / "whole"), losses(dir_ / "cut"));
+}
+
+TEST_F(TrainerTest, PredictionsBetweenStepsLeaveTheTrainingsMasksAlone) {
+  // Dropout is on (0.2); after every step another model predicts with MC dropout, as a server's
+  // worker might in the same process. The training must end exactly where it ends alone.
+  const std::vector<std::string> o = tiny_overrides(2);
+  run(3, o, dir_ / "alone");
+  auto other = init_model(UNetConfig{.base_filters = 4, .depth = 2, .cls_hidden = 16}, 9);
+  Predictor predictor(other, Device::cpu(), {.mc_dropout = 2});
+  const Tensor x = from_vector(std::vector<float>(2 * 16 * 16, 0.5f), {2, 1, 16, 16});
+  int predictions = 0;
+  RunOptions interleaved;
+  interleaved.after_step = [&] {
+    predictor.predict(x);
+    mc_dropout(*other, x, 2);  // the other model's own generator
+    ++predictions;
+  };
+  run(3, o, dir_ / "interleaved", interleaved);
+  EXPECT_GT(predictions, 1);
+  const auto alone = io::load_safetensors(dir_ / "alone" / "last.safetensors").tensors;
+  const auto mixed = io::load_safetensors(dir_ / "interleaved" / "last.safetensors").tensors;
+  for (const auto& [name, t] : alone) {
+    EXPECT_EQ(t.to_vector<float>(), mixed.at(name).to_vector<float>()) << name;
+  }
+  EXPECT_EQ(losses(dir_ / "alone"), losses(dir_ / "interleaved"));
+}
+
+TEST_F(TrainerTest, NeitherTrainingNorPredictionTouchesTheDefaultGenerator) {
+  const std::uint64_t seed = default_generator().seed(), offset = default_generator().offset();
+  const StageResult s3 = run(3, tiny_overrides(1), dir_ / "s3");
+  EXPECT_EQ(default_generator().seed(), seed);
+  EXPECT_EQ(default_generator().offset(), offset);
+  Predictor predictor = Predictor::from_checkpoint(s3.best_checkpoint, Device::cpu(),
+                                                   {.mc_dropout = 3, .gradcam = true});
+  predictor.predict(from_vector(std::vector<float>(16 * 16, 0.5f), {1, 1, 16, 16}));
+  EXPECT_GT(predictor.mc_generator()->offset(), 0u);
+  EXPECT_EQ(default_generator().seed(), seed);
+  EXPECT_EQ(default_generator().offset(), offset);
+}
+
+TEST(DropoutGenerator, OutlivesTheModelThatCreatedIt) {
+  const UNetConfig config{.base_filters = 2, .depth = 1, .cls_hidden = 4, .cls_dropout = 0.5};
+  const Tensor x = from_vector(std::vector<float>(2 * 8 * 8, 0.5f), {2, 1, 8, 8});
+  std::shared_ptr<Generator> own, installed = std::make_shared<Generator>(4);
+  {
+    auto model = init_model(config, 1);
+    own = model->dropout_generator();
+    model->forward(x, false, true);
+    model->set_dropout_generator(installed);
+    EXPECT_EQ(model->dropout_generator(), installed);
+    model->forward(x, false, true);
+  }
+  // Both still draw after the model is gone.
+  EXPECT_EQ(own.use_count(), 1);
+  EXPECT_GT(own->offset(), 0u);
+  const std::uint64_t before = installed->offset();
+  EXPECT_GT(before, 0u);
+  Tensor y = from_vector(std::vector<float>(8, 1.0f), {8});
+  EXPECT_EQ(dropout(y, 0.5, true, installed.get()).numel(), 8);
+  EXPECT_GT(installed->offset(), before);
 }
 
 TEST_F(TrainerTest, ResumeWithoutACheckpointNamesTheFile) {
