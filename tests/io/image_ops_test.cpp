@@ -6,9 +6,9 @@
 
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <vector>
 
+#include "tests/common/random_bytes.h"
 #include "tests/common/tolerance.h"
 
 namespace glia::io {
@@ -16,14 +16,7 @@ namespace {
 
 using glia::testing::all_close;
 using glia::testing::all_equal;
-
-std::vector<std::uint8_t> random_bytes(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> d(0, 255);
-  std::vector<std::uint8_t> v(n);
-  for (auto& x : v) x = static_cast<std::uint8_t>(d(rng));
-  return v;
-}
+using glia::testing::random_bytes;
 
 TEST(ImageOpsTest, BilinearMatchesHandComputedWeights) {
   // 2x2 -> 4x4 with half-pixel centres: source coordinate (d + 0.5) / 2 - 0.5 is -0.25, 0.25,

@@ -8,11 +8,11 @@
 #include <cmath>
 #include <cstdint>
 #include <fstream>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "io/atomic_file.h"
+#include "tests/common/random_bytes.h"
 #include "tests/common/temp_dir.h"
 #include "tests/common/tolerance.h"
 
@@ -21,17 +21,10 @@ namespace {
 
 using glia::testing::all_close;
 using glia::testing::all_equal;
+using glia::testing::random_bytes;
 using glia::testing::TempDirTest;
 using glia::testing::throws_naming;
 using ImageTest = TempDirTest;
-
-std::vector<std::uint8_t> random_bytes(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> d(0, 255);
-  std::vector<std::uint8_t> v(n);
-  for (auto& x : v) x = static_cast<std::uint8_t>(d(rng));
-  return v;
-}
 
 std::vector<float> to_float(const std::vector<std::uint8_t>& v) {
   return std::vector<float>(v.begin(), v.end());
