@@ -216,14 +216,54 @@ std::string log_line(const std::filesystem::path& input, const Prediction& p,
 }
 
 void save_raw(const std::filesystem::path& path, const PredictionBatch& raw,
-              const InferOptions& options) {
+              const InferOptions& options, std::size_t inputs) {
   std::map<std::string, Tensor> tensors{{"seg_logits", raw.seg_logits},
                                         {"cls_logits", raw.cls_logits}};
   if (raw.gradcam.defined()) tensors.emplace("gradcam", raw.gradcam);
   if (raw.seg_variance.defined()) tensors.emplace("seg_variance", raw.seg_variance);
-  io::save_safetensors(path, tensors,
-                       {{"checkpoint", options.checkpoint.string()},
-                        {"inputs", std::to_string(options.inputs.size())}});
+  io::save_safetensors(
+      path, tensors,
+      {{"checkpoint", options.checkpoint.string()}, {"inputs", std::to_string(inputs)}});
+}
+
+// The outputs one input can leave behind; a failed input removes them, so that a report or mask
+// from an earlier run does not pass for this one's.
+void remove_outputs(const std::string& name, const std::filesystem::path& dir) {
+  for (const char* suffix : {"_mask.png", "_gradcam.png", "_panel.png"}) {
+    std::filesystem::remove(dir / (name + suffix));
+  }
+}
+
+// DIR/<name>.json of an input that could not be read: the input and why.
+void write_failure(const InputFailure& failure, const std::filesystem::path& dir) {
+  const std::string name = output_name(failure.input);
+  remove_outputs(name, dir);
+  const nlohmann::json report = {{"input", failure.input.string()}, {"error", failure.error}};
+  io::write_file_atomic(dir / (name + ".json"), report.dump(2) + "\n");
+}
+
+// The inputs that could be read with their images, in input order, and those that could not.
+struct Loaded {
+  std::vector<std::filesystem::path> inputs;
+  std::vector<InputImage> images;
+  std::vector<InputFailure> failed;
+};
+
+// Every input is read before anything is written, so that with fail_fast the first bad one stops
+// the run before any output; otherwise a bad input is recorded and the others go on.
+Loaded load_all(const std::vector<std::filesystem::path>& inputs, bool fail_fast) {
+  Loaded out;
+  for (const auto& input : inputs) {
+    try {
+      InputImage image = load_input(input);
+      out.inputs.push_back(input);
+      out.images.push_back(std::move(image));
+    } catch (const std::exception& e) {
+      if (fail_fast) throw;
+      out.failed.push_back({input, e.what()});
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -262,7 +302,7 @@ InputImage load_input(const std::filesystem::path& path) {
   return {data::prepare_image_file(path), io::kSliceSize, io::kSliceSize};
 }
 
-void run_inference(const InferOptions& given, std::ostream& log) {
+InferSummary run_inference(const InferOptions& given, std::ostream& log) {
   if (given.inputs.empty()) throw std::invalid_argument("no inputs given");
   if (given.out_dir.empty()) throw std::invalid_argument("no output folder given");
   InferOptions options = given;
@@ -277,21 +317,25 @@ void run_inference(const InferOptions& given, std::ostream& log) {
                                 " input channels; image and slice inputs have 1");
   }
 
-  // Every input is read before anything is written, so a bad one fails the run up front.
-  std::vector<InputImage> images;
-  images.reserve(options.inputs.size());
-  for (const auto& input : options.inputs) images.push_back(load_input(input));
-  const SizeGroups groups = group_by_size(images);
-  if (options.save_raw) check_one_size_for_raw(groups, options.inputs);
+  Loaded loaded = load_all(options.inputs, options.fail_fast);
+  const SizeGroups groups = group_by_size(loaded.images);
+  if (options.save_raw) check_one_size_for_raw(groups, loaded.inputs);
 
   std::filesystem::create_directories(options.out_dir);
-  const Predicted predicted = predict_all(predictor, images, groups);
-  for (std::size_t i = 0; i < images.size(); ++i) {
-    write_outputs(options.inputs[i], images[i], predicted.predictions[i], predicted.cams[i],
-                  options);
-    log << log_line(options.inputs[i], predicted.predictions[i], options);
+  for (const InputFailure& failure : loaded.failed) {
+    write_failure(failure, options.out_dir);
+    log << failure.input.string() << ": failed: " << failure.error << "\n";
   }
-  if (options.save_raw) save_raw(*options.save_raw, predicted.raw, options);
+  if (!loaded.images.empty()) {
+    const Predicted predicted = predict_all(predictor, loaded.images, groups);
+    for (std::size_t i = 0; i < loaded.images.size(); ++i) {
+      write_outputs(loaded.inputs[i], loaded.images[i], predicted.predictions[i], predicted.cams[i],
+                    options);
+      log << log_line(loaded.inputs[i], predicted.predictions[i], options);
+    }
+    if (options.save_raw) save_raw(*options.save_raw, predicted.raw, options, loaded.inputs.size());
+  }
+  return {loaded.inputs.size(), std::move(loaded.failed)};
 }
 
 std::string output_name(const std::filesystem::path& input) {

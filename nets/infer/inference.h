@@ -43,12 +43,27 @@ struct InferOptions {
   std::optional<std::filesystem::path> save_raw;
   // The overlay and panel PNGs blend the Grad-CAM with this weight.
   double gradcam_alpha = 0.4;
+  // Stop at the first input that cannot be read, before any output is written.
+  bool fail_fast = false;
+};
+
+struct InputFailure {
+  std::filesystem::path input;
+  std::string error;  // names the file
+};
+
+// What a run did: inputs processed, and those that could not be read, in input order.
+struct InferSummary {
+  std::size_t processed = 0;
+  std::vector<InputFailure> failed;
 };
 
 // Expands folders (expand_inputs), loads the model and every input (all before any output is
-// written, so a bad input fails early), predicts, and writes the files described above, one line
-// per input to `log`. Two inputs with one output name, or inputs of different sizes with save_raw,
-// are errors.
-void run_inference(const InferOptions& options, std::ostream& log);
+// written), predicts, and writes the files described above, one line per input to `log`. An input
+// that cannot be read does not stop the others: its DIR/<name>.json holds {"input", "error"}, its
+// other outputs from earlier runs are removed, and it is listed in the summary; with fail_fast
+// it throws instead, before anything is written. Two inputs with one output name, inputs of
+// different sizes with save_raw, or a bad checkpoint are errors that stop the run.
+InferSummary run_inference(const InferOptions& options, std::ostream& log);
 
 }  // namespace glia::nets

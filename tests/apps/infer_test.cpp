@@ -182,10 +182,10 @@ TEST_F(InferAppTest, BadInputsFailNamingTheFileAndWriteNothing) {
   const fs::path good = write_image("good.png", 32, 32, 4);
   const fs::path out = dir_ / "out";
 
-  // A missing input.
-  EXPECT_NE(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + good.string() + " " +
-                (dir_ / "absent.png").string() + " --out " + out.string()),
-            0);
+  // A missing input stops a --fail-fast run before any report is written.
+  EXPECT_EQ(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + good.string() + " " +
+                (dir_ / "absent.png").string() + " --out " + out.string() + " --fail-fast"),
+            1);
   EXPECT_NE(stderr_text().find("absent.png"), std::string::npos) << stderr_text();
   EXPECT_FALSE(fs::exists(out / "good.json")) << "no report before every input has been read";
 
@@ -216,6 +216,50 @@ TEST_F(InferAppTest, BadInputsFailNamingTheFileAndWriteNothing) {
   EXPECT_NE(stderr_text().find("--input"), std::string::npos) << stderr_text();
   EXPECT_NE(run(kInfer + " --frobnicate"), 0);
   EXPECT_FALSE(fs::exists(out / "good.json"));
+}
+
+TEST_F(InferAppTest, OneBadFileAmongManyIsReportedAndTheOthersGoOn) {
+  const fs::path ckpt = dir_ / "m.safetensors";
+  write_initial_checkpoint(ckpt, UNetConfig{.base_filters = 2, .depth = 2}, 1);
+  const fs::path folder = dir_ / "scans";
+  fs::create_directories(folder);
+  write_image("scans/a.png", 48, 40, 1);
+  write_image("scans/b.png", 32, 32, 2);
+  write_image("scans/d.png", 40, 48, 3);
+  // A PNG cut off half-way, as an interrupted copy leaves it.
+  const std::string whole = io::read_file(write_image("scans/c.png", 64, 64, 4));
+  io::write_file_atomic(folder / "c.png", whole.substr(0, whole.size() / 2));
+  const std::string command =
+      kInfer + " --checkpoint " + ckpt.string() + " --input " + folder.string() + " --out ";
+
+  const fs::path out = dir_ / "out";
+  EXPECT_EQ(run(command + out.string() + " > /dev/null"), 2);
+  const std::string err = stderr_text();
+  EXPECT_NE(err.find("1 of 4 inputs failed"), std::string::npos) << err;
+  EXPECT_NE(err.find("c.png"), std::string::npos) << err;
+  EXPECT_EQ(err.find("usage:"), std::string::npos) << "no usage text after a data error\n" << err;
+  for (const char* name : {"a", "b", "d"}) {
+    const auto report = nlohmann::json::parse(io::read_file(out / (std::string(name) + ".json")));
+    EXPECT_TRUE(report.contains("tumour_probability")) << name;
+    EXPECT_TRUE(fs::exists(out / (std::string(name) + "_panel.png"))) << name;
+  }
+  const auto failed = nlohmann::json::parse(io::read_file(out / "c.json"));
+  EXPECT_EQ(failed["input"], (folder / "c.png").string());
+  EXPECT_NE(failed["error"].get<std::string>().find("c.png"), std::string::npos) << failed;
+  EXPECT_FALSE(failed.contains("tumour_probability"));
+  EXPECT_FALSE(fs::exists(out / "c_panel.png"));
+
+  // --fail-fast: the old behaviour, nothing written once an input cannot be read.
+  const fs::path strict = dir_ / "strict";
+  EXPECT_EQ(run(command + strict.string() + " --fail-fast > /dev/null"), 1);
+  EXPECT_NE(stderr_text().find("c.png"), std::string::npos) << stderr_text();
+  EXPECT_EQ(stderr_text().find("usage:"), std::string::npos) << stderr_text();
+  EXPECT_FALSE(fs::exists(strict / "d.json"));
+  EXPECT_FALSE(fs::exists(strict / "c.json"));
+
+  // Argument errors still show the usage.
+  EXPECT_EQ(run(command + out.string() + " --frobnicate"), 1);
+  EXPECT_NE(stderr_text().find("usage:"), std::string::npos) << stderr_text();
 }
 
 TEST_F(InferAppTest, MixedSizesRunTogetherButCannotShareARawFile) {
