@@ -1,5 +1,5 @@
-// glia-infer: tumour classification and segmentation of image files and .npz slices with a
-// trained checkpoint.
+// glia-infer: tumour classification and segmentation of image files, .npz slices and NIfTI
+// volumes with a trained checkpoint.
 //   glia-infer --checkpoint CKPT --input PATH... --out DIR [--device cpu|sim|cuda] [--batch N]
 //              [--save-raw FILE] [--threshold 0.5] [--cls-threshold 0.3] [--gradcam]
 //              [--mc-dropout N] [--fail-fast]
@@ -8,7 +8,8 @@
 // percentage, recommendation, latency_ms, MC-dropout mean and std), DIR/<name>_mask.png (0/255;
 // only when the probability reaches --cls-threshold), DIR/<name>_panel.png and with --gradcam
 // DIR/<name>_gradcam.png; --save-raw writes the logits (and gradcam, seg_variance) as
-// safetensors.
+// safetensors. A volume (.nii, .nii.gz) gets DIR/<name>_mask.nii.gz in its own geometry and
+// DIR/<name>.json with the slice probabilities and the tumour volume in ml.
 // An input that cannot be read gets DIR/<name>.json with its error and the others go on; exit code
 // 2 when any failed, with a summary line naming them. --fail-fast stops at the first bad input
 // before writing anything, exit code 1, as does any other error (arguments, checkpoint); the usage
