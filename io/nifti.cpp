@@ -129,7 +129,56 @@ NiftiPtr load(const std::string& file, std::string& why) {
   return nim;
 }
 
+NiftiGeometry geometry_of(const nifti_image& nim) {
+  NiftiGeometry g;
+  g.qform_code = nim.qform_code;
+  g.sform_code = nim.sform_code;
+  g.quatern_b = nim.quatern_b;
+  g.quatern_c = nim.quatern_c;
+  g.quatern_d = nim.quatern_d;
+  g.qoffset_x = nim.qoffset_x;
+  g.qoffset_y = nim.qoffset_y;
+  g.qoffset_z = nim.qoffset_z;
+  g.qfac = nim.qfac < 0 ? -1.0f : 1.0f;
+  if (nim.sform_code > 0) {
+    for (int r = 0; r < 3; ++r) {
+      for (int c = 0; c < 4; ++c) g.srow[r][c] = nim.sto_xyz.m[r][c];
+    }
+  }
+  g.xyz_units = nim.xyz_units;
+  return g;
+}
+
+// nifti_clib writes the qform from the quaternion fields and the sform from sto_xyz.
+void set_geometry(nifti_image& nim, const NiftiGeometry& g) {
+  nim.qform_code = g.qform_code;
+  nim.sform_code = g.sform_code;
+  nim.quatern_b = g.quatern_b;
+  nim.quatern_c = g.quatern_c;
+  nim.quatern_d = g.quatern_d;
+  nim.qoffset_x = g.qoffset_x;
+  nim.qoffset_y = g.qoffset_y;
+  nim.qoffset_z = g.qoffset_z;
+  nim.qfac = nim.pixdim[0] = g.qfac < 0 ? -1.0f : 1.0f;
+  for (int r = 0; r < 3; ++r) {
+    for (int c = 0; c < 4; ++c) nim.sto_xyz.m[r][c] = g.srow[r][c];
+  }
+  nim.xyz_units = g.xyz_units;
+}
+
 }  // namespace
+
+double Volume::voxel_volume_mm3() const {
+  const double mm3 = double{dx} * dy * dz;
+  switch (geometry.xyz_units) {
+    case NIFTI_UNITS_METER:
+      return mm3 * 1e9;
+    case NIFTI_UNITS_MICRON:
+      return mm3 * 1e-9;
+    default:
+      return mm3;
+  }
+}
 
 float Volume::at(std::int64_t x, std::int64_t y, std::int64_t z) const {
   if (x < 0 || y < 0 || z < 0 || x >= nx || y >= ny || z >= nz) {
@@ -168,6 +217,7 @@ Volume read_nifti(const std::filesystem::path& path) {
   v.dx = nim->dx;
   v.dy = nim->dy;
   v.dz = nim->dz;
+  v.geometry = geometry_of(*nim);
   const std::size_t n = static_cast<std::size_t>(v.nx * v.ny * v.nz);
   if (n != nim->nvox) {
     throw std::runtime_error("cannot read " + name + ": inconsistent dimensions");
@@ -284,6 +334,7 @@ void write_nifti(const std::filesystem::path& path, const Volume& v, NiftiDType 
   nim->dz = nim->pixdim[3] = v.dz;
   nim->scl_slope = slope;
   nim->scl_inter = inter;
+  set_geometry(*nim, v.geometry);
   std::error_code ec;
   const auto folder = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
   if (!std::filesystem::is_directory(folder, ec)) {

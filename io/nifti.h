@@ -2,21 +2,40 @@
 // label volumes and the synthetic phantoms. Layout: voxel (x, y, z) is data[x + nx * (y + ny * z)],
 // x fastest, exactly the order of the file. Intensities are the scaled values
 // v = stored * scl_slope + scl_inter (slope 0 means no scaling, as the NIfTI standard says).
+// The voxel-to-world geometry (qform, sform, spatial units) is read and written as it is, so a
+// volume derived from a read one (a mask) overlays it in a viewer.
 // Tested in tests/io/nifti_test.cpp.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <vector>
 
 namespace glia::io {
 
+// The header fields that place voxels in the world, as NIfTI-1 stores them: qform as a quaternion
+// with offset and qfac (pixdim[0], -1 or 1), sform as the three rows srow_x/y/z, each with its
+// NIFTI_XFORM_* code (0: absent). xyz_units is a NIFTI_UNITS_* code: 0 unknown, 1 m, 2 mm, 3 um.
+struct NiftiGeometry {
+  int qform_code = 0, sform_code = 0;
+  float quatern_b = 0, quatern_c = 0, quatern_d = 0;
+  float qoffset_x = 0, qoffset_y = 0, qoffset_z = 0;
+  float qfac = 1;
+  std::array<std::array<float, 4>, 3> srow{};
+  int xyz_units = 0;
+  bool operator==(const NiftiGeometry&) const = default;
+};
+
 struct Volume {
   std::int64_t nx = 0, ny = 0, nz = 0;  // x fastest in `data`, as stored in the file
   float dx = 1, dy = 1, dz = 1;         // voxel size (pixdim[1..3]) as stored
-  std::vector<float> data;              // scl_slope / scl_inter applied (slope 0 = identity)
+  NiftiGeometry geometry;
+  std::vector<float> data;  // scl_slope / scl_inter applied (slope 0 = identity)
   // The voxel at (x, y, z); std::out_of_range outside the volume.
   float at(std::int64_t x, std::int64_t y, std::int64_t z) const;
+  // dx * dy * dz in cubic millimetres, converted from the file's units (unknown taken as mm).
+  double voxel_volume_mm3() const;
 };
 
 // .nii and .nii.gz (also an .hdr/.img pair); any integer (8..64 bit, signed or not) or float

@@ -171,7 +171,6 @@ class Pipeline {
                                flair_path.string() + " has shape " + shape_text(flair));
     }
     const int h = static_cast<int>(flair.ny), w = static_cast<int>(flair.nx);
-    const std::size_t plane = static_cast<std::size_t>(h) * w;
 
     // Pass 1: which slices hold brain, and their resized masks and labels (cheap).
     struct Candidate {
@@ -181,12 +180,11 @@ class Pipeline {
     };
     std::vector<Candidate> positives, negatives;
     for (std::int64_t z = 0; z < flair.nz; ++z) {
-      const float* px = flair.data.data() + z * plane;
-      if (std::none_of(px, px + plane, [](float v) { return v != 0.0f; })) continue;
+      if (!slice_has_brain(axial_slice(flair, z))) continue;
       ++report_.brats_slices_seen;
-      std::vector<std::uint8_t> mask(plane);
-      const float* lab = seg.data.data() + z * plane;
-      for (std::size_t i = 0; i < plane; ++i) mask[i] = lab[i] > 0.5f ? 1 : 0;
+      const std::span<const float> lab = axial_slice(seg, z);
+      std::vector<std::uint8_t> mask(lab.size());
+      for (std::size_t i = 0; i < lab.size(); ++i) mask[i] = lab[i] > 0.5f ? 1 : 0;
       auto resized = io::resize_nearest(mask, h, w, io::kSliceSize, io::kSliceSize);
       std::int64_t tumor =
           std::count_if(resized.begin(), resized.end(), [](std::uint8_t m) { return m != 0; });
@@ -211,7 +209,7 @@ class Pipeline {
     // Pass 2: normalise and write the kept slices.
     for (auto& c : kept) {
       io::Slice s;
-      s.image = prepare_slice({flair.data.data() + c.z * plane, plane}, h, w);
+      s.image = prepare_axial_slice(flair, c.z);
       s.mask = std::move(c.mask);
       s.label = c.tumor >= opts_.min_tumor_pixels ? 1 : 0;
       s.source = "brats";

@@ -47,6 +47,24 @@ std::vector<float> prepare_slice(std::span<const float> pixels, int height, int 
   return out;
 }
 
+std::span<const float> axial_slice(const io::Volume& volume, std::int64_t z) {
+  if (z < 0 || z >= volume.nz) {
+    throw std::out_of_range("axial slice " + std::to_string(z) + " outside a volume of " +
+                            std::to_string(volume.nz) + " slices");
+  }
+  const auto plane = static_cast<std::size_t>(volume.nx * volume.ny);
+  return {volume.data.data() + static_cast<std::size_t>(z) * plane, plane};
+}
+
+bool slice_has_brain(std::span<const float> pixels) {
+  return std::any_of(pixels.begin(), pixels.end(), [](float v) { return v != 0.0f; });
+}
+
+std::vector<float> prepare_axial_slice(const io::Volume& volume, std::int64_t z) {
+  return prepare_slice(axial_slice(volume, z), static_cast<int>(volume.ny),
+                       static_cast<int>(volume.nx));
+}
+
 std::vector<std::uint8_t> head_region(std::span<const float> grey, int height, int width) {
   if (height <= 0 || width <= 0 ||
       grey.size() != static_cast<std::size_t>(height) * static_cast<std::size_t>(width)) {

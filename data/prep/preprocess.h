@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "io/nifti.h"
 #include "io/slice.h"
 
 namespace glia::data {
@@ -24,6 +25,19 @@ void normalize_nonzero(std::span<float> pixels);
 // normalize_nonzero: 1 x 256 x 256 row-major. A pixel count other than height*width is
 // std::invalid_argument.
 std::vector<float> prepare_slice(std::span<const float> pixels, int height, int width);
+
+// Axial slice z of a volume as an image of ny rows by nx columns, untransposed (x fastest, as
+// stored): the orientation glia-prep gives BraTS slices, and glia-infer its volume inputs.
+// std::out_of_range outside 0..nz-1.
+std::span<const float> axial_slice(const io::Volume& volume, std::int64_t z);
+
+// Whether a slice of a skull-stripped volume holds brain: any non-zero voxel (the background is
+// exactly 0). glia-prep keeps only those slices, so a model has never seen the others.
+bool slice_has_brain(std::span<const float> pixels);
+
+// prepare_slice of axial_slice(volume, z): a BraTS FLAIR slice as a model input, in glia-prep and
+// glia-infer alike.
+std::vector<float> prepare_axial_slice(const io::Volume& volume, std::int64_t z);
 
 // The head in a grey image of a scan (0..255): pixels in bins above Otsu's threshold, their
 // largest 8-connected component, holes filled (ventricles and dark lesions are inside the head).

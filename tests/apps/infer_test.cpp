@@ -1,9 +1,12 @@
 // glia-model and glia-infer end to end: a generated checkpoint and generated image files in,
 // the JSON reports, masks and raw logits out, checked against the model's own forward on the
-// same preprocessed inputs; bad inputs and checkpoints fail with a message naming them and write
-// no reports. The full version: a folder input with --gradcam and --mc-dropout against grad_cam
-// and overlay_cam on the same inputs, conditional masks on both sides of --cls-threshold, and an
-// empty folder reported by name.
+// same preprocessed inputs; bad checkpoints, and bad inputs with --fail-fast, fail with a message
+// naming them and write no reports; one bad file among good ones gets an error report, exit
+// status 2 and a summary, the others their outputs. A phantom FLAIR volume with an oblique affine
+// and anisotropic voxels gets a mask in its own geometry, checked against the predictor on
+// glia-prep's slices, and a tumour volume from its voxel size. The full version: a folder input
+// with --gradcam and --mc-dropout against grad_cam and overlay_cam on the same inputs,
+// conditional masks on both sides of --cls-threshold, and an empty folder reported by name.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -16,11 +19,14 @@
 #include <random>
 #include <string>
 
+#include "data/prep/phantom.h"
 #include "data/prep/preprocess.h"
 #include "engine/grad_mode.h"
 #include "engine/ops.h"
 #include "io/atomic_file.h"
 #include "io/image.h"
+#include "io/image_ops.h"
+#include "io/nifti.h"
 #include "io/slice.h"
 #include "nets/explain/gradcam.h"
 #include "nets/infer/inference.h"
@@ -182,10 +188,10 @@ TEST_F(InferAppTest, BadInputsFailNamingTheFileAndWriteNothing) {
   const fs::path good = write_image("good.png", 32, 32, 4);
   const fs::path out = dir_ / "out";
 
-  // A missing input.
-  EXPECT_NE(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + good.string() + " " +
-                (dir_ / "absent.png").string() + " --out " + out.string()),
-            0);
+  // A missing input stops a --fail-fast run before any report is written.
+  EXPECT_EQ(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + good.string() + " " +
+                (dir_ / "absent.png").string() + " --out " + out.string() + " --fail-fast"),
+            1);
   EXPECT_NE(stderr_text().find("absent.png"), std::string::npos) << stderr_text();
   EXPECT_FALSE(fs::exists(out / "good.json")) << "no report before every input has been read";
 
@@ -216,6 +222,169 @@ TEST_F(InferAppTest, BadInputsFailNamingTheFileAndWriteNothing) {
   EXPECT_NE(stderr_text().find("--input"), std::string::npos) << stderr_text();
   EXPECT_NE(run(kInfer + " --frobnicate"), 0);
   EXPECT_FALSE(fs::exists(out / "good.json"));
+}
+
+// A BraTS-like FLAIR volume of 40 x 48 x 10 voxels (unequal sides, so a transpose cannot pass)
+// with anisotropic voxels and an oblique affine, as qform and sform.
+io::Volume phantom_flair() {
+  const data::PhantomVolume phantom = data::make_brats_phantom(48, 10, true, 17);
+  io::Volume v;
+  v.nx = 40;
+  v.ny = 48;
+  v.nz = 10;
+  for (int z = 0; z < 10; ++z) {
+    for (int y = 0; y < 48; ++y) {
+      for (int x = 0; x < 40; ++x) v.data.push_back(phantom.flair[(z * 48 + y) * 48 + x + 4]);
+    }
+  }
+  v.dx = 0.9375f;
+  v.dy = 1.25f;
+  v.dz = 3.5f;
+  const float angle = 0.3f, c = std::cos(angle), s = std::sin(angle);
+  io::NiftiGeometry& g = v.geometry;
+  g.qform_code = 1;
+  g.sform_code = 1;
+  g.quatern_b = std::sin(angle / 2);  // a rotation about x
+  g.qoffset_x = 18.75f;
+  g.qoffset_y = -30.0f;
+  g.qoffset_z = -17.5f;
+  g.qfac = -1.0f;
+  g.srow = {{{v.dx, 0.0f, 0.0f, 18.75f},
+             {0.0f, c * v.dy, s * v.dz, -30.0f},
+             {0.0f, s * v.dy, -c * v.dz, -17.5f}}};
+  g.xyz_units = 2;  // mm
+  return v;
+}
+
+TEST_F(InferAppTest, VolumesGetAMaskInTheirOwnGeometryAndATumourVolume) {
+  const fs::path ckpt = dir_ / "m.safetensors";
+  write_initial_checkpoint(ckpt, UNetConfig{.base_filters = 2, .depth = 2}, 3);
+  fs::create_directories(dir_ / "in");
+  const io::Volume flair = phantom_flair();
+  io::write_nifti(dir_ / "in" / "subject_flair.nii.gz", flair, io::NiftiDType::i16);
+  write_image("in/scan.png", 40, 52, 8);
+  // The reference: the checkpoint's predictor on glia-prep's preparation of each slice with brain,
+  // its mask resized back to the slice with nearest neighbour.
+  std::vector<std::int64_t> brain;
+  std::vector<float> pixels;
+  for (std::int64_t z = 0; z < flair.nz; ++z) {
+    if (!data::slice_has_brain(data::axial_slice(flair, z))) continue;
+    brain.push_back(z);
+    const std::vector<float> x = data::prepare_axial_slice(flair, z);
+    pixels.insert(pixels.end(), x.begin(), x.end());
+  }
+  ASSERT_GT(brain.size(), 2u);
+  ASSERT_LT(brain.size(), 10u) << "the phantom's first and last slices hold no head";
+  const Tensor x =
+      from_vector(pixels, {static_cast<index_t>(brain.size()), 1, io::kSliceSize, io::kSliceSize});
+  // An untrained model's segmentation sits on one side of 0.5: threshold between two of its
+  // probabilities near the median instead, so that the mask is neither empty nor full.
+  const PredictionBatch first = Predictor::from_checkpoint(ckpt, Device::cpu()).predict(x);
+  std::vector<double> probabilities;
+  const float* logits = first.seg_logits.data<float>();
+  for (index_t i = 0; i < first.seg_logits.numel(); ++i)
+    probabilities.push_back(sigmoid(logits[i]));
+  std::sort(probabilities.begin(), probabilities.end());
+  probabilities.erase(std::unique(probabilities.begin(), probabilities.end()), probabilities.end());
+  const std::size_t mid = probabilities.size() * 3 / 4;
+  char threshold[32];
+  std::snprintf(threshold, sizeof threshold, "%.9g",
+                (probabilities[mid] + probabilities[mid + 1]) / 2);
+  const PredictionBatch ref =
+      Predictor::from_checkpoint(
+          ckpt, Device::cpu(),
+          PredictOptions{.threshold = std::stod(threshold), .cls_threshold = 0})
+          .predict(x);
+
+  const fs::path out = dir_ / "out";
+  // --cls-threshold 0: every slice with brain gets a mask, whatever the untrained model says.
+  ASSERT_EQ(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + (dir_ / "in").string() +
+                " --out " + out.string() + " --cls-threshold 0 --threshold " + threshold +
+                " > /dev/null"),
+            0)
+      << stderr_text();
+  EXPECT_TRUE(fs::exists(out / "scan.json"));
+
+  const io::Volume mask = io::read_nifti(out / "subject_flair_mask.nii.gz");
+  EXPECT_EQ(mask.nx, flair.nx);
+  EXPECT_EQ(mask.ny, flair.ny);
+  EXPECT_EQ(mask.nz, flair.nz);
+  EXPECT_EQ(mask.dx, flair.dx);
+  EXPECT_EQ(mask.dy, flair.dy);
+  EXPECT_EQ(mask.dz, flair.dz);
+  EXPECT_EQ(mask.geometry, flair.geometry);
+
+  const auto report = nlohmann::json::parse(io::read_file(out / "subject_flair.json"));
+  ASSERT_EQ(report["slice_probabilities"].size(), 10u);
+  std::vector<float> expected(mask.data.size(), 0.0f);
+  const std::size_t plane = 40 * 48;
+  for (std::size_t k = 0; k < brain.size(); ++k) {
+    const Prediction& p = ref.predictions[k];
+    EXPECT_NEAR(report["slice_probabilities"][brain[k]].get<double>(), p.tumour_probability, 1e-5);
+    const std::vector<std::uint8_t> back =
+        io::resize_nearest(p.mask, io::kSliceSize, io::kSliceSize, 48, 40);
+    for (std::size_t j = 0; j < plane; ++j) {
+      expected[static_cast<std::size_t>(brain[k]) * plane + j] = back[j] ? 1.0f : 0.0f;
+    }
+  }
+  for (std::int64_t z = 0; z < 10; ++z) {
+    const bool has_brain = std::find(brain.begin(), brain.end(), z) != brain.end();
+    EXPECT_EQ(report["slice_probabilities"][z].is_null(), !has_brain) << "slice " << z;
+  }
+  EXPECT_EQ(report["slices"], 10);
+  EXPECT_EQ(report["slices_with_brain"], brain.size());
+  EXPECT_EQ(mask.data, expected);
+
+  const auto voxels = std::count(mask.data.begin(), mask.data.end(), 1.0f);
+  EXPECT_GT(voxels, 0);
+  EXPECT_EQ(report["tumour_voxels"], voxels);
+  const double voxel_mm3 = double{flair.dx} * flair.dy * flair.dz;
+  EXPECT_NEAR(report["tumour_volume_ml"].get<double>(), voxels * voxel_mm3 / 1000.0, 1e-9);
+  EXPECT_EQ(report["mask"], "subject_flair_mask.nii.gz");
+}
+
+TEST_F(InferAppTest, OneBadFileAmongManyIsReportedAndTheOthersGoOn) {
+  const fs::path ckpt = dir_ / "m.safetensors";
+  write_initial_checkpoint(ckpt, UNetConfig{.base_filters = 2, .depth = 2}, 1);
+  const fs::path folder = dir_ / "scans";
+  fs::create_directories(folder);
+  write_image("scans/a.png", 48, 40, 1);
+  write_image("scans/b.png", 32, 32, 2);
+  write_image("scans/d.png", 40, 48, 3);
+  // A PNG cut off half-way, as an interrupted copy leaves it.
+  const std::string whole = io::read_file(write_image("scans/c.png", 64, 64, 4));
+  io::write_file_atomic(folder / "c.png", whole.substr(0, whole.size() / 2));
+  const std::string command =
+      kInfer + " --checkpoint " + ckpt.string() + " --input " + folder.string() + " --out ";
+
+  const fs::path out = dir_ / "out";
+  EXPECT_EQ(run(command + out.string() + " > /dev/null"), 2);
+  const std::string err = stderr_text();
+  EXPECT_NE(err.find("1 of 4 inputs failed"), std::string::npos) << err;
+  EXPECT_NE(err.find("c.png"), std::string::npos) << err;
+  EXPECT_EQ(err.find("usage:"), std::string::npos) << "no usage text after a data error\n" << err;
+  for (const char* name : {"a", "b", "d"}) {
+    const auto report = nlohmann::json::parse(io::read_file(out / (std::string(name) + ".json")));
+    EXPECT_TRUE(report.contains("tumour_probability")) << name;
+    EXPECT_TRUE(fs::exists(out / (std::string(name) + "_panel.png"))) << name;
+  }
+  const auto failed = nlohmann::json::parse(io::read_file(out / "c.json"));
+  EXPECT_EQ(failed["input"], (folder / "c.png").string());
+  EXPECT_NE(failed["error"].get<std::string>().find("c.png"), std::string::npos) << failed;
+  EXPECT_FALSE(failed.contains("tumour_probability"));
+  EXPECT_FALSE(fs::exists(out / "c_panel.png"));
+
+  // --fail-fast: the old behaviour, nothing written once an input cannot be read.
+  const fs::path strict = dir_ / "strict";
+  EXPECT_EQ(run(command + strict.string() + " --fail-fast > /dev/null"), 1);
+  EXPECT_NE(stderr_text().find("c.png"), std::string::npos) << stderr_text();
+  EXPECT_EQ(stderr_text().find("usage:"), std::string::npos) << stderr_text();
+  EXPECT_FALSE(fs::exists(strict / "d.json"));
+  EXPECT_FALSE(fs::exists(strict / "c.json"));
+
+  // Argument errors still show the usage.
+  EXPECT_EQ(run(command + out.string() + " --frobnicate"), 1);
+  EXPECT_NE(stderr_text().find("usage:"), std::string::npos) << stderr_text();
 }
 
 TEST_F(InferAppTest, MixedSizesRunTogetherButCannotShareARawFile) {

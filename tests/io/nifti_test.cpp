@@ -1,12 +1,14 @@
 // NIfTI-1 through nifti_clib: round trips of .nii and .nii.gz for every dtype written, with
 // slope/intercept; the raw .nii bytes checked against the NIfTI-1 layout (header offsets,
-// x-fastest voxels after vox_offset); 4-D files with one volume accepted and with more rejected;
+// x-fastest voxels after vox_offset); the geometry (qform, sform, units) written into the header
+// fields and read back unchanged; 4-D files with one volume accepted and with more rejected;
 // every bad file named in the error.
 #include "io/nifti.h"
 
 #include <gtest/gtest.h>
 #include <nifti1_io.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
@@ -120,6 +122,47 @@ TEST_F(NiftiTest, NiiBytesFollowTheNifti1Layout) {
   }
   EXPECT_THROW(back.at(5, 0, 0), std::out_of_range);
   EXPECT_THROW(back.at(0, 0, -1), std::out_of_range);
+}
+
+TEST_F(NiftiTest, GeometryIsWrittenToTheHeaderAndReadBack) {
+  Volume v = volume([](int i) { return i; });
+  // A 30-degree rotation about z with a left-handed grid (qfac -1) and anisotropic voxels.
+  const float angle = 0.5235988f, c = std::cos(angle), s = std::sin(angle);
+  NiftiGeometry& g = v.geometry;
+  g.qform_code = 1;  // NIFTI_XFORM_SCANNER_ANAT
+  g.sform_code = 2;  // NIFTI_XFORM_ALIGNED_ANAT
+  g.quatern_d = std::sin(angle / 2);
+  g.qoffset_x = -90.5f;
+  g.qoffset_y = 126.0f;
+  g.qoffset_z = -72.25f;
+  g.qfac = -1.0f;
+  g.srow = {{{c * v.dx, -s * v.dy, 0.0f, -90.5f},
+             {s * v.dx, c * v.dy, 0.0f, 126.0f},
+             {0.0f, 0.0f, -v.dz, -72.25f}}};
+  g.xyz_units = 2;  // mm
+  for (const char* name : {"geo.nii", "geo.nii.gz"}) {
+    write_nifti(dir_ / name, v);
+    const Volume back = read_nifti(dir_ / name);
+    EXPECT_EQ(back.geometry, g) << name;
+    EXPECT_EQ(back.dz, v.dz) << name;
+  }
+  // NIfTI-1: pixdim[0] (qfac) at 76, xyzt_units at 123, qform_code and sform_code at 252 and 254,
+  // quatern_b..qoffset_z at 256..276, srow_x/y/z at 280, 296, 312.
+  const std::string bytes = read_file(dir_ / "geo.nii");
+  EXPECT_EQ(field<float>(bytes, 76), -1.0f);
+  EXPECT_EQ(bytes[123] & 0x07, 2);
+  EXPECT_EQ(field<std::int16_t>(bytes, 252), 1);
+  EXPECT_EQ(field<std::int16_t>(bytes, 254), 2);
+  EXPECT_EQ(field<float>(bytes, 264), g.quatern_d);
+  EXPECT_EQ(field<float>(bytes, 268), -90.5f);
+  for (int r = 0; r < 3; ++r) {
+    for (int col = 0; col < 4; ++col) {
+      EXPECT_EQ(field<float>(bytes, 280 + 16 * r + 4 * col), g.srow[r][col]) << r << "," << col;
+    }
+  }
+  EXPECT_DOUBLE_EQ(v.voxel_volume_mm3(), double{0.9f} * 1.1f * 2.5f);
+  v.geometry.xyz_units = 1;  // metres
+  EXPECT_DOUBLE_EQ(v.voxel_volume_mm3(), double{0.9f} * 1.1f * 2.5f * 1e9);
 }
 
 // Writes a 4-D float file with nt volumes through nifti_clib directly.

@@ -1,6 +1,7 @@
 // The shared normalisation: mean 0 and population std 1 over the non-zero pixels against a
 // double-precision reference, zeros kept, the degenerate cases, and prepare_slice /
-// prepare_image_file as the composition of resize, read and normalise.
+// prepare_image_file as the composition of resize, read and normalise; axial slices of a volume
+// as ny rows of nx voxels, untransposed.
 #include "data/prep/preprocess.h"
 
 #include <gtest/gtest.h>
@@ -103,6 +104,26 @@ std::vector<std::uint8_t> scan_like(int h, int w, unsigned seed) {
     }
   }
   return px;
+}
+
+TEST_F(PreprocessTest, AxialSlicesAreRowsOfXAsStored) {
+  io::Volume v;
+  v.nx = 7;  // odd and unequal sizes, so a transpose cannot pass
+  v.ny = 5;
+  v.nz = 3;
+  v.data = brain_like(7 * 5 * 3, 4);
+  std::fill_n(v.data.begin() + 7 * 5 * 2, 7 * 5, 0.0f);  // the last slice holds no brain
+  for (std::int64_t z = 0; z < v.nz; ++z) {
+    const std::span<const float> slice = axial_slice(v, z);
+    ASSERT_EQ(slice.size(), 35u);
+    for (int y = 0; y < 5; ++y) {
+      for (int x = 0; x < 7; ++x)
+        EXPECT_EQ(slice[static_cast<std::size_t>(y * 7 + x)], v.at(x, y, z));
+    }
+    EXPECT_EQ(slice_has_brain(slice), z < 2);
+    EXPECT_TRUE(all_equal(prepare_axial_slice(v, z), prepare_slice(slice, 5, 7)));
+  }
+  EXPECT_THROW(axial_slice(v, 3), std::out_of_range);
 }
 
 TEST_F(PreprocessTest, HeadRegionIsTheHeadWithItsHoles) {

@@ -106,6 +106,10 @@ TEST(PredictorTest, BadArgumentsAreErrors) {
 TEST(PredictorTest, OutputNameIsTheStem) {
   EXPECT_EQ(output_name("a/b/scan_12.png"), "scan_12");
   EXPECT_EQ(output_name("slice.npz"), "slice");
+  // Both extensions of a compressed volume go, whatever their case.
+  EXPECT_EQ(output_name("in/subject_flair.nii.gz"), "subject_flair");
+  EXPECT_EQ(output_name("SUBJECT.NII.GZ"), "SUBJECT");
+  EXPECT_EQ(output_name("subject_flair.nii"), "subject_flair");
 }
 
 TEST(PredictorTest, SimMatchesCpu) {
