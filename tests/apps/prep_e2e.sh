@@ -30,6 +30,6 @@ rows=$(($(wc -l <"$dir/out/manifest.csv") - 1))
 files=$(find "$dir/out" -name '*.npz' | wc -l)
 [ "$rows" -gt 10 ] || fail "only $rows manifest rows"
 [ "$rows" -eq "$files" ] || fail "$rows manifest rows but $files .npz files"
-head -1 "$dir/out/manifest.csv" | grep -qx "path,split,source,patient,slice,label,has_mask,tumor_pixels" ||
+head -1 "$dir/out/manifest.csv" | grep -qx "path,split,source,patient,slice,label,has_mask,tumor_pixels,kept_fraction" ||
   fail "manifest header"
 echo "prep_e2e: $rows slices"
