@@ -90,6 +90,9 @@ double nonzero_fraction(std::span<const float> px) {
          static_cast<double>(px.size());
 }
 
+// Tiles on a source's outlier sheet at most: enough to see what went wrong.
+constexpr std::size_t kMaxOutlierTiles = 32;
+
 std::string percent(double f) {
   char text[32];
   std::snprintf(text, sizeof text, "%.1f%%", 100.0 * f);
@@ -293,9 +296,27 @@ class Pipeline {
     log("Kaggle: " + std::to_string(report_.kaggle_images) + " images");
   }
 
-  // Names each image whose kept share breaks the rule in data/prep/stats.h.
-  void warn_kept_outliers() const {
+  // Names each image whose kept share breaks the rule in data/prep/stats.h and, with previews
+  // on, shows the first kMaxOutlierTiles of them on <source>_outliers.png.
+  void report_kept_outliers() {
     for (const auto& [source, k] : report_.stats.kept()) {
+      if (k.outliers.empty()) continue;
+      std::string where = "; see them with --preview N";
+      if (opts_.preview > 0) {
+        std::set<std::string> names;
+        for (const auto& o : k.outliers) names.insert(o.name);
+        std::vector<PreviewItem> shown;
+        for (const auto& item : previews_) {
+          if (item.source == source && item.origin.z < 0 &&
+              names.count(item.origin.file.string()) && shown.size() < kMaxOutlierTiles) {
+            shown.push_back(item);
+          }
+        }
+        if (!shown.empty()) {
+          report_.previews.push_back(write_sheet(opts_.out, source + "_outliers", shown));
+          where = "; see " + report_.previews.back().string();
+        }
+      }
       for (const auto& o : k.outliers) {
         const bool low = o.fraction < k.low;
         log("warning: " + o.name + " keeps " + percent(o.fraction) + " of the image as head (" +
@@ -303,7 +324,7 @@ class Pipeline {
             percent(k.high) + "): " +
             (low ? "the head region may have lost part of the head"
                  : "the background or a frame may have been kept as head") +
-            "; see --preview");
+            where);
       }
     }
   }
@@ -311,8 +332,8 @@ class Pipeline {
   PrepReport finish() {
     report_.slices = static_cast<std::int64_t>(entries_.size());
     write_stats_json(opts_.out / "stats.json", report_.stats);
-    warn_kept_outliers();
     report_.previews = write_previews(opts_.out, previews_, opts_.preview, opts_.seed);
+    report_kept_outliers();
     io::write_manifest(opts_.out / "manifest.csv", entries_);
     return std::move(report_);
   }

@@ -184,6 +184,25 @@ std::vector<std::uint8_t> render_sheet(const std::vector<std::vector<std::uint8_
   return rgb;
 }
 
+fs::path write_sheet(const fs::path& out, const std::string& stem,
+                     std::span<const PreviewItem> items) {
+  std::vector<std::vector<std::uint8_t>> tiles;
+  std::ostringstream list;
+  list << "tile\tslice\toriginal\tz\n";
+  for (const PreviewItem& item : items) {
+    const io::Slice slice = io::read_slice(out / item.path);
+    tiles.push_back(render_tile(load_original(item.origin), slice.image, slice.mask));
+    list << tiles.size() - 1 << '\t' << item.path << '\t' << item.origin.file.string() << '\t'
+         << item.origin.z << '\n';
+  }
+  const SheetGeometry g = sheet_geometry(static_cast<int>(tiles.size()));
+  fs::create_directories(out / "preview");
+  const fs::path png = out / "preview" / (stem + ".png");
+  io::write_png_rgb(png, render_sheet(tiles), g.height, g.width);
+  io::write_file_atomic(out / "preview" / (stem + ".txt"), list.str());
+  return png;
+}
+
 std::vector<fs::path> write_previews(const fs::path& out, std::span<const PreviewItem> items, int n,
                                      std::uint64_t seed) {
   std::vector<fs::path> written;
@@ -198,30 +217,15 @@ std::vector<fs::path> write_previews(const fs::path& out, std::span<const Previe
     if (a.first != b.first) return a.first < b.first;
     return split_rank(a.second) < split_rank(b.second);
   });
-  fs::create_directories(out / "preview");
   for (const auto& key : keys) {
     std::vector<std::size_t> pick = groups.at(key);
     std::mt19937_64 rng(seed ^ stable_hash(key.first + "/" + key.second));
     shuffle_in_place(pick, rng);
     pick.resize(std::min(pick.size(), static_cast<std::size_t>(n)));
     std::sort(pick.begin(), pick.end());
-
-    std::vector<std::vector<std::uint8_t>> tiles;
-    std::ostringstream list;
-    list << "tile\tslice\toriginal\tz\n";
-    for (std::size_t i : pick) {
-      const PreviewItem& item = items[i];
-      const io::Slice slice = io::read_slice(out / item.path);
-      tiles.push_back(render_tile(load_original(item.origin), slice.image, slice.mask));
-      list << tiles.size() - 1 << '\t' << item.path << '\t' << item.origin.file.string() << '\t'
-           << item.origin.z << '\n';
-    }
-    const std::string stem = key.first + "_" + key.second;
-    const SheetGeometry g = sheet_geometry(static_cast<int>(tiles.size()));
-    const fs::path png = out / "preview" / (stem + ".png");
-    io::write_png_rgb(png, render_sheet(tiles), g.height, g.width);
-    io::write_file_atomic(out / "preview" / (stem + ".txt"), list.str());
-    written.push_back(png);
+    std::vector<PreviewItem> chosen;
+    for (std::size_t i : pick) chosen.push_back(items[i]);
+    written.push_back(write_sheet(out, key.first + "_" + key.second, chosen));
   }
   return written;
 }

@@ -2,7 +2,9 @@
 // did before training: per (source, split) OUT/preview/<source>_<split>.png with up to N slices
 // drawn with std::mt19937_64(seed ^ stable_hash("<source>/<split>")) (data/prep/portable_random.h),
 // shown in manifest order, and OUT/preview/<source>_<split>.txt naming each tile's slice and
-// original, one line per tile in the same order.
+// original, one line per tile in the same order (tab-separated: tile, slice, original, z).
+// glia-prep also puts the images whose kept share is an outlier on
+// OUT/preview/<source>_outliers.png.
 //
 // Sheet: tiles in rows of up to kPreviewColumns, kPreviewTileGap pixels of kPreviewBackground
 // around and between tiles. A tile is two kPreviewPanel-square panels kPreviewPairGap apart:
@@ -79,6 +81,11 @@ std::vector<std::uint8_t> render_tile(const OriginalView& original, std::span<co
 
 // Tiles (each as render_tile returns) laid out by sheet_geometry(tiles.size()).
 std::vector<std::uint8_t> render_sheet(const std::vector<std::vector<std::uint8_t>>& tiles);
+
+// One sheet of all `items` (non-empty), in order: out/preview/<stem>.png and its tile list
+// <stem>.txt, both atomically; returns the PNG's path.
+std::filesystem::path write_sheet(const std::filesystem::path& out, const std::string& stem,
+                                  std::span<const PreviewItem> items);
 
 // Draws up to n items per (source, split) present in `items` (n <= 0: nothing) and writes the
 // sheets and their tile lists atomically under out/preview; returns the PNGs written, ordered by

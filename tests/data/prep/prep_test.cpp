@@ -507,12 +507,27 @@ TEST_F(PrepTest, AnImageWithATinyHeadIsWarnedAboutByName) {
   PrepReport r = run_prep(o);
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find(tiny.string()), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("see them with --preview"), std::string::npos) << warnings[0];
   const auto kept = r.stats.kept().at("kaggle");
   ASSERT_EQ(kept.outliers.size(), 1u);
   EXPECT_EQ(kept.outliers[0].name, tiny.string());
   EXPECT_LT(kept.outliers[0].fraction, 0.02);
   auto stats = nlohmann::json::parse(io::read_file(o.out / "stats.json"));
   EXPECT_EQ(stats["sources"]["kaggle"]["kept_fraction"]["outliers"][0]["name"], tiny.string());
+
+  // With previews on, the flagged image also gets a sheet of its own, which the warning names.
+  warnings.clear();
+  o.preview = 2;
+  r = run_prep(o);
+  const fs::path sheet = o.out / "preview" / "kaggle_outliers.png";
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("see " + sheet.string()), std::string::npos) << warnings[0];
+  ASSERT_EQ(r.previews.back(), sheet);
+  const io::GrayImage img = io::read_gray(sheet);
+  EXPECT_EQ(img.height, sheet_geometry(1).height);
+  EXPECT_EQ(img.width, sheet_geometry(1).width);
+  const std::string list = io::read_file(o.out / "preview" / "kaggle_outliers.txt");
+  EXPECT_NE(list.find("\t" + tiny.string() + "\t"), std::string::npos) << list;
 }
 
 TEST_F(PrepTest, PreviewWritesASheetPerSourceAndSplit) {
