@@ -332,6 +332,7 @@ class Pipeline {
   PrepReport finish() {
     report_.slices = static_cast<std::int64_t>(entries_.size());
     write_stats_json(opts_.out / "stats.json", report_.stats);
+    clear_previews(opts_.out);
     report_.previews = write_previews(opts_.out, previews_, opts_.preview, opts_.seed);
     report_kept_outliers();
     io::write_manifest(opts_.out / "manifest.csv", entries_);

@@ -19,7 +19,8 @@
 // data/prep/stats.h) is named in a warning on the log; BraTS slices are not checked, since the top
 // and bottom slices of a head are small by anatomy.
 // With preview > 0, contact sheets go to preview/ (data/prep/preview.h), drawn with `seed`, and
-// the flagged images (up to 32) of a source to preview/<source>_outliers.png.
+// the flagged images (up to 32) of a source to preview/<source>_outliers.png; sheets an earlier
+// run left there are removed first.
 // Splits (data/prep/split.h): BraTS by patient, Kaggle stratified by class, both from `seed`;
 // negatives are drawn from std::mt19937_64(seed ^ stable_hash(patient)) so they do not depend on
 // the other patients. Same inputs + options -> byte-identical outputs. Errors name the file or

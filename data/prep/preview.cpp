@@ -184,6 +184,15 @@ std::vector<std::uint8_t> render_sheet(const std::vector<std::vector<std::uint8_
   return rgb;
 }
 
+void clear_previews(const fs::path& out) {
+  const fs::path dir = out / "preview";
+  if (!fs::is_directory(dir)) return;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string ext = e.path().extension().string();
+    if (e.is_regular_file() && (ext == ".png" || ext == ".txt")) fs::remove(e.path());
+  }
+}
+
 fs::path write_sheet(const fs::path& out, const std::string& stem,
                      std::span<const PreviewItem> items) {
   std::vector<std::vector<std::uint8_t>> tiles;

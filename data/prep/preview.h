@@ -87,6 +87,10 @@ std::vector<std::uint8_t> render_sheet(const std::vector<std::vector<std::uint8_
 std::filesystem::path write_sheet(const std::filesystem::path& out, const std::string& stem,
                                   std::span<const PreviewItem> items);
 
+// Removes the sheets and tile lists (*.png, *.txt) an earlier run left in out/preview, so that
+// none is stale (an outlier sheet of images since fixed, a split no longer present).
+void clear_previews(const std::filesystem::path& out);
+
 // Draws up to n items per (source, split) present in `items` (n <= 0: nothing) and writes the
 // sheets and their tile lists atomically under out/preview; returns the PNGs written, ordered by
 // source, then train, val, test.

@@ -534,7 +534,11 @@ TEST_F(PrepTest, PreviewWritesASheetPerSourceAndSplit) {
   const fs::path dir = scratch();
   PrepOptions o = options(dir / "out");
   o.preview = 3;
+  // A sheet from an earlier run into the same folder does not survive.
+  fs::create_directories(o.out / "preview");
+  io::write_file_atomic(o.out / "preview" / "kaggle_outliers.png", "stale");
   PrepReport r = run_prep(o);
+  EXPECT_FALSE(fs::exists(o.out / "preview" / "kaggle_outliers.png"));
   std::map<std::pair<std::string, std::string>, int> rows;
   for (const auto& e : manifest_) ++rows[{e.source, e.split}];
   ASSERT_EQ(r.previews.size(), rows.size());
