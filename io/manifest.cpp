@@ -13,8 +13,11 @@
 namespace glia::io {
 namespace {
 
-constexpr std::array<const char*, 8> kColumns = {"path",  "split", "source",   "patient",
-                                                 "slice", "label", "has_mask", "tumor_pixels"};
+constexpr std::array<const char*, 9> kColumns = {"path",     "split",        "source",
+                                                 "patient",  "slice",        "label",
+                                                 "has_mask", "tumor_pixels", "kept_fraction"};
+// Manifests from before kept_fraction hold only the columns up to tumor_pixels.
+constexpr std::size_t kRequiredColumns = 8;
 
 struct Field {
   std::string text;
@@ -125,6 +128,21 @@ T parse_integer(const std::filesystem::path& csv, const Field& f, const char* na
   return value;
 }
 
+// Empty: unknown; otherwise a number in [0, 1].
+std::optional<double> parse_fraction(const std::filesystem::path& csv, const Field& f,
+                                     const char* name) {
+  if (f.text.empty()) return std::nullopt;
+  double value = 0;
+  const char* first = f.text.data();
+  const char* last = first + f.text.size();
+  auto [ptr, ec] = std::from_chars(first, last, value);
+  if (ec != std::errc() || ptr != last || !(value >= 0.0 && value <= 1.0)) {
+    throw std::runtime_error(where(csv, f.line, f.column) + ": column '" + name +
+                             "' must be empty or a number in [0, 1], got '" + f.text + "'");
+  }
+  return value;
+}
+
 void check_one_of(const std::filesystem::path& csv, const Field& f, const char* name,
                   std::initializer_list<const char*> allowed) {
   std::string list;
@@ -155,24 +173,31 @@ std::vector<ManifestEntry> read_manifest(const std::filesystem::path& csv) {
   auto records = parse_csv(csv, read_file(csv));
   if (records.empty()) throw std::runtime_error(csv.string() + ": empty manifest (no header)");
   const auto& header = records[0];
-  for (std::size_t c = 0; c < kColumns.size(); ++c) {
+  for (std::size_t c = 0; c < kRequiredColumns; ++c) {
     if (c >= header.size() || header[c].text != kColumns[c]) {
       int column = c < header.size() ? header[c].column : 1;
       throw std::runtime_error(where(csv, 1, column) + ": header column " + std::to_string(c + 1) +
                                " must be '" + kColumns[c] + "' (header path,split,source," +
-                               "patient,slice,label,has_mask,tumor_pixels)");
+                               "patient,slice,label,has_mask,tumor_pixels[,kept_fraction])");
     }
   }
-  if (header.size() != kColumns.size()) {
-    throw std::runtime_error(where(csv, 1, header[kColumns.size()].column) +
-                             ": the header has more than 8 columns");
+  if (header.size() > kRequiredColumns && header[kRequiredColumns].text != kColumns.back()) {
+    throw std::runtime_error(where(csv, 1, header[kRequiredColumns].column) +
+                             ": header column 9 must be 'kept_fraction', got '" +
+                             header[kRequiredColumns].text + "'");
   }
+  if (header.size() > kColumns.size()) {
+    throw std::runtime_error(where(csv, 1, header[kColumns.size()].column) +
+                             ": the header has more than 9 columns");
+  }
+  const std::size_t columns = header.size();
   std::vector<ManifestEntry> entries;
   entries.reserve(records.size() - 1);
   for (std::size_t r = 1; r < records.size(); ++r) {
     const auto& f = records[r];
-    if (f.size() != kColumns.size()) {
-      throw std::runtime_error(where(csv, f[0].line, f[0].column) + ": expected 8 fields, got " +
+    if (f.size() != columns) {
+      throw std::runtime_error(where(csv, f[0].line, f[0].column) + ": expected " +
+                               std::to_string(columns) + " fields, got " +
                                std::to_string(f.size()));
     }
     ManifestEntry e;
@@ -190,6 +215,7 @@ std::vector<ManifestEntry> read_manifest(const std::filesystem::path& csv) {
     check_one_of(csv, f[6], "has_mask", {"0", "1"});
     e.has_mask = f[6].text == "1";
     e.tumor_pixels = parse_integer<std::int64_t>(csv, f[7], "tumor_pixels");
+    if (columns > kRequiredColumns) e.kept_fraction = parse_fraction(csv, f[8], "kept_fraction");
     entries.push_back(std::move(e));
   }
   return entries;
@@ -208,7 +234,14 @@ void write_manifest(const std::filesystem::path& csv, const std::vector<Manifest
     out << ',';
     write_field(out, e.patient);
     out << ',' << e.slice << ',' << e.label << ',' << (e.has_mask ? 1 : 0) << ',' << e.tumor_pixels
-        << '\n';
+        << ',';
+    if (e.kept_fraction) {
+      // Shortest text that reads back to the same double, independent of the locale.
+      char buf[32];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *e.kept_fraction);
+      out.write(buf, end - buf);
+    }
+    out << '\n';
   }
   write_file_atomic(csv, out.str());
 }

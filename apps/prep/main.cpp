@@ -22,12 +22,19 @@ constexpr const char* kUsage =
     "                                  *flair*.nii[.gz] and *seg*.nii[.gz]\n"
     "      --kaggle DIR                folders yes/ and no/ of .jpg/.jpeg/.png images\n"
     "      --out DIR                   writes manifest.csv, stats.json, <split>/<source>/*.npz\n"
+    "                                  (an image whose kept head area is an outlier of its\n"
+    "                                  source is named in a warning)\n"
     "      --split T,V,S               train,val,test fractions (default 0.7,0.15,0.15)\n"
     "      --seed N                    splits and negative sampling (default 0)\n"
     "      --min-tumor-pixels N        label 1 from N mask pixels at 256x256 (default 10)\n"
     "      --keep all|tumor|balanced   BraTS slices to keep (default all); balanced keeps the\n"
     "                                  tumour slices + --negatives-per-patient N (default 2)\n"
     "      --skip-bad                  warn about and count a bad subject or image, go on\n"
+    "      --preview N                 OUT/preview/<source>_<split>.png: N random slices each,\n"
+    "                                  original with the kept region outlined (green) beside\n"
+    "                                  the prepared slice with the tumour outlined (red);\n"
+    "                                  drawn with --seed (default 8; 0: none), and\n"
+    "                                  <source>_outliers.png of the images warned about\n"
     "      --quiet                     no progress lines and no statistics table\n"
     "  glia-prep synth --out DIR [options]\n"
     "      --brats-subjects N          BraTS-like subjects under DIR/brats (default 6)\n"
@@ -103,6 +110,7 @@ int run_synth(Args& args) {
 
 int run_prep(Args& args) {
   glia::data::PrepOptions opts;
+  opts.preview = 8;  // a user should see what preprocessing did without asking
   bool quiet = false;
   while (args.next()) {
     const std::string& f = args.flag();
@@ -125,6 +133,8 @@ int run_prep(Args& args) {
       opts.keep = glia::data::parse_keep_policy(args.value());
     } else if (f == "--negatives-per-patient") {
       opts.negatives_per_patient = args.number<int>();
+    } else if (f == "--preview") {
+      opts.preview = args.number<int>();
     } else if (f == "--skip-bad") {
       opts.skip_bad = true;
     } else if (f == "--quiet") {
@@ -143,6 +153,7 @@ int run_prep(Args& args) {
   if (!quiet) std::cout << report.stats.table();
   std::cout << "wrote " << report.slices << " slices, " << (opts.out / "manifest.csv").string()
             << " and " << (opts.out / "stats.json").string() << "\n";
+  for (const auto& png : report.previews) std::cout << "preview: " << png.string() << "\n";
   if (!report.skipped.empty()) {
     std::cout << "skipped " << report.skipped.size() << " bad input"
               << (report.skipped.size() == 1 ? "" : "s") << " (--skip-bad)\n";

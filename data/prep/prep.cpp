@@ -3,13 +3,17 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <map>
 #include <random>
 #include <set>
+#include <span>
 #include <stdexcept>
 
 #include "data/prep/portable_random.h"
 #include "data/prep/preprocess.h"
+#include "data/prep/preview.h"
+#include "io/image.h"
 #include "io/image_ops.h"
 #include "io/manifest.h"
 #include "io/nifti.h"
@@ -72,6 +76,29 @@ fs::path find_one_nifti(const fs::path& dir, const std::string& key, const std::
   return hits[0];
 }
 
+// Share of an image file's pixels inside its head region (what prepare_image_file keeps). The file
+// is decoded a second time so that the slice itself comes from the one shared function.
+double head_fraction(const fs::path& file) {
+  const io::GrayImage img = io::read_gray(file);
+  const auto head = head_region(img.pixels, img.height, img.width);
+  return static_cast<double>(std::count(head.begin(), head.end(), std::uint8_t{1})) /
+         static_cast<double>(head.size());
+}
+
+double nonzero_fraction(std::span<const float> px) {
+  return static_cast<double>(std::count_if(px.begin(), px.end(), [](float v) { return v != 0; })) /
+         static_cast<double>(px.size());
+}
+
+// Tiles on a source's outlier sheet at most: enough to see what went wrong.
+constexpr std::size_t kMaxOutlierTiles = 32;
+
+std::string percent(double f) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f%%", 100.0 * f);
+  return text;
+}
+
 std::string shape_text(const io::Volume& v) {
   return std::to_string(v.nx) + "x" + std::to_string(v.ny) + "x" + std::to_string(v.nz);
 }
@@ -112,9 +139,10 @@ class Pipeline {
     log("warning: skipping " + what + ": " + e.what());
   }
 
-  // `input` names the subject folder or image file the slice comes from.
+  // `input` names the subject folder or image file the slice comes from, `origin` the file (and
+  // slice) to show and to name in warnings, `kept` the share of it kept as the scan.
   void emit(io::Slice slice, const std::string& input, const std::string& split,
-            std::int64_t tumor_pixels) {
+            std::int64_t tumor_pixels, double kept, const PreviewOrigin& origin) {
     const std::string stem = stems_.stem(slice.source, input, slice.patient);
     const std::string rel =
         split + "/" + slice.source + "/" + stem + "_" + std::to_string(slice.slice) + ".npz";
@@ -130,6 +158,12 @@ class Pipeline {
     e.label = slice.label;
     e.has_mask = slice.mask.has_value();
     e.tumor_pixels = tumor_pixels;
+    e.kept_fraction = kept;
+    const bool image_file = origin.z < 0;
+    report_.stats.add_kept(
+        e.source, origin.file.string() + (image_file ? "" : " slice " + std::to_string(origin.z)),
+        kept, image_file);
+    if (opts_.preview > 0) previews_.push_back({e.source, split, rel, origin});
     entries_.push_back(std::move(e));
   }
 
@@ -215,7 +249,8 @@ class Pipeline {
       s.source = "brats";
       s.patient = id;
       s.slice = c.z;
-      emit(std::move(s), id, split, c.tumor);
+      const double kept = nonzero_fraction(axial_slice(flair, c.z));
+      emit(std::move(s), id, split, c.tumor, kept, {flair_path, c.z});
     }
   }
 
@@ -245,11 +280,12 @@ class Pipeline {
       try {
         io::Slice s;
         s.image = prepare_image_file(files[i]);
+        const double kept = head_fraction(files[i]);
         s.label = classes[i];
         s.source = "kaggle";
         s.patient = files[i].stem().string();
         s.slice = 0;
-        emit(std::move(s), keys[i], split[i], 0);
+        emit(std::move(s), keys[i], split[i], 0, kept, {files[i], -1});
         ++report_.kaggle_images;
       } catch (const std::exception& e) {
         bad("Kaggle image " + files[i].string(), e);
@@ -258,9 +294,45 @@ class Pipeline {
     log("Kaggle: " + std::to_string(report_.kaggle_images) + " images");
   }
 
+  // Names each image whose kept share breaks the rule in data/prep/stats.h and, with previews
+  // on, shows the first kMaxOutlierTiles of them on <source>_outliers.png.
+  void report_kept_outliers() {
+    for (const auto& [source, k] : report_.stats.kept()) {
+      if (k.outliers.empty()) continue;
+      std::string where = "; see them with --preview N";
+      if (opts_.preview > 0) {
+        std::set<std::string> names;
+        for (const auto& o : k.outliers) names.insert(o.name);
+        std::vector<PreviewItem> shown;
+        for (const auto& item : previews_) {
+          if (item.source == source && item.origin.z < 0 &&
+              names.count(item.origin.file.string()) && shown.size() < kMaxOutlierTiles) {
+            shown.push_back(item);
+          }
+        }
+        if (!shown.empty()) {
+          report_.previews.push_back(write_sheet(opts_.out, source + "_outliers", shown));
+          where = "; see " + report_.previews.back().string();
+        }
+      }
+      for (const auto& o : k.outliers) {
+        const bool low = o.fraction < k.low;
+        log("warning: " + o.name + " keeps " + percent(o.fraction) + " of the image as head (" +
+            source + " median " + percent(k.median) + ", expected " + percent(k.low) + " to " +
+            percent(k.high) + "): " +
+            (low ? "the head region may have lost part of the head"
+                 : "the background or a frame may have been kept as head") +
+            where);
+      }
+    }
+  }
+
   PrepReport finish() {
     report_.slices = static_cast<std::int64_t>(entries_.size());
     write_stats_json(opts_.out / "stats.json", report_.stats);
+    clear_previews(opts_.out);
+    report_.previews = write_previews(opts_.out, previews_, opts_.preview, opts_.seed);
+    report_kept_outliers();
     io::write_manifest(opts_.out / "manifest.csv", entries_);
     return std::move(report_);
   }
@@ -270,6 +342,7 @@ class Pipeline {
   PrepReport report_;
   StemTable stems_;
   std::vector<io::ManifestEntry> entries_;
+  std::vector<PreviewItem> previews_;
 };
 
 }  // namespace
@@ -304,6 +377,9 @@ PrepReport run_prep(const PrepOptions& opts) {
   if (opts.negatives_per_patient < 0) {
     throw std::invalid_argument("--negatives-per-patient must be >= 0, got " +
                                 std::to_string(opts.negatives_per_patient));
+  }
+  if (opts.preview < 0) {
+    throw std::invalid_argument("--preview must be >= 0, got " + std::to_string(opts.preview));
   }
   fs::create_directories(opts.out);
   Pipeline p(opts);

@@ -13,6 +13,14 @@
 // slices, or balanced = tumour slices + negatives_per_patient negatives drawn per patient.
 // Kaggle (folder with yes/ and no/): every .jpg/.jpeg/.png (any case) is one slice, label from
 // the folder, patient = file stem, no mask. Other files are ignored.
+// Kept share (manifest column kept_fraction, summarised in stats.json): of an image file the
+// fraction of its pixels in head_region, of a BraTS slice the fraction of non-zero FLAIR pixels,
+// both at the original size. An image file whose share is an outlier of its source (the rule is in
+// data/prep/stats.h) is named in a warning on the log; BraTS slices are not checked, since the top
+// and bottom slices of a head are small by anatomy.
+// With preview > 0, contact sheets go to preview/ (data/prep/preview.h), drawn with `seed`, and
+// the flagged images (up to 32) of a source to preview/<source>_outliers.png; sheets an earlier
+// run left there are removed first.
 // Splits (data/prep/split.h): BraTS by patient, Kaggle stratified by class, both from `seed`;
 // negatives are drawn from std::mt19937_64(seed ^ stable_hash(patient)) so they do not depend on
 // the other patients. Same inputs + options -> byte-identical outputs. Errors name the file or
@@ -48,6 +56,9 @@ struct PrepOptions {
   KeepPolicy keep = KeepPolicy::all;
   int negatives_per_patient = 2;  // for KeepPolicy::balanced
   bool skip_bad = false;
+  // Contact sheets of up to `preview` random slices per (source, split) (data/prep/preview.h);
+  // 0: none.
+  int preview = 0;
   // Progress and warnings, one line each (the app prints them); may be empty.
   std::function<void(const std::string&)> log;
 };
@@ -59,6 +70,7 @@ struct PrepReport {
   int kaggle_images = 0;               // images read
   std::vector<std::string> skipped;    // "what: why" for each bad subject / image (skip_bad)
   DatasetStats stats;
+  std::vector<std::filesystem::path> previews;  // contact sheets written
 };
 
 // File-system-safe form of a patient name (see above); never empty.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <sstream>
+#include <stdexcept>
 
 #include "data/prep/split.h"
 #include "io/atomic_file.h"
@@ -68,6 +69,62 @@ double histogram_overlap(std::span<const std::int64_t> a, std::span<const std::i
     overlap += std::min(static_cast<double>(a[i]) / ta, static_cast<double>(b[i]) / tb);
   }
   return overlap;
+}
+
+namespace {
+
+// Median of a copy (mean of the two middle values for an even count); 0 when empty.
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  const std::size_t mid = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
+  const double upper = v[mid];
+  if (v.size() % 2) return upper;
+  const double lower = *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid));
+  return (lower + upper) / 2.0;
+}
+
+}  // namespace
+
+KeptSummary summarize_kept(std::span<const double> fractions, std::span<const std::string> names,
+                           bool check) {
+  if (fractions.size() != names.size()) {
+    throw std::invalid_argument("summarize_kept: " + std::to_string(fractions.size()) +
+                                " fractions but " + std::to_string(names.size()) + " names");
+  }
+  KeptSummary s;
+  s.count = static_cast<std::int64_t>(fractions.size());
+  if (fractions.empty()) return s;
+  s.min = *std::min_element(fractions.begin(), fractions.end());
+  s.max = *std::max_element(fractions.begin(), fractions.end());
+  s.median = median_of({fractions.begin(), fractions.end()});
+  std::vector<double> deviations;
+  for (double f : fractions) deviations.push_back(std::abs(f - s.median));
+  s.mad = median_of(std::move(deviations));
+  s.checked = check;
+  if (!check) return s;
+  const double spread = kKeptSpreads * std::max(kKeptMadScale * s.mad, kKeptMinSpread);
+  s.low = std::max(kKeptFloor, s.median - spread);
+  s.high = s.median + spread;
+  for (std::size_t i = 0; i < fractions.size(); ++i) {
+    if (fractions[i] < s.low || fractions[i] > s.high)
+      s.outliers.push_back({names[i], fractions[i]});
+  }
+  return s;
+}
+
+void DatasetStats::add_kept(const std::string& source, const std::string& name, double fraction,
+                            bool check) {
+  KeptValues& k = kept_[source];
+  k.fractions.push_back(fraction);
+  k.names.push_back(name);
+  k.check = k.check || check;
+}
+
+std::map<std::string, KeptSummary> DatasetStats::kept() const {
+  std::map<std::string, KeptSummary> out;
+  for (const auto& [source, k] : kept_) out[source] = summarize_kept(k.fractions, k.names, k.check);
+  return out;
 }
 
 void DatasetStats::add(const std::string& source, const std::string& split, int label,
@@ -139,6 +196,20 @@ nlohmann::json group_json(const GroupStats& g) {
           {"histogram_nonzero", g.histogram}};
 }
 
+nlohmann::json kept_json(const KeptSummary& k) {
+  nlohmann::json j = {{"count", k.count}, {"min", k.min}, {"median", k.median},
+                      {"max", k.max},     {"mad", k.mad}, {"checked", k.checked}};
+  if (k.checked) {
+    j["low_bound"] = k.low;
+    j["high_bound"] = k.high;
+    nlohmann::json outliers = nlohmann::json::array();
+    for (const auto& o : k.outliers)
+      outliers.push_back({{"name", o.name}, {"kept_fraction", o.fraction}});
+    j["outliers"] = std::move(outliers);
+  }
+  return j;
+}
+
 void table_row(std::ostringstream& out, const std::string& source, const std::string& split,
                const GroupStats& g) {
   char line[256];
@@ -169,6 +240,7 @@ nlohmann::json DatasetStats::to_json() const {
   j["groups"] = std::move(groups);
   nlohmann::json sources = nlohmann::json::object();
   for (const auto& [source, g] : by_source()) sources[source] = group_json(g);
+  for (const auto& [source, k] : kept()) sources[source]["kept_fraction"] = kept_json(k);
   j["sources"] = std::move(sources);
   nlohmann::json overlap = nlohmann::json::object();
   for (const auto& [pair, v] : overlaps()) overlap[pair] = v;
@@ -186,6 +258,15 @@ std::string DatasetStats::table() const {
     char line[128];
     std::snprintf(line, sizeof line, "histogram overlap %s: %.3f\n", pair.c_str(), v);
     out << line;
+  }
+  for (const auto& [source, k] : kept()) {
+    char line[256];
+    std::snprintf(line, sizeof line, "kept fraction %s: min %.3f median %.3f max %.3f",
+                  source.c_str(), k.min, k.median, k.max);
+    out << line;
+    if (k.checked)
+      out << ", " << k.outliers.size() << " outlier" << (k.outliers.size() == 1 ? "" : "s");
+    out << "\n";
   }
   return out.str();
 }

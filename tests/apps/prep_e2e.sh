@@ -1,7 +1,8 @@
 #!/bin/sh
 # End-to-end run of glia-prep: generate a small phantom set with `glia-prep synth`, preprocess it,
-# and check the outputs exist and agree (manifest rows = .npz files), that --help works and that
-# an unknown flag fails naming it. Usage: prep_e2e.sh GLIA_PREP SCRATCH_DIR
+# and check the outputs exist and agree (manifest rows = .npz files), that the default contact
+# sheets are written and --preview 0 writes none, that --help works and that an unknown flag fails
+# naming it. Usage: prep_e2e.sh GLIA_PREP SCRATCH_DIR
 set -eu
 prep="$1"
 dir="$2"
@@ -30,6 +31,11 @@ rows=$(($(wc -l <"$dir/out/manifest.csv") - 1))
 files=$(find "$dir/out" -name '*.npz' | wc -l)
 [ "$rows" -gt 10 ] || fail "only $rows manifest rows"
 [ "$rows" -eq "$files" ] || fail "$rows manifest rows but $files .npz files"
-head -1 "$dir/out/manifest.csv" | grep -qx "path,split,source,patient,slice,label,has_mask,tumor_pixels" ||
+head -1 "$dir/out/manifest.csv" | grep -qx "path,split,source,patient,slice,label,has_mask,tumor_pixels,kept_fraction" ||
   fail "manifest header"
+for sheet in brats_train kaggle_train; do
+  [ -f "$dir/out/preview/$sheet.png" ] || fail "no default preview sheet $sheet.png"
+done
+"$prep" --kaggle "$dir/raw/kaggle" --out "$dir/out0" --preview 0 --quiet >/dev/null
+[ ! -e "$dir/out0/preview" ] || fail "--preview 0 still wrote a preview"
 echo "prep_e2e: $rows slices"

@@ -2,7 +2,9 @@
 // of mixed sizes): slice counts against the NIfTI files read independently, splits disjoint by
 // patient and stratified by class, labels and masks against the seg volumes, z-scored slices, the
 // manifest against the files on disk, reproduction with one seed, the differently named seg, the
-// keep policies, and the errors for bad input (no seg, seg shape, corrupt JPEG, empty folders).
+// keep policies, the errors for bad input (no seg, seg shape, corrupt JPEG, empty folders), the
+// kept fractions against head_region and the non-zero pixels, the warning naming an image with a
+// tiny head, and the contact sheets per source and split.
 #include "data/prep/prep.h"
 
 #include <gtest/gtest.h>
@@ -16,6 +18,7 @@
 
 #include "data/prep/phantom.h"
 #include "data/prep/preprocess.h"
+#include "data/prep/preview.h"
 #include "io/atomic_file.h"
 #include "io/image.h"
 #include "io/image_ops.h"
@@ -439,6 +442,118 @@ TEST_F(PrepTest, NamesThatCollideGetDistinctFiles) {
   }
   EXPECT_EQ(paths.size(), 4u);
   EXPECT_EQ(std::count_if(rows.begin(), rows.end(), [](auto& e) { return e.patient == "a b"; }), 3);
+}
+
+TEST_F(PrepTest, KeptFractionsAreTheHeadRegionAndTheNonZeroShare) {
+  std::map<std::string, io::Volume> flairs;
+  for (const auto& e : manifest_) {
+    ASSERT_TRUE(e.kept_fraction.has_value()) << e.path;
+    double expected = 0;
+    if (e.source == "kaggle") {
+      // The original file: its stem is the patient, its folder the class.
+      const fs::path dir = root_ / "raw" / "kaggle" / (e.label ? "yes" : "no");
+      fs::path file;
+      for (const auto& f : fs::directory_iterator(dir)) {
+        if (f.path().stem().string() == e.patient) file = f.path();
+      }
+      ASSERT_FALSE(file.empty()) << e.patient;
+      const io::GrayImage img = io::read_gray(file);
+      const auto head = head_region(img.pixels, img.height, img.width);
+      double sum = 0;
+      for (auto v : head) sum += v;
+      expected = sum / static_cast<double>(head.size());
+    } else {
+      auto it = flairs.find(e.patient);
+      if (it == flairs.end()) {
+        const fs::path flair = find_file(root_ / "raw" / "brats" / e.patient, "flair");
+        it = flairs.emplace(e.patient, io::read_nifti(flair)).first;
+      }
+      const io::Volume& v = it->second;
+      const std::size_t plane = static_cast<std::size_t>(v.nx * v.ny);
+      std::int64_t nonzero = 0;
+      for (std::size_t p = 0; p < plane; ++p) nonzero += v.data[e.slice * plane + p] != 0.0f;
+      expected = static_cast<double>(nonzero) / static_cast<double>(plane);
+    }
+    EXPECT_DOUBLE_EQ(*e.kept_fraction, expected) << e.path;
+    EXPECT_GT(*e.kept_fraction, 0.0) << e.path;
+  }
+  // stats.json summarises them per source; the phantom heads are all ordinary.
+  auto stats = nlohmann::json::parse(io::read_file(root_ / "out" / "stats.json"));
+  EXPECT_EQ(stats["sources"]["kaggle"]["kept_fraction"]["count"].get<int>(), kImages);
+  EXPECT_TRUE(stats["sources"]["kaggle"]["kept_fraction"]["outliers"].empty());
+  EXPECT_FALSE(stats["sources"]["brats"]["kept_fraction"]["checked"].get<bool>());
+}
+
+TEST_F(PrepTest, AnImageWithATinyHeadIsWarnedAboutByName) {
+  const fs::path dir = scratch();
+  fs::copy(root_ / "raw" / "kaggle", dir / "kaggle", fs::copy_options::recursive);
+  // Mostly black with a small bright blob: head_region keeps about 1% of the image.
+  const int h = 120, w = 100;
+  std::vector<std::uint8_t> px(static_cast<std::size_t>(h) * w, 3);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      if (std::hypot(y - 60, x - 50) <= 6) px[y * w + x] = 220;
+    }
+  }
+  const fs::path tiny = dir / "kaggle" / "no" / "tiny head.png";
+  io::write_png_gray(tiny, px, h, w);
+  PrepOptions o = options(dir / "out");
+  o.brats.clear();
+  o.kaggle = dir / "kaggle";
+  std::vector<std::string> warnings;
+  o.log = [&](const std::string& line) {
+    if (line.starts_with("warning")) warnings.push_back(line);
+  };
+  PrepReport r = run_prep(o);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find(tiny.string()), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("see them with --preview"), std::string::npos) << warnings[0];
+  const auto kept = r.stats.kept().at("kaggle");
+  ASSERT_EQ(kept.outliers.size(), 1u);
+  EXPECT_EQ(kept.outliers[0].name, tiny.string());
+  EXPECT_LT(kept.outliers[0].fraction, 0.02);
+  auto stats = nlohmann::json::parse(io::read_file(o.out / "stats.json"));
+  EXPECT_EQ(stats["sources"]["kaggle"]["kept_fraction"]["outliers"][0]["name"], tiny.string());
+
+  // With previews on, the flagged image also gets a sheet of its own, which the warning names.
+  warnings.clear();
+  o.preview = 2;
+  r = run_prep(o);
+  const fs::path sheet = o.out / "preview" / "kaggle_outliers.png";
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("see " + sheet.string()), std::string::npos) << warnings[0];
+  ASSERT_EQ(r.previews.back(), sheet);
+  const io::GrayImage img = io::read_gray(sheet);
+  EXPECT_EQ(img.height, sheet_geometry(1).height);
+  EXPECT_EQ(img.width, sheet_geometry(1).width);
+  const std::string list = io::read_file(o.out / "preview" / "kaggle_outliers.txt");
+  EXPECT_NE(list.find("\t" + tiny.string() + "\t"), std::string::npos) << list;
+}
+
+TEST_F(PrepTest, PreviewWritesASheetPerSourceAndSplit) {
+  const fs::path dir = scratch();
+  PrepOptions o = options(dir / "out");
+  o.preview = 3;
+  // A sheet from an earlier run into the same folder does not survive.
+  fs::create_directories(o.out / "preview");
+  io::write_file_atomic(o.out / "preview" / "kaggle_outliers.png", "stale");
+  PrepReport r = run_prep(o);
+  EXPECT_FALSE(fs::exists(o.out / "preview" / "kaggle_outliers.png"));
+  std::map<std::pair<std::string, std::string>, int> rows;
+  for (const auto& e : manifest_) ++rows[{e.source, e.split}];
+  ASSERT_EQ(r.previews.size(), rows.size());
+  for (const auto& [key, count] : rows) {
+    const fs::path png = o.out / "preview" / (key.first + "_" + key.second + ".png");
+    ASSERT_TRUE(fs::exists(png)) << png;
+    const io::GrayImage sheet = io::read_gray(png);
+    const SheetGeometry g = sheet_geometry(std::min(count, 3));
+    EXPECT_EQ(sheet.height, g.height) << png;
+    EXPECT_EQ(sheet.width, g.width) << png;
+  }
+  // The sheets change nothing else: the manifest is the one without them.
+  EXPECT_EQ(io::read_file(o.out / "manifest.csv"), io::read_file(root_ / "out" / "manifest.csv"));
+  o.preview = -1;
+  EXPECT_THROW(run_prep(o), std::invalid_argument);
 }
 
 TEST(PrepNamesTest, SanitizedNamesAreSafe) {

@@ -1,11 +1,15 @@
 // Dataset statistics: moments and extremes against direct computation, the histogram bins and
-// their clamping, the overlap of identical / disjoint / half-shifted histograms, and the JSON.
+// their clamping, the overlap of identical / disjoint / half-shifted histograms, the JSON, and the
+// kept-share summary (median and MAD against a sort, outliers by the robust bound and the floor).
 #include "data/prep/stats.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
+#include <vector>
 
 namespace glia::data {
 namespace {
@@ -96,6 +100,94 @@ TEST(PrepStatsTest, JsonAndTableHoldEveryGroup) {
   std::string t = stats.table();
   EXPECT_NE(t.find("kaggle   test"), std::string::npos) << t;
   EXPECT_NE(t.find("histogram overlap brats|kaggle"), std::string::npos) << t;
+}
+
+// Median by sorting, independent of summarize_kept's nth_element.
+double sorted_median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
+}
+
+TEST(PrepStatsTest, KeptSummaryMatchesASortAndFlagsOutliers) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> u(0.45, 0.65);
+  for (int n : {1, 2, 7, 10}) {
+    std::vector<double> f;
+    std::vector<std::string> names;
+    for (int i = 0; i < n; ++i) {
+      f.push_back(u(rng));
+      names.push_back("img" + std::to_string(i) + ".jpg");
+    }
+    KeptSummary k = summarize_kept(f, names, true);
+    const double median = sorted_median(f);
+    std::vector<double> dev;
+    for (double v : f) dev.push_back(std::abs(v - median));
+    EXPECT_EQ(k.count, n);
+    EXPECT_DOUBLE_EQ(k.median, median) << n;
+    EXPECT_DOUBLE_EQ(k.mad, sorted_median(dev)) << n;
+    EXPECT_DOUBLE_EQ(k.min, *std::min_element(f.begin(), f.end()));
+    EXPECT_DOUBLE_EQ(k.max, *std::max_element(f.begin(), f.end()));
+    // Spread 0.2 wide: every share lies within median -+ 3 * max(1.4826 MAD, 0.05).
+    EXPECT_TRUE(k.outliers.empty()) << n;
+  }
+
+  // A tiny head, a whole-image "head" and one under the floor only.
+  std::vector<double> f = {0.50, 0.52, 0.55, 0.48, 0.51, 0.53, 0.02, 0.99, 0.49};
+  std::vector<std::string> names = {"a.jpg", "b.jpg",    "c.jpg",     "d.jpg", "e.jpg",
+                                    "f.jpg", "tiny.jpg", "frame.jpg", "i.jpg"};
+  KeptSummary k = summarize_kept(f, names, true);
+  const double median = sorted_median(f);
+  std::vector<double> dev;
+  for (double v : f) dev.push_back(std::abs(v - median));
+  const double spread = 3.0 * std::max(1.4826 * sorted_median(dev), 0.05);
+  EXPECT_DOUBLE_EQ(k.low, std::max(0.15, median - spread));
+  EXPECT_DOUBLE_EQ(k.high, median + spread);
+  ASSERT_EQ(k.outliers.size(), 2u);
+  EXPECT_EQ(k.outliers[0].name, "tiny.jpg");
+  EXPECT_DOUBLE_EQ(k.outliers[0].fraction, 0.02);
+  EXPECT_EQ(k.outliers[1].name, "frame.jpg");
+
+  // Widely spread shares: the floor still catches a share below 0.15.
+  KeptSummary wide = summarize_kept(std::vector<double>{0.1, 0.3, 0.5, 0.7, 0.9},
+                                    std::vector<std::string>{"v", "w", "x", "y", "z"}, true);
+  ASSERT_EQ(wide.outliers.size(), 1u);
+  EXPECT_EQ(wide.outliers[0].name, "v");
+
+  // Unchecked (BraTS slices): summarised, never flagged.
+  KeptSummary unchecked = summarize_kept(f, names, false);
+  EXPECT_FALSE(unchecked.checked);
+  EXPECT_TRUE(unchecked.outliers.empty());
+  EXPECT_DOUBLE_EQ(unchecked.median, k.median);
+
+  EXPECT_THROW(summarize_kept(f, std::vector<std::string>{"a"}, true), std::invalid_argument);
+  KeptSummary empty = summarize_kept({}, {}, true);
+  EXPECT_EQ(empty.count, 0);
+}
+
+TEST(PrepStatsTest, KeptSharesReachJsonAndTable) {
+  DatasetStats stats;
+  for (int i = 0; i < 6; ++i) stats.add_kept("kaggle", "k" + std::to_string(i), 0.5, true);
+  stats.add_kept("kaggle", "small.jpg", 0.01, true);
+  stats.add_kept("brats", "B1", 0.01, false);
+  stats.add_kept("brats", "B1", 0.4, false);
+  std::vector<float> a = {1.0f, -1.0f};
+  stats.add("brats", "train", 1, true, a);
+  stats.add("kaggle", "train", 1, false, a);
+  auto j = stats.to_json();
+  const auto& kk = j["sources"]["kaggle"]["kept_fraction"];
+  EXPECT_EQ(kk["count"], 7);
+  EXPECT_DOUBLE_EQ(kk["median"].get<double>(), 0.5);
+  ASSERT_EQ(kk["outliers"].size(), 1u);
+  EXPECT_EQ(kk["outliers"][0]["name"], "small.jpg");
+  const auto& kb = j["sources"]["brats"]["kept_fraction"];
+  EXPECT_FALSE(kb["checked"].get<bool>());
+  EXPECT_FALSE(kb.contains("outliers"));
+  EXPECT_DOUBLE_EQ(kb["min"].get<double>(), 0.01);
+  std::string t = stats.table();
+  EXPECT_NE(t.find("kept fraction kaggle: min 0.010 median 0.500 max 0.500, 1 outlier"),
+            std::string::npos)
+      << t;
 }
 
 }  // namespace
