@@ -85,6 +85,16 @@ std::vector<std::uint8_t> dilate(std::span<const std::uint8_t> mask, int height,
   return morphology(mask, height, width, radius, cv::MORPH_DILATE, "dilate");
 }
 
+std::vector<std::uint8_t> open_mask(std::span<const std::uint8_t> mask, int height, int width,
+                                    int radius) {
+  return morphology(mask, height, width, radius, cv::MORPH_OPEN, "open_mask");
+}
+
+std::vector<std::uint8_t> close_mask(std::span<const std::uint8_t> mask, int height, int width,
+                                     int radius) {
+  return morphology(mask, height, width, radius, cv::MORPH_CLOSE, "close_mask");
+}
+
 std::vector<std::uint8_t> largest_component(std::span<const std::uint8_t> mask, int height,
                                             int width) {
   check_image_size(mask.size(), height, width, 1, "largest_component");

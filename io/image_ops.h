@@ -1,6 +1,7 @@
 // The 2-D image processing the application needs, through OpenCV's core and imgproc modules so
-// results match what cv2 gives the Python reference: resizing, binary morphology, connected
-// components, hole filling, Otsu's threshold and the JET colour map.
+// results match what cv2 gives the Python reference: resizing, binary morphology (erosion,
+// dilation, opening, closing), connected components, hole filling, Otsu's threshold and the JET
+// colour map.
 // Layout: every buffer is row-major, height x width (x 3 for interleaved RGB).
 // Tested in tests/io/image_ops_test.cpp.
 #pragma once
@@ -25,6 +26,12 @@ std::vector<std::uint8_t> erode(std::span<const std::uint8_t> mask, int height, 
                                 int radius);
 std::vector<std::uint8_t> dilate(std::span<const std::uint8_t> mask, int height, int width,
                                  int radius);
+// Opening (erode, then dilate) removes parts thinner than the element (text strokes, lines);
+// closing (dilate, then erode) bridges gaps narrower than it. Same element and border rule.
+std::vector<std::uint8_t> open_mask(std::span<const std::uint8_t> mask, int height, int width,
+                                    int radius);
+std::vector<std::uint8_t> close_mask(std::span<const std::uint8_t> mask, int height, int width,
+                                     int radius);
 
 // The largest 8-connected component of a 0/1 mask (0/1 out; all zero in -> all zero out). Of two
 // components of equal size the one met first in row-major order wins.
