@@ -127,6 +127,19 @@ TEST(ImageOpsTest, OpeningRemovesThinLinesAndClosingBridgesGaps) {
   EXPECT_THROW(close_mask(blocks, 7, 6, 1), std::invalid_argument);
 }
 
+TEST(ImageOpsTest, ComponentsTouchingKeepsMarkedComponentsWhole) {
+  // Three components (the diagonal is one under 8-connectivity); the marker hits two of them,
+  // once on a single pixel and once off the mask.
+  const auto mask = mask7({{0, 0}, {1, 1}, {2, 2}, {0, 5}, {0, 6}, {5, 0}, {5, 1}, {6, 0}});
+  const auto marker = mask7({{2, 2}, {6, 0}, {4, 4}});
+  EXPECT_TRUE(all_equal(components_touching(mask, marker, 7, 7),
+                        mask7({{0, 0}, {1, 1}, {2, 2}, {5, 0}, {5, 1}, {6, 0}})));
+  EXPECT_TRUE(all_equal(components_touching(mask, std::vector<std::uint8_t>(49, 0), 7, 7),
+                        std::vector<std::uint8_t>(49, 0)));
+  EXPECT_THROW(components_touching(mask, std::vector<std::uint8_t>(48, 0), 7, 7),
+               std::invalid_argument);
+}
+
 TEST(ImageOpsTest, LargestComponentUsesEightConnectivity) {
   // A diagonal of 5 pixels (one component only under 8-connectivity) beats a 2x2 block of 4.
   const auto mask = mask7({{0, 0}, {1, 1}, {2, 2}, {3, 3}, {4, 4}, {5, 0}, {5, 1}, {6, 0}, {6, 1}});
