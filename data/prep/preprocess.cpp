@@ -164,15 +164,37 @@ std::vector<std::uint8_t> head_region(std::span<const float> grey, int height, i
   return io::largest_component(io::fill_holes(m, height, width), height, width);
 }
 
-std::vector<float> prepare_image_file(const std::filesystem::path& path) {
+std::vector<float> prepare_image_file(const std::filesystem::path& path,
+                                      const ImagePrepOptions& options) {
   io::GrayImage img = io::read_gray(path);
   const std::vector<std::uint8_t> head = head_region(img.pixels, img.height, img.width);
-  if (std::any_of(head.begin(), head.end(), [](std::uint8_t v) { return v != 0; })) {
-    for (std::size_t p = 0; p < head.size(); ++p) {
-      if (!head[p]) img.pixels[p] = 0.0f;
+  if (std::none_of(head.begin(), head.end(), [](std::uint8_t v) { return v != 0; })) {
+    return prepare_slice(img.pixels, img.height, img.width);
+  }
+  int y0 = img.height, y1 = -1, x0 = img.width, x1 = -1;
+  for (int y = 0; y < img.height; ++y) {
+    for (int x = 0; x < img.width; ++x) {
+      const std::size_t p = static_cast<std::size_t>(y) * img.width + x;
+      if (!head[p]) {
+        img.pixels[p] = 0.0f;
+        continue;
+      }
+      y0 = std::min(y0, y), y1 = std::max(y1, y), x0 = std::min(x0, x), x1 = std::max(x1, x);
     }
   }
-  return prepare_slice(img.pixels, img.height, img.width);
+  if (!options.crop_to_head) return prepare_slice(img.pixels, img.height, img.width);
+  const int longer = std::max(y1 - y0 + 1, x1 - x0 + 1);
+  const int side = longer + 2 * static_cast<int>(std::lround(options.margin * longer));
+  // The square's top-left corner in image coordinates: the box centred in it.
+  const int top = y0 - (side - (y1 - y0 + 1)) / 2, left = x0 - (side - (x1 - x0 + 1)) / 2;
+  std::vector<float> square(static_cast<std::size_t>(side) * side, 0.0f);
+  for (int y = std::max(0, top); y < std::min(img.height, top + side); ++y) {
+    for (int x = std::max(0, left); x < std::min(img.width, left + side); ++x) {
+      square[static_cast<std::size_t>(y - top) * side + (x - left)] =
+          img.pixels[static_cast<std::size_t>(y) * img.width + x];
+    }
+  }
+  return prepare_slice(square, side, side);
 }
 
 }  // namespace glia::data
