@@ -85,6 +85,26 @@ std::vector<std::uint8_t> dilate(std::span<const std::uint8_t> mask, int height,
   return morphology(mask, height, width, radius, cv::MORPH_DILATE, "dilate");
 }
 
+std::vector<std::uint8_t> open_mask(std::span<const std::uint8_t> mask, int height, int width,
+                                    int radius) {
+  return morphology(mask, height, width, radius, cv::MORPH_OPEN, "open_mask");
+}
+
+std::vector<std::uint8_t> close_mask(std::span<const std::uint8_t> mask, int height, int width,
+                                     int radius) {
+  check_image_size(mask.size(), height, width, 1, "close_mask");
+  if (radius <= 0) return morphology(mask, height, width, radius, cv::MORPH_CLOSE, "close_mask");
+  // Closed in a plane padded with zeros, so nothing joins a structure to the image border.
+  cv::Mat padded, closed;
+  cv::copyMakeBorder(binary(mask, height, width), padded, radius, radius, radius, radius,
+                     cv::BORDER_CONSTANT, cv::Scalar(0));
+  const cv::Mat kernel =
+      cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(2 * radius + 1, 2 * radius + 1));
+  cv::morphologyEx(padded, closed, cv::MORPH_CLOSE, kernel, cv::Point(-1, -1), 1,
+                   cv::BORDER_CONSTANT, cv::Scalar(0));
+  return to_vector<std::uint8_t>(closed(cv::Rect(radius, radius, width, height)));
+}
+
 std::vector<std::uint8_t> largest_component(std::span<const std::uint8_t> mask, int height,
                                             int width) {
   check_image_size(mask.size(), height, width, 1, "largest_component");
@@ -104,6 +124,23 @@ std::vector<std::uint8_t> largest_component(std::span<const std::uint8_t> mask, 
   if (best == 0) return out;
   const int* l = labels.ptr<int>();
   for (std::size_t i = 0; i < out.size(); ++i) out[i] = l[i] == best ? 1 : 0;
+  return out;
+}
+
+std::vector<std::uint8_t> components_touching(std::span<const std::uint8_t> mask,
+                                              std::span<const std::uint8_t> marker, int height,
+                                              int width) {
+  check_image_size(mask.size(), height, width, 1, "components_touching");
+  check_image_size(marker.size(), height, width, 1, "components_touching marker");
+  cv::Mat labels;
+  const int count = cv::connectedComponents(binary(mask, height, width), labels, 8, CV_32S);
+  const int* l = labels.ptr<int>();
+  std::vector<std::uint8_t> keep(static_cast<std::size_t>(count), 0);
+  for (std::size_t i = 0; i < mask.size(); ++i) {
+    if (marker[i] && l[i] > 0) keep[static_cast<std::size_t>(l[i])] = 1;
+  }
+  std::vector<std::uint8_t> out(mask.size(), 0);
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = keep[static_cast<std::size_t>(l[i])];
   return out;
 }
 

@@ -14,6 +14,9 @@
 //  - Kaggle-like images: `yes/` and `no/` 8-bit grayscale JPEGs (some .png, some names with
 //    spaces, some .JPG/.jpeg) of other sizes, aspect ratios, contrast and background than the
 //    BraTS-like slices; a "yes" image has a bright irregular blob in the brain.
+//  - Exported-scan images (make_scan_phantom, for tests of the head region; glia-prep synth does
+//    not write them): one family per way real exports defeat a threshold between tissue classes,
+//    T1/T2/FLAIR-like contrasts, 150-700 pixels, each with its true head mask.
 // Randomness: one std::mt19937_64 per subject / image, seeded from (seed, index) and drawn through
 // data/prep/portable_random.h, so a subject does not change when the count of others does.
 // Tested in tests/data/prep/phantom_test.cpp.
@@ -43,6 +46,37 @@ PhantomVolume make_brats_phantom(int n, int depth, bool tumor, std::uint64_t see
 
 // One Kaggle-like image; its size and aspect are drawn from `seed` around `base` pixels.
 PhantomImage make_kaggle_phantom(int base, bool tumor, std::uint64_t seed);
+
+// The ways real exported scans (JPEG/PNG, 8-bit) differ from a clean bright head on black, one
+// phantom family each. Every family has a scalp, dark bone, CSF, grey and white matter with
+// sulci, two ventricles, a noisy background with a gentle gradient and a gamma curve.
+enum class ScanCase {
+  t1,                   // dark CSF and ventricles, bright scalp fat
+  t2_bright_csf,        // CSF and ventricles brighter than brain
+  flair_bright_lesion,  // a large lesion far brighter than brain, dark CSF
+  dark_lesion,          // T1 with a dark lesion reaching close to the cortex
+  bright_skull,         // a skull/fat ring brighter than brain, broken in places
+  text_and_ruler,       // burnt-in text and a ruler with ticks, bright
+  frame,                // a bright film frame (1-3 pixels) at or near the image edge
+  black_padding,        // exact-black bands on two sides around a noisy, non-black background
+  off_centre,           // the head shifted until the image edge may cut it
+  sagittal,             // a profile: nose and a neck that runs out of the image
+  coronal,              // a neck that runs out of the bottom of the image
+};
+inline constexpr int kScanCases = 11;
+const char* scan_case_name(ScanCase c);
+
+struct ScanPhantom {
+  int height = 0, width = 0;
+  std::vector<std::uint8_t> grey;  // row-major 0..255
+  std::vector<std::uint8_t> rgb;   // HxWx3 for a colour-tinted export, else empty
+  std::vector<std::uint8_t> head;  // the true head (0/1): everything inside the outline
+  int jpeg_quality = 0;            // 30..95: to be stored as JPEG at that quality; 0: PNG
+};
+
+// One exported-scan image of the given family; size, contrast levels, gamma, JPEG quality
+// (two thirds of them) and a colour tint (a quarter of the PNGs) are drawn from `seed`.
+ScanPhantom make_scan_phantom(ScanCase c, std::uint64_t seed);
 
 struct SynthOptions {
   std::filesystem::path out;

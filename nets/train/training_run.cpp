@@ -65,7 +65,7 @@ fs::path ensure_demo_data(const fs::path& cache, const io::Config& config, std::
   key << "subjects" << config.get_int("demo.brats_subjects") << "_images"
       << config.get_int("demo.kaggle_images") << "_size" << config.get_int("demo.size") << "_seed"
       << config.get_int("demo.seed")
-      << "_prep2";  // the preprocessing's version: prep2 removes image backgrounds
+      << "_prep3";  // the preprocessing's version: prep3 finds the head above the background
   const fs::path base = cache / key.str();
   const fs::path data = base / "data";
   if (fs::exists(data / "manifest.csv")) {

@@ -1,5 +1,6 @@
 // Image processing: resizing against hand-computed bilinear weights and the nearest-neighbour
-// index rule, morphology and components on hand-built masks, JET endpoints.
+// index rule, morphology (opening and closing among it) and components on hand-built masks, JET
+// endpoints.
 #include "io/image_ops.h"
 
 #include <gtest/gtest.h>
@@ -95,6 +96,48 @@ TEST(ImageOpsTest, MorphologyUsesTheEllipticalElement) {
   for (auto& v : wide) v *= 255;
   EXPECT_TRUE(all_equal(erode(wide, 7, 7, 0), square));
   EXPECT_THROW(erode(square, 7, 7, -1), std::invalid_argument);
+}
+
+TEST(ImageOpsTest, OpeningRemovesThinLinesAndClosingBridgesGaps) {
+  // A disc of radius 2 is its own structuring element, so opening keeps it, while the 1-pixel
+  // line that runs from it to the border is thinner than the element and goes.
+  const auto disc = dilate(mask7({{3, 3}}), 7, 7, 2);
+  auto with_line = disc;
+  with_line[3 * 7 + 6] = 1;
+  EXPECT_TRUE(all_equal(open_mask(with_line, 7, 7, 2), disc));
+  // Two 3x2 blocks one column apart: the cross (radius 1) bridges the gap on the middle row only,
+  // as the gap's end pixels have an empty neighbour above or below after dilation.
+  const auto blocks = mask7({{2, 1},
+                             {2, 2},
+                             {3, 1},
+                             {3, 2},
+                             {4, 1},
+                             {4, 2},
+                             {2, 4},
+                             {2, 5},
+                             {3, 4},
+                             {3, 5},
+                             {4, 4},
+                             {4, 5}});
+  auto bar = blocks;
+  bar[3 * 7 + 3] = 1;
+  // Outside counts as 0: the gaps between the blocks and the border stay open.
+  EXPECT_TRUE(all_equal(close_mask(blocks, 7, 7, 1), bar));
+  EXPECT_TRUE(all_equal(open_mask(blocks, 7, 7, 0), blocks));
+  EXPECT_THROW(close_mask(blocks, 7, 6, 1), std::invalid_argument);
+}
+
+TEST(ImageOpsTest, ComponentsTouchingKeepsMarkedComponentsWhole) {
+  // Three components (the diagonal is one under 8-connectivity); the marker hits two of them,
+  // once on a single pixel and once off the mask.
+  const auto mask = mask7({{0, 0}, {1, 1}, {2, 2}, {0, 5}, {0, 6}, {5, 0}, {5, 1}, {6, 0}});
+  const auto marker = mask7({{2, 2}, {6, 0}, {4, 4}});
+  EXPECT_TRUE(all_equal(components_touching(mask, marker, 7, 7),
+                        mask7({{0, 0}, {1, 1}, {2, 2}, {5, 0}, {5, 1}, {6, 0}})));
+  EXPECT_TRUE(all_equal(components_touching(mask, std::vector<std::uint8_t>(49, 0), 7, 7),
+                        std::vector<std::uint8_t>(49, 0)));
+  EXPECT_THROW(components_touching(mask, std::vector<std::uint8_t>(48, 0), 7, 7),
+               std::invalid_argument);
 }
 
 TEST(ImageOpsTest, LargestComponentUsesEightConnectivity) {

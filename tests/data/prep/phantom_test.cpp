@@ -1,7 +1,8 @@
 // The phantom generator in memory: head geometry (empty first/last slices, background 0, skull
 // brighter than brain, ventricles darker), tumour labels only inside the brain and only 0/1/2/4,
 // oedema brighter than brain on FLAIR, subjects without tumour, variation between seeds and
-// reproduction with one seed; Kaggle-like images of varying size and aspect.
+// reproduction with one seed; Kaggle-like images of varying size and aspect; exported-scan
+// phantoms reproducible with a plausible head (their head regions: head_region_test.cpp).
 #include "data/prep/phantom.h"
 
 #include <gtest/gtest.h>
@@ -135,6 +136,40 @@ TEST(PhantomTest, KaggleImagesVaryInSizeAndShowTheTumour) {
   EXPECT_LT(y1 - y0, yes.height / 2);
   EXPECT_GT(x0, 0);
   EXPECT_GT(y0, 0);
+}
+
+// The exported-scan phantoms: reproducible per seed, 150..700 pixels high, a true head that
+// fills a plausible part of the frame and is brighter than the background on average.
+TEST(PhantomTest, ScanPhantomsAreReproducibleWithAPlausibleHead) {
+  for (int c = 0; c < kScanCases; ++c) {
+    for (std::uint64_t seed : {1u, 2u, 3u}) {
+      const ScanPhantom a = make_scan_phantom(static_cast<ScanCase>(c), seed);
+      const ScanPhantom b = make_scan_phantom(static_cast<ScanCase>(c), seed);
+      SCOPED_TRACE(scan_case_name(static_cast<ScanCase>(c)));
+      EXPECT_EQ(a.grey, b.grey);
+      EXPECT_EQ(a.head, b.head);
+      EXPECT_GE(a.height, 150);
+      EXPECT_LE(a.height, 700);
+      EXPECT_GE(a.width, 150);
+      ASSERT_EQ(a.grey.size(), static_cast<std::size_t>(a.height) * a.width);
+      ASSERT_EQ(a.head.size(), a.grey.size());
+      EXPECT_TRUE(a.rgb.empty() || a.rgb.size() == 3 * a.grey.size());
+      EXPECT_TRUE(a.jpeg_quality == 0 || (a.jpeg_quality >= 30 && a.jpeg_quality <= 95));
+      double head = 0, in_sum = 0, out_sum = 0;
+      for (std::size_t p = 0; p < a.head.size(); ++p) {
+        head += a.head[p];
+        (a.head[p] ? in_sum : out_sum) += a.grey[p];
+      }
+      const double fraction = head / static_cast<double>(a.head.size());
+      EXPECT_GT(fraction, 0.12);
+      EXPECT_LT(fraction, 0.7);
+      // The head is brighter than the background on average.
+      EXPECT_GT(in_sum / head, out_sum / (a.head.size() - head) + 20);
+    }
+  }
+  const ScanPhantom one = make_scan_phantom(ScanCase::t1, 1),
+                    two = make_scan_phantom(ScanCase::t1, 2);
+  EXPECT_NE(one.grey, two.grey);
 }
 
 }  // namespace

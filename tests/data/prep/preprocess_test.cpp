@@ -1,7 +1,7 @@
 // The shared normalisation: mean 0 and population std 1 over the non-zero pixels against a
 // double-precision reference, zeros kept, the degenerate cases, and prepare_slice /
-// prepare_image_file as the composition of resize, read and normalise; axial slices of a volume
-// as ny rows of nx voxels, untransposed.
+// prepare_image_file as the composition of resize, read and normalise, with the crop to the head;
+// axial slices of a volume as ny rows of nx voxels, untransposed.
 #include "data/prep/preprocess.h"
 
 #include <gtest/gtest.h>
@@ -166,6 +166,23 @@ TEST_F(PreprocessTest, PrepareImageFileZeroesTheBackgroundThenPrepares) {
                         prepare_slice(std::vector<float>(h * w, 9.0f), h, w)));
   EXPECT_TRUE(
       glia::testing::throws_naming([&] { prepare_image_file(dir_ / "nope.jpg"); }, "nope.jpg"));
+}
+
+TEST_F(PreprocessTest, CropToHeadCentresTheHeadBoxInAPaddedSquare) {
+  // A 30x50 scan whose head (a 12x8 bright block) sits off-centre: the head box widened by 25%
+  // of its longer side (3 pixels) on each side is an 18x18 square around it.
+  const int h = 30, w = 50;
+  std::vector<std::uint8_t> px(h * w, 4);
+  for (int y = 5; y < 17; ++y) {
+    for (int x = 30; x < 38; ++x) px[y * w + x] = static_cast<std::uint8_t>(100 + x + y);
+  }
+  io::write_png_gray(dir_ / "x.png", px, h, w);
+  std::vector<float> square(18 * 18, 0.0f);
+  for (int y = 5; y < 17; ++y) {
+    for (int x = 30; x < 38; ++x) square[(y - 2) * 18 + (x - 25)] = px[y * w + x];
+  }
+  EXPECT_TRUE(all_equal(prepare_image_file(dir_ / "x.png", {.crop_to_head = true, .margin = 0.25}),
+                        prepare_slice(square, 18, 18)));
 }
 
 TEST(OtsuThreshold, SeparatesTwoLevels) {
