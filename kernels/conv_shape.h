@@ -47,11 +47,6 @@ struct ConvShape {
   }
 };
 
-// The free form of ConvShape::describe(), which callers of the convolution kernels also use.
-inline std::string describe(const ConvShape& s) {
-  return s.describe();
-}
-
 // Checks the arguments and computes out_h/out_w; throws std::invalid_argument naming the shape when
 // a size is negative, a stride or dilation is below 1, or the output would be empty.
 inline ConvShape make_conv_shape(index_t n, index_t c_in, index_t h, index_t w, index_t c_out,

@@ -76,15 +76,6 @@ fs::path find_one_nifti(const fs::path& dir, const std::string& key, const std::
   return hits[0];
 }
 
-// Share of an image file's pixels inside its head region (what prepare_image_file keeps). The file
-// is decoded a second time so that the slice itself comes from the one shared function.
-double head_fraction(const fs::path& file) {
-  const io::GrayImage img = io::read_gray(file);
-  const auto head = head_region(img.pixels, img.height, img.width);
-  return static_cast<double>(std::count(head.begin(), head.end(), std::uint8_t{1})) /
-         static_cast<double>(head.size());
-}
-
 double nonzero_fraction(std::span<const float> px) {
   return static_cast<double>(std::count_if(px.begin(), px.end(), [](float v) { return v != 0; })) /
          static_cast<double>(px.size());
@@ -279,8 +270,9 @@ class Pipeline {
     for (std::size_t i = 0; i < files.size(); ++i) {
       try {
         io::Slice s;
-        s.image = prepare_image_file(files[i]);
-        const double kept = head_fraction(files[i]);
+        PreparedImage prepared = prepare_image(files[i]);
+        s.image = std::move(prepared.slice);
+        const double kept = prepared.head_fraction;
         s.label = classes[i];
         s.source = "kaggle";
         s.patient = files[i].stem().string();

@@ -182,13 +182,13 @@ std::vector<std::uint8_t> head_region(std::span<const float> grey, int height, i
   return io::largest_component(io::fill_holes(m, height, width), height, width);
 }
 
-std::vector<float> prepare_image_file(const std::filesystem::path& path,
-                                      const ImagePrepOptions& options) {
+PreparedImage prepare_image(const std::filesystem::path& path, const ImagePrepOptions& options) {
   io::GrayImage img = io::read_gray(path);
   const std::vector<std::uint8_t> head = head_region(img.pixels, img.height, img.width);
-  if (std::none_of(head.begin(), head.end(), [](std::uint8_t v) { return v != 0; })) {
-    return prepare_slice(img.pixels, img.height, img.width);
-  }
+  const double head_fraction =
+      static_cast<double>(std::count(head.begin(), head.end(), std::uint8_t{1})) /
+      static_cast<double>(head.size());
+  if (head_fraction == 0.0) return {prepare_slice(img.pixels, img.height, img.width), 0.0};
   int y0 = img.height, y1 = -1, x0 = img.width, x1 = -1;
   for (int y = 0; y < img.height; ++y) {
     for (int x = 0; x < img.width; ++x) {
@@ -200,7 +200,9 @@ std::vector<float> prepare_image_file(const std::filesystem::path& path,
       y0 = std::min(y0, y), y1 = std::max(y1, y), x0 = std::min(x0, x), x1 = std::max(x1, x);
     }
   }
-  if (!options.crop_to_head) return prepare_slice(img.pixels, img.height, img.width);
+  if (!options.crop_to_head) {
+    return {prepare_slice(img.pixels, img.height, img.width), head_fraction};
+  }
   const int longer = std::max(y1 - y0 + 1, x1 - x0 + 1);
   const int side = longer + 2 * static_cast<int>(std::lround(options.margin * longer));
   // The square's top-left corner in image coordinates: the box centred in it.
@@ -212,7 +214,12 @@ std::vector<float> prepare_image_file(const std::filesystem::path& path,
           img.pixels[static_cast<std::size_t>(y) * img.width + x];
     }
   }
-  return prepare_slice(square, side, side);
+  return {prepare_slice(square, side, side), head_fraction};
+}
+
+std::vector<float> prepare_image_file(const std::filesystem::path& path,
+                                      const ImagePrepOptions& options) {
+  return prepare_image(path, options).slice;
 }
 
 }  // namespace glia::data

@@ -78,6 +78,14 @@ struct ImagePrepOptions {
 // read_gray, background (outside head_region) set to 0, optionally the crop above, then
 // prepare_slice: how a raw image file becomes a model input, in preprocessing and in inference
 // alike. An image whose head region is empty (a constant image) is used as it is.
+// head_fraction is the share of the image's pixels inside its head region (glia-prep records it).
+struct PreparedImage {
+  std::vector<float> slice;
+  double head_fraction = 0.0;
+};
+PreparedImage prepare_image(const std::filesystem::path& path,
+                            const ImagePrepOptions& options = {});
+// prepare_image(path, options).slice.
 std::vector<float> prepare_image_file(const std::filesystem::path& path,
                                       const ImagePrepOptions& options = {});
 

@@ -164,7 +164,7 @@ TYPED_TEST(Conv, AllPassesMatchReference) {
   for (const Case& c : cases()) {
     if (c.large && is_sim<TypeParam>) continue;
     const ConvShape s = shape_of(c);
-    SCOPED_TRACE(kernels::describe(s));
+    SCOPED_TRACE(s.describe());
     const Inputs in = make_inputs(s, seed += 5);
     const Reference want = reference(s, in);
     const auto [y, y_bias, gx, gw, gw_split, gb] =
@@ -213,7 +213,7 @@ TEST(CudaCudnnConv, MatchesReference) {
   std::uint32_t seed = 900;
   for (const Case& c : cases()) {
     const ConvShape s = shape_of(c);
-    SCOPED_TRACE(kernels::describe(s));
+    SCOPED_TRACE(s.describe());
     const Inputs in = make_inputs(s, seed += 5);
     const Reference want = reference(s, in);
     const auto workspace_of = [](std::size_t bytes) {
