@@ -97,15 +97,25 @@ void append_bytes(void* context, void* data, int size) {
 void write_png(const std::filesystem::path& path, std::span<const std::uint8_t> pixels, int height,
                int width, int channels) {
   check_image_size(pixels.size(), height, width, channels, "write " + path.string());
-  std::string bytes;
-  if (stbi_write_png_to_func(append_bytes, &bytes, width, height, channels, pixels.data(),
-                             width * channels) == 0) {
-    throw std::runtime_error("cannot encode PNG " + path.string());
-  }
-  write_file_atomic(path, bytes);
+  write_file_atomic(path, encode_png(pixels, height, width, channels));
 }
 
 }  // namespace
+
+std::string encode_png(std::span<const std::uint8_t> pixels, int height, int width, int channels) {
+  if (channels != 1 && channels != 3) {
+    throw std::invalid_argument("encode PNG: " + std::to_string(channels) +
+                                " channels; 1 (grey) or 3 (RGB) are written");
+  }
+  check_image_size(pixels.size(), height, width, channels, "encode PNG");
+  std::string bytes;
+  if (stbi_write_png_to_func(append_bytes, &bytes, width, height, channels, pixels.data(),
+                             width * channels) == 0) {
+    throw std::runtime_error("cannot encode a " + std::to_string(height) + "x" +
+                             std::to_string(width) + " PNG");
+  }
+  return bytes;
+}
 
 void check_image_dims(int height, int width, const std::string& what) {
   if (height <= 0 || width <= 0) {

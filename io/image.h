@@ -33,6 +33,9 @@ void write_png_gray(const std::filesystem::path& path, std::span<const std::uint
                     int height, int width);
 void write_png_rgb(const std::filesystem::path& path, std::span<const std::uint8_t> pixels,
                    int height, int width);
+// The bytes of such a PNG (channels 1: grey, 3: interleaved RGB), for sending rather than
+// writing (glia-serve's base64 images).
+std::string encode_png(std::span<const std::uint8_t> pixels, int height, int width, int channels);
 void write_jpeg_gray(const std::filesystem::path& path, std::span<const std::uint8_t> pixels,
                      int height, int width, int quality = 90);
 

@@ -50,24 +50,12 @@ bool is_input_file(const std::filesystem::path& path) {
          is_volume(path);
 }
 
-// The grey input as RGB: overlay_cam with no weight on the colour map.
-std::vector<std::uint8_t> grey_rgb(const InputImage& image) {
-  const std::vector<float> none(image.pixels.size(), 0.0f);
-  return overlay_cam(image.pixels, none, image.height, image.width, 0.0);
-}
-
 // input | Grad-CAM overlay (when given) | the mask blended half-way to red on the grey input (the
 // input alone without a mask), side by side.
 std::vector<std::uint8_t> panel(const InputImage& image, const std::vector<std::uint8_t>* cam_rgb,
                                 const Prediction& p, int& panel_width) {
   const std::vector<std::uint8_t> grey = grey_rgb(image);
-  std::vector<std::uint8_t> masked = grey;
-  for (std::size_t j = 0; j < p.mask.size(); ++j) {
-    if (!p.mask[j]) continue;
-    masked[3 * j] = static_cast<std::uint8_t>((masked[3 * j] + 255 + 1) / 2);
-    masked[3 * j + 1] = static_cast<std::uint8_t>(masked[3 * j + 1] / 2);
-    masked[3 * j + 2] = static_cast<std::uint8_t>(masked[3 * j + 2] / 2);
-  }
+  const std::vector<std::uint8_t> masked = mask_overlay(image, p.mask);
   std::vector<const std::vector<std::uint8_t>*> parts{&grey};
   if (cam_rgb) parts.push_back(cam_rgb);
   parts.push_back(&masked);
@@ -411,6 +399,27 @@ InputVolume load_volume(const std::filesystem::path& path) {
   out.header.data.clear();
   out.header.data.shrink_to_fit();
   return out;
+}
+
+std::vector<std::uint8_t> grey_rgb(const InputImage& image) {
+  // overlay_cam with no weight on the colour map.
+  const std::vector<float> none(image.pixels.size(), 0.0f);
+  return overlay_cam(image.pixels, none, image.height, image.width, 0.0);
+}
+
+std::vector<std::uint8_t> mask_overlay(const InputImage& image,
+                                       std::span<const std::uint8_t> mask) {
+  std::vector<std::uint8_t> masked = grey_rgb(image);
+  if (!mask.empty()) {
+    io::check_image_size(mask.size(), image.height, image.width, 1, "mask overlay");
+  }
+  for (std::size_t j = 0; j < mask.size(); ++j) {
+    if (!mask[j]) continue;
+    masked[3 * j] = static_cast<std::uint8_t>((masked[3 * j] + 255 + 1) / 2);
+    masked[3 * j + 1] = static_cast<std::uint8_t>(masked[3 * j + 1] / 2);
+    masked[3 * j + 2] = static_cast<std::uint8_t>(masked[3 * j + 2] / 2);
+  }
+  return masked;
 }
 
 InputImage load_input(const std::filesystem::path& path) {

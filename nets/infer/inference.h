@@ -10,9 +10,11 @@
 // tests/apps/infer_test.cpp.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <ostream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,12 @@ struct InputImage {
   int height = 0, width = 0;
 };
 InputImage load_input(const std::filesystem::path& path);
+
+// The pictures glia-infer's panel and glia-serve draw, HxWx3 RGB: the input in grey (z-scores
+// min-max scaled, as overlay_cam draws them), and the mask (0 or non-zero, height x width; empty
+// for none) blended half-way to red on it.
+std::vector<std::uint8_t> grey_rgb(const InputImage& image);
+std::vector<std::uint8_t> mask_overlay(const InputImage& image, std::span<const std::uint8_t> mask);
 
 // A NIfTI volume input (.nii, .nii.gz): each axial slice with brain through
 // data::prepare_axial_slice, exactly as glia-prep prepares a BraTS FLAIR slice. Slices without

@@ -47,13 +47,14 @@ struct HostOutputs {
         w(width),
         classes(num_classes),
         plane(static_cast<std::size_t>(height * width)),
-        seg(static_cast<std::size_t>(images) * plane),
+        seg(options.segment ? static_cast<std::size_t>(images) * plane : 0),
         cls(static_cast<std::size_t>(images * num_classes)),
         mc_mean(static_cast<std::size_t>(images)),
         mc_std(static_cast<std::size_t>(images)),
         latency_ms(static_cast<std::size_t>(images)) {
-    if (options.gradcam) cams.resize(seg.size());
-    if (options.mc_dropout > 0) variance.resize(seg.size());
+    const std::size_t pixels = static_cast<std::size_t>(images) * plane;
+    if (options.gradcam) cams.resize(pixels);
+    if (options.mc_dropout > 0) variance.resize(pixels);
   }
 
   // Image i's probability, class, recommendation and (above cls_threshold) mask.
@@ -72,7 +73,7 @@ struct HostOutputs {
     }
     p.recommendation = recommendation(p.probability_mean.value_or(p.tumour_probability),
                                       p.probability_std, options.bands);
-    p.mask_available = p.tumour_probability >= options.cls_threshold;
+    p.mask_available = options.segment && p.tumour_probability >= options.cls_threshold;
     if (!p.mask_available) return p;
     p.mask.resize(plane);
     const float* logit = seg.data() + at * plane;
@@ -86,7 +87,7 @@ struct HostOutputs {
   }
 
   void move_tensors_into(PredictionBatch& result) {
-    result.seg_logits = from_vector(seg, {n, 1, h, w});
+    if (!seg.empty()) result.seg_logits = from_vector(seg, {n, 1, h, w});
     result.cls_logits = from_vector(cls, {n, index_t{classes}});
     if (!cams.empty()) result.gradcam = from_vector(cams, {n, 1, h, w});
     if (!variance.empty()) result.seg_variance = from_vector(variance, {n, 1, h, w});
@@ -114,10 +115,12 @@ void run_chunk(MultiTaskUNet& model, const std::shared_ptr<Generator>& mc_genera
   Tensor bottleneck;
   {
     NoGradGuard no_grad;
-    const MultiTaskOutput forward = model.forward(x, true, true);
-    const std::vector<float> s = forward.seg_logits.to(Device::cpu()).to_vector<float>();
+    const MultiTaskOutput forward = model.forward(x, options.segment, true);
+    if (options.segment) {
+      const std::vector<float> s = forward.seg_logits.to(Device::cpu()).to_vector<float>();
+      std::copy(s.begin(), s.end(), out.seg.begin() + static_cast<std::ptrdiff_t>(offset));
+    }
     const std::vector<float> k = forward.cls_logits.to(Device::cpu()).to_vector<float>();
-    std::copy(s.begin(), s.end(), out.seg.begin() + static_cast<std::ptrdiff_t>(offset));
     std::copy(k.begin(), k.end(), out.cls.begin() + first * out.classes);
     // The bottleneck of this forward serves Grad-CAM too, so the encoder runs once.
     if (options.gradcam) bottleneck = forward.features.back();
@@ -141,29 +144,24 @@ void run_chunk(MultiTaskUNet& model, const std::shared_ptr<Generator>& mc_genera
 
 }  // namespace
 
-Predictor::Predictor(std::shared_ptr<MultiTaskUNet> model, Device device, PredictOptions options)
-    : model_(std::move(model)),
-      device_(device),
-      options_(options),
-      mc_generator_(std::make_shared<Generator>(options.mc_seed)) {
-  if (!model_) throw std::invalid_argument("Predictor: no model");
-  if (options_.batch < 1) {
-    throw std::invalid_argument("Predictor: batch " + std::to_string(options_.batch) +
+void check_predict_options(const PredictOptions& options) {
+  if (options.batch < 1) {
+    throw std::invalid_argument("Predictor: batch " + std::to_string(options.batch) +
                                 " must be at least 1");
   }
-  if (!(options_.threshold >= 0.0 && options_.threshold <= 1.0)) {
-    throw std::invalid_argument("Predictor: threshold " + std::to_string(options_.threshold) +
+  if (!(options.threshold >= 0.0 && options.threshold <= 1.0)) {
+    throw std::invalid_argument("Predictor: threshold " + std::to_string(options.threshold) +
                                 " must lie in [0, 1]");
   }
-  if (!(options_.cls_threshold >= 0.0 && options_.cls_threshold <= 1.0)) {
+  if (!(options.cls_threshold >= 0.0 && options.cls_threshold <= 1.0)) {
     throw std::invalid_argument("Predictor: cls threshold " +
-                                std::to_string(options_.cls_threshold) + " must lie in [0, 1]");
+                                std::to_string(options.cls_threshold) + " must lie in [0, 1]");
   }
-  if (options_.mc_dropout < 0) {
+  if (options.mc_dropout < 0) {
     throw std::invalid_argument("Predictor: mc dropout passes " +
-                                std::to_string(options_.mc_dropout) + " must be at least 0");
+                                std::to_string(options.mc_dropout) + " must be at least 0");
   }
-  const RecommendationBands& bands = options_.bands;
+  const RecommendationBands& bands = options.bands;
   if (!(0.0 <= bands.unlikely && bands.unlikely <= bands.likely && bands.likely <= 1.0 &&
         bands.uncertain_std >= 0.0)) {
     throw std::invalid_argument("Predictor: recommendation bands need 0 <= unlikely (" +
@@ -171,6 +169,15 @@ Predictor::Predictor(std::shared_ptr<MultiTaskUNet> model, Device device, Predic
                                 std::to_string(bands.likely) + ") <= 1 and uncertain_std (" +
                                 std::to_string(bands.uncertain_std) + ") >= 0");
   }
+}
+
+Predictor::Predictor(std::shared_ptr<MultiTaskUNet> model, Device device, PredictOptions options)
+    : model_(std::move(model)),
+      device_(device),
+      options_(options),
+      mc_generator_(std::make_shared<Generator>(options.mc_seed)) {
+  if (!model_) throw std::invalid_argument("Predictor: no model");
+  check_predict_options(options_);
   if (model_->config().out_channels != 1) {
     throw std::invalid_argument("Predictor: the model has " +
                                 std::to_string(model_->config().out_channels) +
@@ -188,6 +195,11 @@ Predictor Predictor::from_checkpoint(const std::filesystem::path& checkpoint, De
 }
 
 PredictionBatch Predictor::predict(const Tensor& images) {
+  return predict(images, options_);
+}
+
+PredictionBatch Predictor::predict(const Tensor& images, const PredictOptions& options) {
+  check_predict_options(options);
   const UNetConfig& c = model_->config();
   if (images.dim() != 4 || images.size(1) != c.in_channels || images.dtype() != DType::f32) {
     throw std::invalid_argument("Predictor: images must be f32 [n, " +
@@ -196,12 +208,12 @@ PredictionBatch Predictor::predict(const Tensor& images) {
   }
   const std::lock_guard<std::mutex> lock(mutex_);
   const Tensor host = images.to(Device::cpu());
-  HostOutputs out(host.size(0), host.size(2), host.size(3), c.num_classes, options_);
-  for (index_t first = 0; first < out.n; first += options_.batch) {
-    run_chunk(*model_, mc_generator_, options_, device_, host, first, out);
+  HostOutputs out(host.size(0), host.size(2), host.size(3), c.num_classes, options);
+  for (index_t first = 0; first < out.n; first += options.batch) {
+    run_chunk(*model_, mc_generator_, options, device_, host, first, out);
   }
   PredictionBatch result;
-  for (index_t i = 0; i < out.n; ++i) result.predictions.push_back(out.prediction(i, options_));
+  for (index_t i = 0; i < out.n; ++i) result.predictions.push_back(out.prediction(i, options));
   out.move_tensors_into(result);
   return result;
 }

@@ -46,7 +46,13 @@ struct PredictOptions {
   bool gradcam = false;         // a Grad-CAM (bottleneck, predicted class) per image
   RecommendationBands bands{};  // of each prediction's recommendation
   std::uint64_t mc_seed = 0;    // of the predictor's own MC-dropout generator
+  // Off: classification only. The decoder does not run (MC passes still run the whole model),
+  // no mask is produced (mask_available false) and seg_logits stays undefined.
+  bool segment = true;
 };
+
+// Throws std::invalid_argument naming the option that is out of range.
+void check_predict_options(const PredictOptions& options);
 
 // Decision support, not a diagnosis. With p the tumour probability (the MC mean when given) and
 // s its MC standard deviation, the first that holds (default bands):
@@ -95,6 +101,11 @@ class Predictor {
   // images: f32 [n, in_channels, h, w] on any device; run in chunks of options.batch. The model
   // is left in eval mode with its parameters, running statistics and dropout generator unchanged.
   PredictionBatch predict(const Tensor& images);
+  // The same with options of this call (checked by check_predict_options; mc_seed is ignored:
+  // the predictor's generator draws). A server gives each request its own thresholds this way;
+  // an image's prediction does not depend on the other images of the call (batch norm in eval),
+  // except for MC dropout, whose masks follow the generator's stream.
+  PredictionBatch predict(const Tensor& images, const PredictOptions& options);
 
   const MultiTaskUNet& model() const { return *model_; }
   Device device() const { return device_; }

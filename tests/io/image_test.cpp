@@ -40,6 +40,15 @@ TEST_F(ImageTest, GrayPngRoundTripIsExact) {
   EXPECT_TRUE(all_equal(img.pixels, to_float(pixels)));
 }
 
+TEST_F(ImageTest, EncodedPngDecodesToItsPixels) {
+  const int h = 7, w = 11;
+  const auto pixels = random_bytes(h * w, 2);
+  io::write_file_atomic(dir_ / "e.png", encode_png(pixels, h, w, 1));
+  EXPECT_TRUE(all_equal(read_gray(dir_ / "e.png").pixels, to_float(pixels)));
+  EXPECT_THROW(encode_png(pixels, h, w, 2), std::invalid_argument);
+  EXPECT_THROW(encode_png(pixels, h, w + 1, 1), std::invalid_argument);
+}
+
 TEST_F(ImageTest, RgbPngReadsAsBt601Luminance) {
   const int h = 7, w = 11;
   const auto rgb = random_bytes(h * w * 3, 2);

@@ -6,7 +6,8 @@
 // they equal the eval forward, which fails if batch norm ran in train mode; the model is left
 // unchanged; the masks come from the predictor's own generator, never the model's or the default
 // one), recommendation bands from the options, concurrent calls equal to sequential ones, and
-// folder expansion.
+// folder expansion. Options per call equal a predictor built with them; classification only
+// (segment off) gives the full run's class outputs without running the decoder.
 #include "nets/infer/predictor.h"
 
 #include <gtest/gtest.h>
@@ -335,6 +336,46 @@ TEST(PredictorTest, ConcurrentCallsGiveWhatSequentialCallsGive) {
     EXPECT_TRUE(matched) << "a concurrent call gave no sequential call's result";
   }
   EXPECT_FALSE(shared.model().is_training());
+}
+
+TEST(PredictorTest, OptionsPerCallEqualAPredictorBuiltWithThem) {
+  auto model = trained_looking_model(8);
+  const Tensor x = random_tensor({3, 1, 16, 16}, -2, 2, 41);
+  const PredictOptions options{.batch = 3, .threshold = 0.4, .cls_threshold = 0.0, .gradcam = true};
+  const PredictionBatch want = Predictor(model, Device::cpu(), options).predict(x);
+  Predictor defaults(model, Device::cpu());
+  const PredictionBatch got = defaults.predict(x, options);
+  EXPECT_TRUE(all_equal(got.seg_logits.to_vector<float>(), want.seg_logits.to_vector<float>()));
+  EXPECT_TRUE(all_equal(got.gradcam.to_vector<float>(), want.gradcam.to_vector<float>()));
+  ASSERT_EQ(got.predictions.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(got.predictions[i].mask, want.predictions[i].mask);
+    EXPECT_EQ(got.predictions[i].tumour_pixels, want.predictions[i].tumour_pixels);
+  }
+  EXPECT_FALSE(error_of([&] { defaults.predict(x, {.cls_threshold = -0.1}); }).empty());
+  // The predictor's own options are untouched: no Grad-CAM by default.
+  EXPECT_FALSE(defaults.predict(x).gradcam.defined());
+}
+
+TEST(PredictorTest, ClassificationOnlyMatchesTheFullRunWithoutTheDecoder) {
+  auto model = trained_looking_model(9);
+  const Tensor x = random_tensor({2, 1, 16, 16}, -2, 2, 43);
+  Predictor predictor(model, Device::cpu(), {.cls_threshold = 0.0});
+  const PredictionBatch full = predictor.predict(x);
+  PredictOptions cls_only{.cls_threshold = 0.0, .gradcam = true, .segment = false};
+  const PredictionBatch got = predictor.predict(x, cls_only);
+  EXPECT_FALSE(got.seg_logits.defined());
+  EXPECT_TRUE(got.gradcam.defined());
+  EXPECT_TRUE(all_equal(got.cls_logits.to_vector<float>(), full.cls_logits.to_vector<float>()));
+  for (std::size_t i = 0; i < 2; ++i) {
+    const Prediction& p = got.predictions[i];
+    EXPECT_EQ(p.tumour_probability, full.predictions[i].tumour_probability);
+    EXPECT_EQ(p.predicted_class, full.predictions[i].predicted_class);
+    EXPECT_EQ(p.recommendation, full.predictions[i].recommendation);
+    EXPECT_FALSE(p.mask_available);
+    EXPECT_TRUE(p.mask.empty());
+    EXPECT_EQ(p.tumour_pixels, 0);
+  }
 }
 
 TEST(PredictorTest, FoldersExpandToTheirInputsSortedByName) {
