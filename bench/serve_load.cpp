@@ -3,8 +3,8 @@
 // runs that many client threads for a fixed time, each posting the image again and again, and
 // reports throughput, p50/p95/p99 latency, answers by status (200, 503 refused by a full queue,
 // others) and the batch sizes the server reached (from its /metrics, the difference over the
-// level). A soak then runs at one client count and samples the server's RSS at its start and end
-// (and every 10 s). Markdown on stdout.
+// level). A soak then runs at one client count and samples the server's RSS every second; the
+// start and the end are the peaks of its first and last 30 s. Markdown on stdout.
 //   glia-bench-serve --server glia-serve --checkpoint CKPT --image FILE [--clients 1,4,16,64]
 //                    [--seconds 10] [--max-queue 32] [--max-batch 8] [--batch-wait-ms 5]
 //                    [--endpoint /predict_multitask] [--query gradcam=1] [--soak-seconds 120]
@@ -63,6 +63,9 @@ struct ServerProcess {
     if (pid == 0) {
       ::dup2(out[1], 1);
       ::close(out[0]);
+      // As scripts/serve runs it: OpenMP threads that spin while they wait take the cores from the
+      // request threads (4x slower answers on a shared 2-core machine).
+      ::setenv("OMP_WAIT_POLICY", "passive", 0);
       const std::string queue = std::to_string(o.max_queue), batch = std::to_string(o.max_batch),
                         wait = std::to_string(o.batch_wait_ms);
       ::execl(o.server.c_str(), o.server.c_str(), "--checkpoint", o.checkpoint.c_str(), "--port",
@@ -116,6 +119,7 @@ struct Level {
   double seconds = 0;
   std::vector<double> latencies_ms;  // of 200 answers
   long long ok = 0, busy = 0, other = 0;
+  std::map<std::string, long long> other_kinds;  // "HTTP 500", "Read", "Connection", ...
   std::string batches;  // "size: count" of the batches run during the level
 };
 
@@ -139,8 +143,12 @@ Level run_level(const Options& o, int port, const std::string& image, int client
     threads.emplace_back([&] {
       httplib::Client c("127.0.0.1", port);
       c.set_read_timeout(300, 0);
+      // As browsers do: a new connection per request would overflow the server's accept backlog
+      // (cpp-httplib listens with 5) and stall some connections past its keep-alive timeout.
+      c.set_keep_alive(true);
       std::vector<double> lat;
       long long ok = 0, busy = 0, other = 0;
+      std::map<std::string, long long> kinds;
       while (Clock::now() < end) {
         const auto t0 = Clock::now();
         const auto r = c.Post(path.c_str(), image, "application/octet-stream");
@@ -154,6 +162,7 @@ Level run_level(const Options& o, int port, const std::string& image, int client
           std::this_thread::sleep_for(std::chrono::milliseconds(50));
         } else {
           ++other;
+          ++kinds[r ? "HTTP " + std::to_string(r->status) : httplib::to_string(r.error())];
         }
       }
       const std::lock_guard<std::mutex> lock(mutex);
@@ -161,6 +170,7 @@ Level run_level(const Options& o, int port, const std::string& image, int client
       level.ok += ok;
       level.busy += busy;
       level.other += other;
+      for (const auto& [kind, n] : kinds) level.other_kinds[kind] += n;
     });
   }
   for (auto& t : threads) t.join();
@@ -180,10 +190,15 @@ Level run_level(const Options& o, int port, const std::string& image, int client
 }
 
 void print_level(const Level& l) {
-  std::printf("| %d | %lld | %.2f | %.0f | %.0f | %.0f | %lld | %lld | %s |\n", l.clients, l.ok,
+  std::string other = std::to_string(l.other);
+  for (const auto& [kind, n] : l.other_kinds) {
+    other += (other.find('(') == std::string::npos ? " (" : ", ") + kind + ": " + std::to_string(n);
+  }
+  if (!l.other_kinds.empty()) other += ")";
+  std::printf("| %d | %lld | %.2f | %.0f | %.0f | %.0f | %lld | %s | %s |\n", l.clients, l.ok,
               static_cast<double>(l.ok) / l.seconds, percentile(l.latencies_ms, 0.50),
-              percentile(l.latencies_ms, 0.95), percentile(l.latencies_ms, 0.99), l.busy, l.other,
-              l.batches.c_str());
+              percentile(l.latencies_ms, 0.95), percentile(l.latencies_ms, 0.99), l.busy,
+              other.c_str(), l.batches.c_str());
   std::fflush(stdout);
 }
 
@@ -261,31 +276,41 @@ int main(int argc, char** argv) {
     }
     if (o.soak_seconds > 0) {
       const double rss_start = server.rss_mib();
+      // One sample a second: the RSS of a batching server swings with each batch's
+      // temporaries, so the start and end are each the peak of a 30 s window.
       std::vector<double> samples{rss_start};
+      std::mutex samples_mutex;
       Level soak;
-      std::thread sampler;
       std::atomic<bool> soaking{true};
-      sampler = std::thread([&] {
+      std::thread sampler([&] {
         while (soaking) {
-          for (int i = 0; i < 100 && soaking; ++i) {
+          for (int i = 0; i < 10 && soaking; ++i) {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
           }
-          if (soaking) samples.push_back(server.rss_mib());
+          const double rss = server.rss_mib();
+          const std::lock_guard<std::mutex> lock(samples_mutex);
+          samples.push_back(rss);
         }
       });
       soak = run_level(o, server.port, image, o.soak_clients, o.soak_seconds);
       soaking = false;
       sampler.join();
-      const double rss_end = server.rss_mib();
+      const std::size_t window = std::min<std::size_t>(30, samples.size());
+      const double peak_start = *std::max_element(samples.begin(), samples.begin() + window);
+      const double peak_end = *std::max_element(samples.end() - window, samples.end());
       std::printf("\nsoak: %d clients for %.0f s\n\n", o.soak_clients, soak.seconds);
       std::printf(
           "| clients | answers 200 | throughput (req/s) | p50 (ms) | p95 (ms) | p99 (ms) | "
           "503 | other errors | batches run (size: count) |\n");
       std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
       print_level(soak);
-      std::printf("\nserver RSS: %.1f MiB at the start, %.1f MiB at the end (%+.1f%%); every 10 s:",
-                  rss_start, rss_end, 100.0 * (rss_end - rss_start) / rss_start);
-      for (const double s : samples) std::printf(" %.1f", s);
+      std::printf(
+          "\nserver RSS (MiB, sampled every second): peak of the first %zu s %.1f, peak of "
+          "the last %zu s %.1f (%+.1f%%); min %.1f, max %.1f over the soak; every 10 s:",
+          window, peak_start, window, peak_end, 100.0 * (peak_end - peak_start) / peak_start,
+          *std::min_element(samples.begin(), samples.end()),
+          *std::max_element(samples.begin(), samples.end()));
+      for (std::size_t i = 0; i < samples.size(); i += 10) std::printf(" %.1f", samples[i]);
       std::printf("\n");
     }
     return 0;

@@ -1,6 +1,7 @@
 // glia-serve: the original system's HTTP API and web page over one inference worker.
 //   GET  /                   the page (apps/serve/page.html, embedded at build time)
-//   GET  /health             {"status", "multitask_loaded", "device", "uptime_s", "queue"}
+//   GET  /health             {"status", "multitask_loaded", "device", "uptime_s", "queue",
+//                            "in_flight"} (waiting for the worker; being handled)
 //   GET  /model/info         architecture, parameter counts, checkpoint metadata, thresholds,
 //                            the --eval-results metrics
 //   POST /predict_multitask  classification, conditional mask, Grad-CAM overlay, recommendation

@@ -6,7 +6,9 @@ other, that the Grad-CAM is shown for both, that the results table has a row per
 model panel shows the parameter count of /model/info, and that the disclaimer is visible. Then a
 non-image shows the API's error. Saves DIR/serve-page.png (a screenshot of the two results).
 
-usage: serve_browser_test.py GLIA_SERVE GLIA_SERVE_FIXTURE DIR
+usage: serve_browser_test.py GLIA_SERVE GLIA_SERVE_FIXTURE DIR [CKPT TUMOUR NO_TUMOUR]
+The optional three run the same checks on another checkpoint and pair of images (a trained
+model's screenshot for bench/results/); the images must fall on either side of cls_threshold.
 Exit status 77 (ctest: skipped) when chromium, chromedriver or selenium is missing."""
 
 import json
@@ -52,11 +54,16 @@ def api(port, path, data=None, content_type="application/octet-stream"):
 def main():
     serve_bin, fixture_bin, out = sys.argv[1:4]
     os.makedirs(out, exist_ok=True)
-    lines = subprocess.run([fixture_bin, os.path.join(out, "fixture")], check=True,
-                           capture_output=True, text=True).stdout.split()
-    checkpoint, tumour, no_tumour = lines
+    if len(sys.argv) == 7:
+        checkpoint, tumour, no_tumour = sys.argv[4:7]
+    else:
+        checkpoint, tumour, no_tumour = subprocess.run(
+            [fixture_bin, os.path.join(out, "fixture")], check=True, capture_output=True,
+            text=True).stdout.split()
+    # As scripts/serve runs it: spinning OpenMP threads would take the cores from the requests.
+    env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "passive"))
     server = subprocess.Popen([serve_bin, "--checkpoint", checkpoint, "--port", "0"],
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, text=True, env=env)
     driver = None
     try:
         line = server.stdout.readline()
@@ -108,10 +115,12 @@ def main():
                 assert "No tumour detected" in verdict, verdict
             print(f"{name}: p = {p:.4f}, shown {shown}, verdict '{verdict}', mask "
                   f"{'shown' if mask.is_displayed() else 'hidden'}")
-        assert want["tumour.png"]["segmentation"]["mask_available"]
-        assert not want["no_tumour.png"]["segmentation"]["mask_available"]
+        assert want[os.path.basename(tumour)]["segmentation"]["mask_available"]
+        assert not want[os.path.basename(no_tumour)]["segmentation"]["mask_available"]
         rows = driver.find_elements(By.CSS_SELECTOR, "#results-table tbody tr")
         assert len(rows) == 2 and driver.find_element(By.ID, "results-table").is_displayed()
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1280, height + 40)
         screenshot = os.path.join(out, "serve-page.png")
         driver.save_screenshot(screenshot)
         print(f"screenshot: {screenshot}")

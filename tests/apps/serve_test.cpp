@@ -162,6 +162,7 @@ TEST_F(ServeTest, HealthAndModelInfo) {
   EXPECT_EQ(h["device"], "cpu");
   EXPECT_GE(h["uptime_s"].get<double>(), 0.0);
   EXPECT_EQ(h["queue"], 0);
+  EXPECT_EQ(h["in_flight"], 0);
 
   const auto info = c.Get("/model/info");
   ASSERT_TRUE(info);
@@ -479,6 +480,17 @@ TEST_F(ServeTest, MetricsCountRequestsLatencyAndBatches) {
   }
 }
 
+// Polls /health until a prediction request is being handled.
+void wait_until_in_flight(int port) {
+  httplib::Client c("127.0.0.1", port);
+  for (int i = 0; i < 3000; ++i) {
+    const auto r = c.Get("/health");
+    if (r && json::parse(r->body)["in_flight"].get<int>() > 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  FAIL() << "no request reached the server within 30 s";
+}
+
 TEST_F(ServeTest, StopFinishesTheRequestInFlight) {
   auto s = std::make_unique<RunningServer>(options());
   const int port = s->port();
@@ -487,8 +499,7 @@ TEST_F(ServeTest, StopFinishesTheRequestInFlight) {
     const auto r = upload(c, "/predict_multitask?mc_dropout=32", fixture_->tumour);
     return r ? r->status : -1;
   });
-  // Stop once the request has reached the worker (the queue empties when the worker takes it).
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  wait_until_in_flight(port);
   s->stop();
   EXPECT_EQ(in_flight.get(), 200);
   httplib::Client late("127.0.0.1", port);
@@ -504,6 +515,7 @@ TEST_F(ServeTest, SigtermExitsZeroAfterAnsweringTheRequestInFlight) {
   if (pid == 0) {
     ::dup2(out[1], 1);
     ::close(out[0]);
+    ::setenv("OMP_WAIT_POLICY", "passive", 0);  // as scripts/serve runs it
     ::execl(kServe.c_str(), kServe.c_str(), "--checkpoint", fixture_->checkpoint.c_str(), "--port",
             "0", static_cast<char*>(nullptr));
     ::_exit(127);
@@ -520,7 +532,7 @@ TEST_F(ServeTest, SigtermExitsZeroAfterAnsweringTheRequestInFlight) {
     const auto r = upload(c, "/predict_multitask?mc_dropout=32", fixture_->tumour);
     return r ? r->status : -1;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  wait_until_in_flight(port);
   ASSERT_EQ(::kill(pid, SIGTERM), 0);
   EXPECT_EQ(in_flight.get(), 200);
   int status = 0;
