@@ -3,14 +3,20 @@
 // backward of the joint loss (Dice+BCE on the segmentation, cross-entropy on the class), on the
 // cpu backend and, when a GPU is present, on cuda (synchronised before the clock stops). Each
 // figure is the median over the repetitions after one warm-up, divided by the batch.
-// Usage: glia-bench-model [--batch N]... [--reps R] [--device cpu|sim|cuda]... [--quick]
-// (defaults: batches 2 and 8, 3 repetitions, cpu and cuda when present; --quick: batch 1 at
-// 64x64, one repetition, for a smoke run).
+// Usage: glia-bench-model [--batch N]... [--reps R] [--size S] [--device cpu|sim|cuda]... [--quick]
+//        glia-bench-model --export DIR [--size S]
+// (defaults: batches 2 and 8, 3 repetitions, 256x256, cpu and cuda when present; --quick: batch 1
+// at 64x64, one repetition, for a smoke run). --export writes what the PyTorch side-by-side
+// (bench/side_by_side.sh, bench/torch_unet.py) checks against: the benchmark's model as a
+// checkpoint (DIR/model.safetensors, its batch-norm running statistics moved off their initial
+// values by two train-mode forwards), an input batch of 2 (DIR/input.npy) and the eval-mode
+// logits of the cpu device (DIR/seg_logits.npy, DIR/cls_logits.npy).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,6 +25,7 @@
 #include "engine/losses.h"
 #include "engine/ops.h"
 #include "engine/random.h"
+#include "io/npy.h"
 #include "nets/model/checkpoint.h"
 
 namespace {
@@ -81,6 +88,35 @@ Figures measure(Device device, int batch, int size, int reps) {
   return f;
 }
 
+glia::io::NpyArray npy_of(const Tensor& t) {
+  const std::vector<float> v = t.to_vector<float>();
+  return glia::io::NpyArray::from_f32(
+      v, std::vector<std::int64_t>(t.shape().begin(), t.shape().end()));
+}
+
+// See the header: the checkpoint, input and logits the PyTorch reference is checked against.
+void export_reference(const std::string& dir, int size) {
+  std::filesystem::create_directories(dir);
+  auto net = glia::nets::init_model({}, 1);
+  glia::Generator gen(11);
+  {
+    glia::NoGradGuard no_grad;
+    net->train();
+    for (int i = 0; i < 2; ++i) {
+      const Tensor warm = glia::randn({2, 1, size, size}, {}, &gen);
+      (void)net->forward(warm, true, true);
+    }
+  }
+  glia::nets::save_checkpoint(std::filesystem::path(dir) / "model.safetensors", *net);
+  const Tensor x = glia::randn({2, 1, size, size}, {}, &gen);
+  glia::NoGradGuard no_grad;
+  net->eval();
+  const glia::nets::MultiTaskOutput out = net->forward(x, true, true);
+  glia::io::write_npy(std::filesystem::path(dir) / "input.npy", npy_of(x));
+  glia::io::write_npy(std::filesystem::path(dir) / "seg_logits.npy", npy_of(out.seg_logits));
+  glia::io::write_npy(std::filesystem::path(dir) / "cls_logits.npy", npy_of(out.cls_logits));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -88,6 +124,7 @@ int main(int argc, char** argv) {
     std::vector<int> batches;
     std::vector<Device> devices;
     int reps = 3, size = 256;
+    std::string export_dir;
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
       auto value = [&]() -> std::string {
@@ -98,6 +135,10 @@ int main(int argc, char** argv) {
         batches.push_back(std::stoi(value()));
       } else if (arg == "--reps") {
         reps = std::stoi(value());
+      } else if (arg == "--size") {
+        size = std::stoi(value());
+      } else if (arg == "--export") {
+        export_dir = value();
       } else if (arg == "--device") {
         devices.push_back(Device::parse(value()));
       } else if (arg == "--quick") {
@@ -106,9 +147,14 @@ int main(int argc, char** argv) {
         size = 64;
       } else {
         throw std::invalid_argument(
-            "usage: glia-bench-model [--batch N]... [--reps R] [--device cpu|sim|cuda]... "
-            "[--quick]");
+            "usage: glia-bench-model [--batch N]... [--reps R] [--size S] "
+            "[--device cpu|sim|cuda]... [--quick] | --export DIR [--size S]");
       }
+    }
+    if (size < 8 || size % 8 != 0) throw std::invalid_argument("--size must be a multiple of 8");
+    if (!export_dir.empty()) {
+      export_reference(export_dir, size);
+      return 0;
     }
     if (batches.empty()) batches = {2, 8};
     if (reps < 1) throw std::invalid_argument("--reps must be at least 1");

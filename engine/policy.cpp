@@ -4,6 +4,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -13,14 +14,43 @@
 namespace glia {
 namespace {
 
-std::array<std::atomic<KernelPolicy>, kOpFamilies.size()> g_policies{KernelPolicy::native};
-
-std::mutex g_cache_mutex;
-std::map<std::pair<OpFamily, AutotuneKey>, KernelPolicy> g_cache;
-
 std::size_t family_index(OpFamily f) {
   return static_cast<std::size_t>(f);
 }
+
+// The cpu default: GLIA_CPU_KERNELS when set (native, dnnl or auto), else dnnl when built in.
+KernelPolicy default_cpu_policy() {
+  if (const char* env = std::getenv("GLIA_CPU_KERNELS"); env != nullptr && *env != '\0') {
+    const KernelPolicy p = parse_kernel_policy(env);
+    if (p == KernelPolicy::cudnn) {
+      throw std::invalid_argument(
+          "GLIA_CPU_KERNELS=cudnn: the cpu device takes native, dnnl or auto");
+    }
+    return p;
+  }
+  return dnnl_available() ? KernelPolicy::dnnl : KernelPolicy::native;
+}
+
+struct Tables {
+  std::array<std::atomic<KernelPolicy>, kOpFamilies.size()> cpu, cuda;
+  Tables() {
+    const KernelPolicy cpu_default = default_cpu_policy();
+    for (auto& p : cpu) p.store(cpu_default);
+    for (auto& p : cuda) p.store(KernelPolicy::native);
+  }
+};
+
+Tables& tables() {
+  static Tables t;
+  return t;
+}
+
+std::array<std::atomic<KernelPolicy>, kOpFamilies.size()>& table(PolicyDevice device) {
+  return device == PolicyDevice::cpu ? tables().cpu : tables().cuda;
+}
+
+std::mutex g_cache_mutex;
+std::map<std::pair<OpFamily, AutotuneKey>, KernelPolicy> g_cache;
 
 }  // namespace
 
@@ -30,6 +60,8 @@ const char* kernel_policy_name(KernelPolicy p) {
       return "native";
     case KernelPolicy::cudnn:
       return "cudnn";
+    case KernelPolicy::dnnl:
+      return "dnnl";
     case KernelPolicy::auto_select:
       return "auto";
   }
@@ -47,29 +79,67 @@ const char* op_family_name(OpFamily f) {
 KernelPolicy parse_kernel_policy(std::string_view text) {
   if (text == "native") return KernelPolicy::native;
   if (text == "cudnn") return KernelPolicy::cudnn;
+  if (text == "dnnl") return KernelPolicy::dnnl;
   if (text == "auto") return KernelPolicy::auto_select;
   throw std::invalid_argument("unknown kernel policy '" + std::string(text) +
-                              "': expected native, cudnn or auto");
+                              "': expected native, cudnn, dnnl or auto");
+}
+
+bool dnnl_available() {
+#if defined(GLIA_HAVE_DNNL)
+  return true;
+#else
+  return false;
+#endif
+}
+
+void set_kernel_policy(OpFamily family, PolicyDevice device, KernelPolicy policy) {
+  if ((device == PolicyDevice::cpu && policy == KernelPolicy::cudnn) ||
+      (device == PolicyDevice::cuda && policy == KernelPolicy::dnnl)) {
+    throw std::invalid_argument(std::string("kernel policy ") + kernel_policy_name(policy) +
+                                " does not apply to the " +
+                                (device == PolicyDevice::cpu ? "cpu" : "cuda") + " device (" +
+                                op_family_name(family) + ")");
+  }
+  table(device)[family_index(family)].store(policy);
 }
 
 void set_kernel_policy(OpFamily family, KernelPolicy policy) {
-  g_policies[family_index(family)].store(policy);
+  if (policy != KernelPolicy::dnnl) set_kernel_policy(family, PolicyDevice::cuda, policy);
+  if (policy != KernelPolicy::cudnn) set_kernel_policy(family, PolicyDevice::cpu, policy);
 }
 
 void set_kernel_policy(KernelPolicy policy) {
-  for (auto& p : g_policies) p.store(policy);
+  for (OpFamily f : kOpFamilies) set_kernel_policy(f, policy);
 }
 
 KernelPolicy kernel_policy(OpFamily family) {
-  return g_policies[family_index(family)].load();
+  return kernel_policy(family, PolicyDevice::cuda);
+}
+
+KernelPolicy kernel_policy(OpFamily family, PolicyDevice device) {
+  return table(device)[family_index(family)].load();
+}
+
+KernelPolicy resolve_kernel_policy(OpFamily family, std::optional<KernelPolicy> override,
+                                   PolicyDevice device) {
+  const KernelPolicy foreign =
+      device == PolicyDevice::cpu ? KernelPolicy::cudnn : KernelPolicy::dnnl;
+  return override && *override != foreign ? *override : kernel_policy(family, device);
 }
 
 ScopedKernelPolicy::ScopedKernelPolicy() {
-  for (OpFamily f : kOpFamilies) saved_[family_index(f)] = kernel_policy(f);
+  for (OpFamily f : kOpFamilies) {
+    saved_cpu_[family_index(f)] = kernel_policy(f, PolicyDevice::cpu);
+    saved_cuda_[family_index(f)] = kernel_policy(f, PolicyDevice::cuda);
+  }
 }
 
 ScopedKernelPolicy::~ScopedKernelPolicy() {
-  for (OpFamily f : kOpFamilies) set_kernel_policy(f, saved_[family_index(f)]);
+  for (OpFamily f : kOpFamilies) {
+    set_kernel_policy(f, PolicyDevice::cpu, saved_cpu_[family_index(f)]);
+    set_kernel_policy(f, PolicyDevice::cuda, saved_cuda_[family_index(f)]);
+  }
 }
 
 std::optional<KernelPolicy> autotune_lookup(OpFamily family, const AutotuneKey& key) {

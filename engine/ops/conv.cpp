@@ -7,9 +7,10 @@
 //                     gx = forward(gy, w), gw = backward_filter(gy, x), gb = sum_{n, h, w} gy
 // (w keeps PyTorch's layouts: [c_out, c_in, kh, kw] for conv2d, [c_in, c_out, kh, kw] for the
 // transpose, which is exactly the weight of the convolution it is the adjoint of). cpu runs the
-// im2col + BLAS reference, sim our kernels under the emulator, cuda our kernels or cuDNN by the
-// conv policy (engine/policy.h), auto timing both once per pass and shape. The native kernels
-// serve every configuration, so there is no silent fallback. Tested in tests/engine/conv_test.cpp.
+// im2col + BLAS reference or oneDNN, sim our kernels under the emulator, cuda our kernels or cuDNN,
+// by the conv policy (engine/policy.h), auto timing both once per pass and shape. The native
+// kernels serve every configuration, so there is no silent fallback. Tested in
+// tests/engine/conv_test.cpp.
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -22,6 +23,9 @@
 
 #if defined(GLIA_HAVE_CUDA)
 #include "kernels/cudnn/conv.h"
+#endif
+#if defined(GLIA_HAVE_DNNL)
+#include "kernels/dnnl/conv.h"
 #endif
 
 namespace glia {
@@ -62,7 +66,7 @@ Tensor cudnn_workspace(std::size_t bytes, Device device) {
 // auto_select may time them in place.
 
 Tensor forward_pass(const ConvShape& s, const Tensor& x, const Tensor& w, const Tensor& bias,
-                    KernelPolicy policy) {
+                    std::optional<KernelPolicy> policy) {
   Tensor y({s.n, s.c_out, s.out_h, s.out_w}, x.dtype(), x.device());
   if (y.numel() == 0) return y;
   ops::dispatch_float("conv2d", x.device(), x.dtype(), [&]<class T>(auto backend) {
@@ -75,12 +79,16 @@ Tensor forward_pass(const ConvShape& s, const Tensor& x, const Tensor& w, const 
           const Tensor ws = cudnn_workspace(bytes, x.device());
           kernels::cudnn::conv2d_forward(ctx.cudnn(), s, x.data<T>(), w.data<T>(), b, y.data<T>(),
                                          ws.raw_data(), bytes, ctx.stream);
+        }),
+        GLIA_DNNL(T, [&](auto) {
+          kernels::dnnl::conv2d_forward(s, x.data<T>(), w.data<T>(), b, y.data<T>());
         }));
   });
   return y;
 }
 
-Tensor data_pass(const ConvShape& s, const Tensor& gy, const Tensor& w, KernelPolicy policy) {
+Tensor data_pass(const ConvShape& s, const Tensor& gy, const Tensor& w,
+                 std::optional<KernelPolicy> policy) {
   Tensor gx({s.n, s.c_in, s.h, s.w}, gy.dtype(), gy.device());
   if (gx.numel() == 0) return gx;
   if (s.y_numel() == 0) {
@@ -99,12 +107,16 @@ Tensor data_pass(const ConvShape& s, const Tensor& gy, const Tensor& w, KernelPo
           const Tensor ws = cudnn_workspace(bytes, gy.device());
           kernels::cudnn::conv2d_backward_data(ctx.cudnn(), s, gy.data<T>(), w.data<T>(),
                                                gx.data<T>(), ws.raw_data(), bytes, ctx.stream);
+        }),
+        GLIA_DNNL(T, [&](auto) {
+          kernels::dnnl::conv2d_backward_data(s, gy.data<T>(), w.data<T>(), gx.data<T>());
         }));
   });
   return gx;
 }
 
-Tensor filter_pass(const ConvShape& s, const Tensor& x, const Tensor& gy, KernelPolicy policy) {
+Tensor filter_pass(const ConvShape& s, const Tensor& x, const Tensor& gy,
+                   std::optional<KernelPolicy> policy) {
   Tensor gw({s.c_out, s.c_in, s.kh, s.kw}, x.dtype(), x.device());
   if (gw.numel() == 0) return gw;
   if (s.y_numel() == 0) {
@@ -131,6 +143,9 @@ Tensor filter_pass(const ConvShape& s, const Tensor& x, const Tensor& gy, Kernel
           const Tensor ws = cudnn_workspace(bytes, x.device());
           kernels::cudnn::conv2d_backward_filter(ctx.cudnn(), s, x.data<T>(), gy.data<T>(),
                                                  gw.data<T>(), ws.raw_data(), bytes, ctx.stream);
+        }),
+        GLIA_DNNL(T, [&](auto) {
+          kernels::dnnl::conv2d_backward_filter(s, x.data<T>(), gy.data<T>(), gw.data<T>());
         }));
   });
   return gw;
@@ -138,7 +153,7 @@ Tensor filter_pass(const ConvShape& s, const Tensor& x, const Tensor& gy, Kernel
 
 // gb[c] = sum over n, h, w of g [n, c, h, w]. With a convolution's shape `conv`, cuDNN may serve
 // it; without (the transposed convolution's output is not a convolution's output) our kernel does.
-Tensor bias_pass(const Tensor& g, const ConvShape* conv, KernelPolicy policy) {
+Tensor bias_pass(const Tensor& g, const ConvShape* conv, std::optional<KernelPolicy> policy) {
   ConvShape channels;  // the bias kernels read n, c_out and the output plane only
   channels.n = g.size(0);
   channels.c_out = g.size(1);
@@ -149,7 +164,8 @@ Tensor bias_pass(const Tensor& g, const ConvShape* conv, KernelPolicy policy) {
   ops::dispatch_float("conv2d backward", g.device(), g.dtype(), [&]<class T>(auto backend) {
     // Without a convolution's shape only our kernel serves.
     ops::run_with_policy(
-        OpFamily::conv, conv != nullptr ? policy : KernelPolicy::native,
+        OpFamily::conv,
+        conv != nullptr ? policy : std::optional<KernelPolicy>(KernelPolicy::native),
         conv != nullptr ? autotune_key(Pass::backward_bias, *conv) : AutotuneKey{}, backend,
         [&] { ops::kernel::conv2d_backward_bias(backend, channels, g.data<T>(), gb.data<T>()); },
         GLIA_CUDNN([&](auto ctx) {
@@ -230,17 +246,16 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
   check_bias(op, x, w, bias, w.size(0));
   const ConvShape s = conv_shape_of(op, x, w, bias, p, x.size(2), x.size(3), x.size(1), w.size(0));
 
-  Tensor y = forward_pass(s, x, w, bias, resolve_kernel_policy(OpFamily::conv, policy));
+  Tensor y = forward_pass(s, x, w, bias, policy);
   if (needs_grad({x, w, bias})) {
     record(op, y, {x, w, bias},
            {w.requires_grad() ? x : Tensor(), x.requires_grad() ? w : Tensor()},
            [s, xs = x.detach(), ws = w.detach(), gx_needed = x.requires_grad(),
             gw_needed = w.requires_grad(), gb_needed = bias.defined() && bias.requires_grad(),
             policy](const Tensor& gy) {
-             const KernelPolicy resolved = resolve_kernel_policy(OpFamily::conv, policy);
-             return std::vector<Tensor>{gx_needed ? data_pass(s, gy, ws, resolved) : Tensor(),
-                                        gw_needed ? filter_pass(s, xs, gy, resolved) : Tensor(),
-                                        gb_needed ? bias_pass(gy, &s, resolved) : Tensor()};
+             return std::vector<Tensor>{gx_needed ? data_pass(s, gy, ws, policy) : Tensor(),
+                                        gw_needed ? filter_pass(s, xs, gy, policy) : Tensor(),
+                                        gb_needed ? bias_pass(gy, &s, policy) : Tensor()};
            });
   }
   return y;
@@ -273,7 +288,7 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, Co
   }
   const ConvShape s = conv_shape_of(op, x, w, bias, p, oh, ow, c_out, x.size(1));
 
-  Tensor y = data_pass(s, x, w, resolve_kernel_policy(OpFamily::conv, policy));
+  Tensor y = data_pass(s, x, w, policy);
   if (bias.defined()) {
     NoGradGuard no_grad;  // the whole op records below
     y = add(y, bias.reshape({1, c_out, 1, 1}));
@@ -284,11 +299,10 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, Co
            [s, xs = x.detach(), ws = w.detach(), gx_needed = x.requires_grad(),
             gw_needed = w.requires_grad(), gb_needed = bias.defined() && bias.requires_grad(),
             policy](const Tensor& gy) {
-             const KernelPolicy resolved = resolve_kernel_policy(OpFamily::conv, policy);
              return std::vector<Tensor>{
-                 gx_needed ? forward_pass(s, gy, ws, Tensor(), resolved) : Tensor(),
-                 gw_needed ? filter_pass(s, gy, xs, resolved) : Tensor(),
-                 gb_needed ? bias_pass(gy, nullptr, resolved) : Tensor()};
+                 gx_needed ? forward_pass(s, gy, ws, Tensor(), policy) : Tensor(),
+                 gw_needed ? filter_pass(s, gy, xs, policy) : Tensor(),
+                 gb_needed ? bias_pass(gy, nullptr, policy) : Tensor()};
            });
   }
   return y;

@@ -2,7 +2,8 @@
 // is written once as a generic lambda `[&]<class T>(auto backend) { kernel::name(backend, ...); }`
 // and dispatch_* calls it with the element type and backend tag that serve the (device, dtype)
 // pair: cpu runs the templated reference kernels (f32 and f64), sim the emulated kernels/cuda
-// (f32), cuda the GPU build of the same (f32, on the device's stream). Only served combinations
+// (f32), cuda the GPU build of the same (f32, on the device's stream); each dispatch is timed under
+// the op's name when the profile is on (engine/profile.h). Only served combinations
 // are instantiated, so a sim or cuda path never sees double. Adding an op family means adding
 // its kernels to the GLIA_KERNEL list below. Exercised by every test of tests/engine.
 #pragma once
@@ -15,6 +16,7 @@
 
 #include "engine/device.h"
 #include "engine/dtype.h"
+#include "engine/profile.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cuda/launchers.h"
 
@@ -175,6 +177,7 @@ void on_backend(Device device, Fn&& fn) {
 // Floating kernels: f32 everywhere, f64 on cpu.
 template <class Fn>
 void dispatch_float(const char* op, Device device, DType dtype, Fn&& fn) {
+  const profile::Scope timed(op);
   if (dtype == DType::f32) return on_backend<float>(device, fn);
   if (dtype == DType::f64 && device.is_cpu()) return on_backend<double>(device, fn);
   unsupported(op, dtype, device, "f32 on every device, f64 on cpu");
@@ -183,6 +186,7 @@ void dispatch_float(const char* op, Device device, DType dtype, Fn&& fn) {
 // Kernels with integer variants too (fill, cast): f32, i32 and u8 everywhere, f64 on cpu.
 template <class Fn>
 void dispatch_all(const char* op, Device device, DType dtype, Fn&& fn) {
+  const profile::Scope timed(op);
   switch (dtype) {
     case DType::f32:
       return on_backend<float>(device, fn);

@@ -1,15 +1,18 @@
 // Internal to the engine: the one place where the kernel policy (engine/policy.h) chooses between
-// our kernels and cuDNN/cuBLAS. Every op family with an alternative calls, inside its dispatch
-// lambda (engine/ops/dispatch.h), with the same shape:
+// our kernels and cuDNN/cuBLAS on cuda, or oneDNN on cpu. Every op family with an alternative
+// calls, inside its dispatch lambda (engine/ops/dispatch.h), with the same shape:
 //
 //   ops::run_with_policy(OpFamily::pool, policy, {shape fields}, backend,
 //                        [&] { /* our kernels through ops::kernel */ },
-//                        GLIA_CUDNN([&](auto ctx) { /* kernels::cudnn::f(ctx.cudnn(), ...) */ }));
+//                        GLIA_CUDNN([&](auto ctx) { /* kernels::cudnn::f(ctx.cudnn(), ...) */ }),
+//                        GLIA_DNNL(T, [&](auto ctx) { /* kernels::dnnl::f(...) */ }));
 //
-// cpu and sim run the native candidate: they have one implementation. cuda resolves the per-call
-// override, else the family's setting: native and cudnn run that candidate; auto_select runs the
-// remembered winner for (family, device, key), or the first time times both candidates on the
-// device's stream (a warm-up and a few runs each) and remembers the faster. The key holds every
+// sim runs the native candidate: it has one implementation. cpu does the same as cuda below with
+// the dnnl candidate in cudnn's place (timed on the host clock), when the family passes one and
+// the element type is float (oneDNN's candidates are f32; f64 runs native). cuda resolves the
+// per-call override, else the family's setting: native and cudnn run that candidate; auto_select
+// runs the remembered winner for (family, device, key), or the first time times both candidates on
+// the device's stream (a warm-up and a few runs each) and remembers the faster. The key holds every
 // problem parameter that can change which candidate is faster (the runner adds the device). The
 // result says which candidate ran; a backward that must use its forward's implementation passes
 // that as the override (and no key: nothing is timed).
@@ -28,6 +31,8 @@
 #include "engine/ops/dispatch.h"
 #include "engine/policy.h"
 
+#include <chrono>
+
 #if defined(GLIA_HAVE_CUDA)
 #include <cuda_runtime.h>
 
@@ -41,6 +46,27 @@ enum class Run { result, timing };
 
 // The cuDNN candidate's stand-in in builds without CUDA; never called.
 struct NoCudnn {};
+// The oneDNN candidate's stand-in in builds without oneDNN, for element types other than float,
+// and for families without one; never called.
+struct NoDnnl {};
+// What a oneDNN candidate is given: nothing yet (the engine is global); a type of its own keeps
+// the candidate generic, so that its float-only body is compiled only where it may run.
+struct DnnlContext {};
+
+// The oneDNN candidate for element type T: `fn` for float when oneDNN is built in, else NoDnnl.
+template <class T, class Fn>
+auto dnnl_candidate([[maybe_unused]] Fn&& fn) {
+#if defined(GLIA_HAVE_DNNL)
+  if constexpr (std::is_same_v<T, float>) {
+    return std::forward<Fn>(fn);
+  } else {
+    return NoDnnl{};
+  }
+#else
+  return NoDnnl{};
+#endif
+}
+#define GLIA_DNNL(T, ...) ::glia::ops::dnnl_candidate<T>(__VA_ARGS__)
 
 #if defined(GLIA_HAVE_CUDA)
 
@@ -92,18 +118,55 @@ void run_candidate(Fn& fn, Run run, Args&&... args) {
   }
 }
 
+// Mean host time of `run` over a few calls after a warm-up, in milliseconds (cpu candidates run
+// synchronously).
+template <class Fn>
+double host_time_ms(Fn&& run) {
+  constexpr int kReps = 3;
+  run();
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kReps; ++i) run();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+             .count() /
+         kReps;
+}
+
 }  // namespace detail
 
-// Runs `native` or `cudnn` for one op as the policy decides (see above); returns the one that ran,
-// KernelPolicy::native or KernelPolicy::cudnn.
-template <class Backend, class Native, class Cudnn>
+// Runs `native`, `cudnn` or `dnnl` for one op as the policy decides (see above); returns the one
+// that ran, KernelPolicy::native, cudnn or dnnl.
+template <class Backend, class Native, class Cudnn, class Dnnl = NoDnnl>
 KernelPolicy run_with_policy(OpFamily family, std::optional<KernelPolicy> policy,
                              const AutotuneKey& key, const Backend& backend, Native&& native,
-                             Cudnn&& cudnn) {
+                             Cudnn&& cudnn, Dnnl&& dnnl = Dnnl{}) {
+  if constexpr (std::is_same_v<Backend, CpuBackend> &&
+                !std::is_same_v<std::decay_t<Dnnl>, NoDnnl>) {
+    KernelPolicy chosen = resolve_kernel_policy(family, policy, PolicyDevice::cpu);
+    if (chosen == KernelPolicy::auto_select) {
+      AutotuneKey cpu_key{-1};  // cuda keys start with the device index, >= 0
+      cpu_key.insert(cpu_key.end(), key.begin(), key.end());
+      std::optional<KernelPolicy> winner = autotune_lookup(family, cpu_key);
+      if (!winner) {
+        const double native_ms =
+            detail::host_time_ms([&] { detail::run_candidate(native, Run::timing); });
+        const double dnnl_ms =
+            detail::host_time_ms([&] { detail::run_candidate(dnnl, Run::timing, DnnlContext{}); });
+        winner = native_ms <= dnnl_ms ? KernelPolicy::native : KernelPolicy::dnnl;
+        autotune_store(family, cpu_key, *winner);
+      }
+      chosen = *winner;
+    }
+    if (chosen == KernelPolicy::dnnl) {
+      detail::run_candidate(dnnl, Run::result, DnnlContext{});
+      return KernelPolicy::dnnl;
+    }
+    detail::run_candidate(native, Run::result);
+    return KernelPolicy::native;
+  }
 #if defined(GLIA_HAVE_CUDA)
   if constexpr (std::is_same_v<Backend, CudaBackend>) {
     const CudnnContext ctx{backend.device, static_cast<cudaStream_t>(backend.stream)};
-    KernelPolicy chosen = resolve_kernel_policy(family, policy);
+    KernelPolicy chosen = resolve_kernel_policy(family, policy, PolicyDevice::cuda);
     if (chosen == KernelPolicy::auto_select) {
       AutotuneKey device_key{backend.device};
       device_key.insert(device_key.end(), key.begin(), key.end());
@@ -131,6 +194,7 @@ KernelPolicy run_with_policy(OpFamily family, std::optional<KernelPolicy> policy
   (void)key;
   (void)backend;
   (void)cudnn;
+  (void)dnnl;
   detail::run_candidate(native, Run::result);
   return KernelPolicy::native;
 }

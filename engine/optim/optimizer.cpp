@@ -9,6 +9,7 @@
 
 #include "engine/grad_mode.h"
 #include "engine/ops.h"
+#include "engine/profile.h"
 
 namespace glia::optim {
 namespace {
@@ -105,6 +106,7 @@ void Optimizer::step() {
       param.bump_version();  // a graph that saved the old values can no longer backward
     }
   }
+  profile::step_end();  // a training step ends with its update
 }
 
 void Optimizer::zero_grad(bool set_to_none) {

@@ -62,12 +62,16 @@ void batch_norm_invstd(const T* var, T* invstd, const BatchNormShape& s) {
 template <class T>
 void batch_norm_apply(const T* x, const T* mean, const T* invstd, const T* weight, const T* bias,
                       T* y, const BatchNormShape& s) {
-  const index_t total = s.numel();
-#pragma omp parallel for schedule(static) if (total > (index_t{1} << 15))
-  for (index_t i = 0; i < total; ++i) {
-    const index_t c = s.channel_of(i);
+  // One (n, c) plane per iteration, its channel's constants hoisted, so the inner loop vectorises.
+  const index_t plane = s.plane();
+#pragma omp parallel for schedule(static) if (s.numel() > (index_t{1} << 15))
+  for (index_t nc = 0; nc < s.n * s.c; ++nc) {
+    const index_t c = nc % s.c;
     const T scale = invstd[c] * (weight != nullptr ? weight[c] : T(1));
-    y[i] = (x[i] - mean[c]) * scale + (bias != nullptr ? bias[c] : T(0));
+    const T m = mean[c], b = bias != nullptr ? bias[c] : T(0);
+    const T* xp = x + nc * plane;
+    T* yp = y + nc * plane;
+    for (index_t i = 0; i < plane; ++i) yp[i] = (xp[i] - m) * scale + b;
   }
 }
 
@@ -91,17 +95,24 @@ template <class T>
 void batch_norm_backward_input(const T* x, const T* gy, const T* mean, const T* invstd,
                                const T* weight, const T* sum_dy, const T* sum_dy_xhat, T* gx,
                                const BatchNormShape& s, bool training) {
-  const index_t total = s.numel();
   const T inv_count = T(1) / static_cast<T>(s.count());
-#pragma omp parallel for schedule(static) if (total > (index_t{1} << 15))
-  for (index_t i = 0; i < total; ++i) {
-    const index_t c = s.channel_of(i);
+  const index_t plane = s.plane();
+#pragma omp parallel for schedule(static) if (s.numel() > (index_t{1} << 15))
+  for (index_t nc = 0; nc < s.n * s.c; ++nc) {
+    const index_t c = nc % s.c;
     const T scale = invstd[c] * (weight != nullptr ? weight[c] : T(1));
+    const T* xp = x + nc * plane;
+    const T* gyp = gy + nc * plane;
+    T* gxp = gx + nc * plane;
     if (training) {
-      const T xhat = (x[i] - mean[c]) * invstd[c];
-      gx[i] = scale * (gy[i] - sum_dy[c] * inv_count - xhat * sum_dy_xhat[c] * inv_count);
+      const T m = mean[c], is = invstd[c];
+      const T dy = sum_dy[c] * inv_count, dyx = sum_dy_xhat[c] * inv_count;
+      for (index_t i = 0; i < plane; ++i) {
+        const T xhat = (xp[i] - m) * is;
+        gxp[i] = scale * (gyp[i] - dy - xhat * dyx);
+      }
     } else {
-      gx[i] = scale * gy[i];
+      for (index_t i = 0; i < plane; ++i) gxp[i] = scale * gyp[i];
     }
   }
 }

@@ -1,8 +1,9 @@
 // conv2d and conv_transpose2d (engine/ops/conv.cpp): the cpu f64 forward against a direct
 // seven-loop definition; cpu backward against central finite differences in f64 w.r.t. x, w and
 // bias; the sim and cuda forward and backward against cpu in f32 (Sim/..., Cuda/...; the latter
-// skipped without a GPU); the U-Net's 2x2 stride-2 transposed convolution against its definition;
-// and the errors of mismatched channels and bad shapes or parameters.
+// skipped without a GPU); the oneDNN and auto policies on cpu against the reference kernels,
+// forward and backward (CpuDnnlConvPolicy); the U-Net's 2x2 stride-2 transposed convolution against
+// its definition; and the errors of mismatched channels and bad shapes or parameters.
 #include <gtest/gtest.h>
 
 #include <ostream>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "engine/ops.h"
+#include "engine/policy.h"
 #include "tests/common/gradcheck.h"
 #include "tests/common/tolerance.h"
 #include "tests/engine/test_util.h"
@@ -232,6 +234,39 @@ INSTANTIATE_TEST_SUITE_P(Cuda, ConvVsCpu,
                          ::testing::Combine(::testing::Values(Device::cuda()),
                                             ::testing::ValuesIn(conv_cases())),
                          vs_cpu_name);
+
+#if defined(GLIA_HAVE_DNNL)
+// On cpu, oneDNN and auto_select give what the reference kernels give, forward and every
+// gradient, with the policy set for the family (so the backward passes follow it too).
+TEST(CpuDnnlConvPolicy, DnnlAndAutoMatchNative) {
+  ScopedKernelPolicy restore;
+  for (const ConvCase& c : conv_cases()) {
+    SCOPED_TRACE(c.name);
+    auto run = [&](KernelPolicy policy) {
+      set_kernel_policy(OpFamily::conv, PolicyDevice::cpu, policy);
+      const std::vector<Tensor> in = make_inputs(c, DType::f32, Device::cpu(), true);
+      const Tensor y = run_conv(c, in);
+      const Tensor r = random_tensor(y.shape(), -1.0, 1.0, 99, DType::f32, Device::cpu());
+      sum(y * r).backward();
+      std::vector<std::vector<double>> out{host_doubles(y)};
+      for (const Tensor& t : in) {
+        if (t.defined()) out.push_back(host_doubles(t.grad()));
+      }
+      return out;
+    };
+    const auto native = run(KernelPolicy::native);
+    for (KernelPolicy p : {KernelPolicy::dnnl, KernelPolicy::auto_select}) {
+      const auto got = run(p);
+      ASSERT_EQ(got.size(), native.size());
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        EXPECT_TRUE(all_close(got[i], native[i], kConvTol))
+            << kernel_policy_name(p)
+            << (i == 0 ? std::string(" forward") : " gradient of input " + std::to_string(i - 1));
+      }
+    }
+  }
+}
+#endif
 
 #if defined(GLIA_HAVE_CUDA)
 // cuDNN and auto_select give what our kernels give, forward and backward.

@@ -34,7 +34,8 @@ class PolicyTest : public ::testing::Test {
 };
 
 TEST_F(PolicyTest, NamesRoundTrip) {
-  for (KernelPolicy p : {KernelPolicy::native, KernelPolicy::cudnn, KernelPolicy::auto_select}) {
+  for (KernelPolicy p :
+       {KernelPolicy::native, KernelPolicy::cudnn, KernelPolicy::dnnl, KernelPolicy::auto_select}) {
     EXPECT_EQ(parse_kernel_policy(kernel_policy_name(p)), p);
   }
   std::set<std::string> names;
@@ -44,8 +45,77 @@ TEST_F(PolicyTest, NamesRoundTrip) {
     (void)parse_kernel_policy("fastest");
     FAIL() << "unknown policy accepted";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("native, cudnn or auto"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("native, cudnn, dnnl or auto"), std::string::npos);
   }
+}
+
+// cpu and cuda keep a table each: a library policy lands on its own device only, native and auto
+// on both; naming the other device's library for a device throws, and as a per-call override it
+// means that device's setting.
+TEST_F(PolicyTest, CpuAndCudaKeepTheirOwnSetting) {
+  set_kernel_policy(KernelPolicy::native);
+  set_kernel_policy(OpFamily::conv, KernelPolicy::dnnl);
+  set_kernel_policy(OpFamily::gemm, KernelPolicy::cudnn);
+  EXPECT_EQ(kernel_policy(OpFamily::conv, PolicyDevice::cpu), KernelPolicy::dnnl);
+  EXPECT_EQ(kernel_policy(OpFamily::conv, PolicyDevice::cuda), KernelPolicy::native);
+  EXPECT_EQ(kernel_policy(OpFamily::gemm, PolicyDevice::cpu), KernelPolicy::native);
+  EXPECT_EQ(kernel_policy(OpFamily::gemm, PolicyDevice::cuda), KernelPolicy::cudnn);
+  EXPECT_EQ(kernel_policy(OpFamily::gemm), KernelPolicy::cudnn);  // the one-argument form: cuda
+  set_kernel_policy(OpFamily::pool, KernelPolicy::auto_select);
+  EXPECT_EQ(kernel_policy(OpFamily::pool, PolicyDevice::cpu), KernelPolicy::auto_select);
+  EXPECT_EQ(kernel_policy(OpFamily::pool, PolicyDevice::cuda), KernelPolicy::auto_select);
+  EXPECT_THROW(set_kernel_policy(OpFamily::conv, PolicyDevice::cpu, KernelPolicy::cudnn),
+               std::invalid_argument);
+  EXPECT_THROW(set_kernel_policy(OpFamily::conv, PolicyDevice::cuda, KernelPolicy::dnnl),
+               std::invalid_argument);
+  EXPECT_EQ(resolve_kernel_policy(OpFamily::conv, KernelPolicy::cudnn, PolicyDevice::cpu),
+            KernelPolicy::dnnl);
+  EXPECT_EQ(resolve_kernel_policy(OpFamily::gemm, KernelPolicy::dnnl, PolicyDevice::cuda),
+            KernelPolicy::cudnn);
+  EXPECT_EQ(resolve_kernel_policy(OpFamily::conv, KernelPolicy::native, PolicyDevice::cpu),
+            KernelPolicy::native);
+}
+
+// On cpu, a family that passes a oneDNN candidate follows the cpu setting: dnnl runs it, native
+// the reference, auto times both once per key (the key kept apart from cuda's by a leading -1)
+// and then serves the winner from the cache.
+TEST_F(PolicyTest, CpuRunnerFollowsThePolicyWithADnnlCandidate) {
+  int native_results = 0, dnnl_results = 0, native_timed = 0, dnnl_timed = 0;
+  auto run = [&](std::optional<KernelPolicy> policy, const AutotuneKey& key) {
+    native_results = dnnl_results = native_timed = dnnl_timed = 0;
+    return ops::run_with_policy(
+        OpFamily::conv, policy, key, ops::CpuBackend{},
+        [&](ops::Run r) { ++(r == ops::Run::result ? native_results : native_timed); },
+        GLIA_CUDNN([](auto) {}), GLIA_DNNL(float, [&](auto, ops::Run r) {
+          ++(r == ops::Run::result ? dnnl_results : dnnl_timed);
+        }));
+  };
+  if (!dnnl_available()) {
+    EXPECT_EQ(run(KernelPolicy::dnnl, {1}), KernelPolicy::native);
+    return;
+  }
+  EXPECT_EQ(run(KernelPolicy::native, {1}), KernelPolicy::native);
+  EXPECT_EQ(native_results, 1);
+  EXPECT_EQ(dnnl_results + native_timed + dnnl_timed, 0);
+  set_kernel_policy(OpFamily::conv, PolicyDevice::cpu, KernelPolicy::dnnl);
+  EXPECT_EQ(run(std::nullopt, {1}), KernelPolicy::dnnl);
+  EXPECT_EQ(dnnl_results, 1);
+  EXPECT_EQ(native_results + native_timed + dnnl_timed, 0);
+
+  const KernelPolicy winner = run(KernelPolicy::auto_select, {1});
+  EXPECT_GT(native_timed, 0);
+  EXPECT_EQ(native_timed, dnnl_timed);
+  EXPECT_EQ(native_results + dnnl_results, 1);
+  EXPECT_EQ(autotune_lookup(OpFamily::conv, {-1, 1}), winner);
+  EXPECT_EQ(run(KernelPolicy::auto_select, {1}), winner);
+  EXPECT_EQ(native_timed + dnnl_timed, 0);
+  // A double tensor's family has no oneDNN candidate: native, whatever the setting.
+  int double_native = 0;
+  EXPECT_EQ(ops::run_with_policy(
+                OpFamily::conv, KernelPolicy::dnnl, {2}, ops::CpuBackend{},
+                [&] { ++double_native; }, GLIA_CUDNN([](auto) {}), GLIA_DNNL(double, [](auto) {})),
+            KernelPolicy::native);
+  EXPECT_EQ(double_native, 1);
 }
 
 // Each family has its own setting, the override wins over it, and the all-families setting

@@ -4,7 +4,8 @@
 // involved), odd and even and non-square planes that do not divide the 64-wide tiles of
 // kernels/cuda/conv.cu, stride 1 and 2, padding 0 and 1, kernels 1, 2, 3, 5, dilation 2 and
 // per-dimension parameters. Outputs and workspaces start as NaN; sim runs under every lane order
-// and must agree bitwise.
+// and must agree bitwise. The oneDNN passes (kernels/dnnl) and the cuDNN fallback meet the same
+// reference on the same cases.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -17,6 +18,9 @@
 #include "kernels/cuda/launchers.h"
 #if defined(GLIA_HAVE_CUDA)
 #include "kernels/cudnn/conv.h"
+#endif
+#if defined(GLIA_HAVE_DNNL)
+#include "kernels/dnnl/conv.h"
 #endif
 #include "tests/common/tolerance.h"
 #include "tests/kernels/backends.h"
@@ -202,6 +206,30 @@ TEST(ConvShapeTest, SplitFilterGradientAsksForAWorkspace) {
   EXPECT_GT(kernels::sim::conv2d_backward_filter_workspace_size(shape_of(cases()[8])), 0);
   EXPECT_EQ(kernels::sim::conv2d_backward_filter_workspace_size(shape_of(cases()[0])), 0);
 }
+
+#if defined(GLIA_HAVE_DNNL)
+// The oneDNN passes of kernels/dnnl under the same cases, outputs poisoned, bias and no bias.
+TEST(CpuDnnlConv, MatchesReference) {
+  std::uint32_t seed = 1100;
+  for (const Case& c : cases()) {
+    const ConvShape s = shape_of(c);
+    SCOPED_TRACE(s.describe());
+    const Inputs in = make_inputs(s, seed += 5);
+    const Reference want = reference(s, in);
+    std::vector<float> y = nan_poisoned(in.gy.size()), y_bias = y;
+    std::vector<float> gx = nan_poisoned(in.x.size()), gw = nan_poisoned(in.w.size());
+    kernels::dnnl::conv2d_forward(s, in.x.data(), in.w.data(), static_cast<const float*>(nullptr),
+                                  y.data());
+    kernels::dnnl::conv2d_forward(s, in.x.data(), in.w.data(), in.bias.data(), y_bias.data());
+    kernels::dnnl::conv2d_backward_data(s, in.gy.data(), in.w.data(), gx.data());
+    kernels::dnnl::conv2d_backward_filter(s, in.x.data(), in.gy.data(), gw.data());
+    EXPECT_TRUE(all_close(y, want.y, kConvTolerance)) << "forward";
+    EXPECT_TRUE(all_close(y_bias, want.y_bias, kConvTolerance)) << "forward with bias";
+    EXPECT_TRUE(all_close(gx, want.gx, kConvTolerance)) << "backward data";
+    EXPECT_TRUE(all_close(gw, want.gw, kConvTolerance)) << "backward filter";
+  }
+}
+#endif
 
 #if defined(GLIA_HAVE_CUDA)
 // The cuDNN fallback of kernels/cudnn under the same cases.

@@ -1,0 +1,36 @@
+// What every oneDNN call of kernels/dnnl shares: the cpu engine and the argument list of one
+// primitive call, which wraps our plain buffers as oneDNN memory and inserts the reorders to and
+// from the layouts the primitive chose (none when they already match). Used by kernels/dnnl/*.cpp;
+// tested through them in tests/kernels/conv_test.cpp (CpuDnnlConv).
+#pragma once
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace glia::kernels::dnnl {
+
+// The process's cpu engine, created on first use.
+const ::dnnl::engine& cpu_engine();
+
+class Args {
+ public:
+  // A buffer the primitive reads: `plain` describes it as we hold it, `wanted` as the primitive
+  // wants it; reordered into a temporary before the call when they differ.
+  void input(int arg, const ::dnnl::memory::desc& plain, const ::dnnl::memory::desc& wanted,
+             const float* data);
+  // A buffer the primitive writes: written in `wanted`'s layout and reordered into `data` after
+  // the call when the layouts differ.
+  void output(int arg, const ::dnnl::memory::desc& plain, const ::dnnl::memory::desc& wanted,
+              float* data);
+  // Runs the reorders in, the primitive, the reorders out, and waits for them.
+  void run(const ::dnnl::primitive& primitive);
+
+ private:
+  std::unordered_map<int, ::dnnl::memory> args_;
+  std::vector<std::pair<::dnnl::memory, ::dnnl::memory>> before_, after_;  // (from, to)
+};
+
+}  // namespace glia::kernels::dnnl
