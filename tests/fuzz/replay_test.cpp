@@ -3,7 +3,7 @@
 // must go through LLVMFuzzerTestOneInput, so a reader that crashes, throws std::bad_alloc or
 // something that is not a std::exception on a once-found input fails here. Built once per
 // target by glia_fuzz_target() in tests/fuzz/CMakeLists.txt, which passes the folders in
-// GLIA_FUZZ_REPLAY_DIRS and the target's name in GLIA_FUZZ_TARGET.
+// GLIA_FUZZ_SEEDS and GLIA_FUZZ_REGRESSIONS and the target's name in GLIA_FUZZ_TARGET.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -21,9 +20,7 @@ namespace {
 
 std::vector<std::filesystem::path> replay_files() {
   std::vector<std::filesystem::path> files;
-  std::stringstream dirs(GLIA_FUZZ_REPLAY_DIRS);
-  std::string dir;
-  while (std::getline(dirs, dir, ';')) {
+  for (const char* dir : {GLIA_FUZZ_SEEDS, GLIA_FUZZ_REGRESSIONS}) {
     if (!std::filesystem::is_directory(dir)) continue;
     for (const auto& entry : std::filesystem::directory_iterator(dir)) {
       if (entry.is_regular_file()) files.push_back(entry.path());
@@ -39,7 +36,7 @@ std::vector<std::filesystem::path> replay_files() {
 TEST(GLIA_REPLAY_CAT(FuzzReplay_, GLIA_FUZZ_TARGET), SeedsAndRegressions) {
   const std::vector<std::filesystem::path> files = replay_files();
   // Every target has seeds; an empty list means the folders moved.
-  ASSERT_FALSE(files.empty()) << "no inputs under " << GLIA_FUZZ_REPLAY_DIRS;
+  ASSERT_FALSE(files.empty()) << "no inputs under " << GLIA_FUZZ_SEEDS;
   for (const auto& file : files) {
     SCOPED_TRACE(file.string());
     std::ifstream in(file, std::ios::binary);
