@@ -55,7 +55,9 @@ Generator::Draw reserve_for(const Tensor& x, Generator* generator) {
 
 void uniform_(Tensor& x, double lo, double hi, Generator* generator) {
   ops::check_floating("uniform_", x);
-  const auto [seed, offset] = reserve_for(x, generator);
+  // Named copies rather than a structured binding, which clang 14 cannot capture in a lambda.
+  const Generator::Draw draw = reserve_for(x, generator);
+  const std::uint64_t seed = draw.seed, offset = draw.offset;
   const index_t n = x.numel();
   if (n == 0) return;
   ops::dispatch_float("uniform_", x.device(), x.dtype(), [&]<class T>(auto backend) {
@@ -67,7 +69,9 @@ void uniform_(Tensor& x, double lo, double hi, Generator* generator) {
 
 void normal_(Tensor& x, double mean, double stddev, Generator* generator) {
   ops::check_floating("normal_", x);
-  const auto [seed, offset] = reserve_for(x, generator);
+  // Named copies rather than a structured binding, which clang 14 cannot capture in a lambda.
+  const Generator::Draw draw = reserve_for(x, generator);
+  const std::uint64_t seed = draw.seed, offset = draw.offset;
   const index_t n = x.numel();
   if (n == 0) return;
   ops::dispatch_float("normal_", x.device(), x.dtype(), [&]<class T>(auto backend) {

@@ -451,18 +451,22 @@ const std::string& Config::origin(const std::string& name) const {
 namespace {
 
 // The dotted keys as a tree of sections, each in the order its first key appears in the schema.
+// Child sections are kept as names beside a vector of sections: a std::pair holding the still
+// incomplete Section would not compile with clang and libstdc++ (the fuzz configuration).
 struct Section {
   std::vector<std::pair<std::string, const ConfigKey*>> keys;  // leaf when the key is set
-  std::vector<std::pair<std::string, Section>> sections;
+  std::vector<std::string> section_names;
+  std::vector<Section> sections;                    // sections[i] is named section_names[i]
   std::vector<std::pair<bool, std::size_t>> order;  // (is_section, index) in first-seen order
 
   Section& child(const std::string& name) {
-    for (auto& [n, s] : sections) {
-      if (n == name) return s;
+    for (std::size_t i = 0; i < sections.size(); ++i) {
+      if (section_names[i] == name) return sections[i];
     }
     order.emplace_back(true, sections.size());
-    sections.emplace_back(name, Section());
-    return sections.back().second;
+    section_names.push_back(name);
+    sections.emplace_back();
+    return sections.back();
   }
 };
 
@@ -471,8 +475,8 @@ void emit_section(YAML::Emitter& out, const Section& section,
   out << YAML::BeginMap;
   for (const auto& [is_section, i] : section.order) {
     if (is_section) {
-      out << YAML::Key << section.sections[i].first << YAML::Value;
-      emit_section(out, section.sections[i].second, values);
+      out << YAML::Key << section.section_names[i] << YAML::Value;
+      emit_section(out, section.sections[i], values);
     } else {
       out << YAML::Key << section.keys[i].first << YAML::Value;
       emit_value(out, values.at(section.keys[i].second->name));

@@ -23,8 +23,25 @@ bool is_jpeg(std::string_view b) {
          static_cast<unsigned char>(b[1]) == 0xD8;
 }
 
+// Whether a DHT segment's payload (after its length field) is one or more well-formed Huffman
+// tables: a class/id byte, 16 code counts, then as many symbols as the counts add up to, at most
+// 256 (one byte each). stb_image 2.27 does not check that total and writes past its 257-entry
+// code-length table when it is larger (found by tests/fuzz/image.cpp), so glia checks it first.
+bool dht_is_valid(std::string_view p) {
+  std::size_t i = 0;
+  while (i < p.size()) {
+    if (p.size() - i < 17) return false;
+    std::size_t symbols = 0;
+    for (std::size_t k = 1; k <= 16; ++k) symbols += static_cast<unsigned char>(p[i + k]);
+    if (symbols > 256 || p.size() - i - 17 < symbols) return false;
+    i += 17 + symbols;
+  }
+  return true;
+}
+
 // Walks the JPEG marker segments and the entropy-coded scans and reports whether the end-of-image
-// marker is reached inside the data; a truncated file runs out first.
+// marker is reached inside the data with every Huffman table well formed; a truncated file runs
+// out first.
 bool jpeg_is_complete(std::string_view b) {
   const auto at = [&](std::size_t i) { return static_cast<unsigned char>(b[i]); };
   const std::size_t n = b.size();
@@ -39,6 +56,7 @@ bool jpeg_is_complete(std::string_view b) {
     if (i + 2 > n) return false;
     const std::size_t len = (std::size_t{at(i)} << 8) | at(i + 1);
     if (len < 2 || i + len > n) return false;
+    if (marker == 0xC4 && !dht_is_valid(b.substr(i + 2, len - 2))) return false;
     i += len;
     if (marker != 0xDA) continue;
     // Scan data: 0xFF00 is a stuffed byte and 0xFFD0..D7 a restart marker; any other 0xFFxx ends
@@ -143,8 +161,9 @@ GrayImage read_gray(const std::filesystem::path& path) {
   if (bytes.empty())
     throw std::runtime_error("cannot decode image " + name + ": the file is empty");
   if (is_jpeg(bytes) && !jpeg_is_complete(bytes)) {
-    throw std::runtime_error("cannot decode image " + name +
-                             ": truncated or corrupt JPEG (no end-of-image marker)");
+    throw std::runtime_error(
+        "cannot decode image " + name +
+        ": truncated or corrupt JPEG (no end-of-image marker, or a malformed Huffman table)");
   }
   if (is_png(bytes) && !png_is_complete(bytes)) {
     throw std::runtime_error("cannot decode image " + name +
@@ -154,9 +173,19 @@ GrayImage read_gray(const std::filesystem::path& path) {
     throw std::runtime_error("cannot decode image " + name + ": file too large");
   }
   int width = 0, height = 0, channels = 0;
+  const auto* encoded = reinterpret_cast<const stbi_uc*>(bytes.data());
+  // The header alone first: the size is checked before stb_image allocates the pixels. A file
+  // stb_image cannot even parse the header of fails in the decode below with its reason.
+  if (stbi_info_from_memory(encoded, static_cast<int>(bytes.size()), &width, &height, &channels) &&
+      (width > kMaxImageSide || height > kMaxImageSide ||
+       std::int64_t{width} * height > kMaxImagePixels)) {
+    throw std::runtime_error("cannot decode image " + name + ": " + std::to_string(width) + "x" +
+                             std::to_string(height) + " pixels exceed the limit of " +
+                             std::to_string(kMaxImageSide) + " per side and " +
+                             std::to_string(kMaxImagePixels) + " in all");
+  }
   stbi_uc* data =
-      stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
-                            static_cast<int>(bytes.size()), &width, &height, &channels, 0);
+      stbi_load_from_memory(encoded, static_cast<int>(bytes.size()), &width, &height, &channels, 0);
   if (data == nullptr) {
     const char* reason = stbi_failure_reason();
     throw std::runtime_error("cannot decode image " + name + ": " +

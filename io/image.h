@@ -19,10 +19,17 @@ struct GrayImage {
   std::vector<float> pixels;  // row-major, 0..255
 };
 
+// The largest image read_gray decodes: its header's width and height are checked against these
+// before any pixel is allocated, so a few bytes claiming 65535 x 65535 pixels cannot ask for
+// gigabytes. Scans and their exports are far smaller (BraTS 240 x 240, Kaggle exports < 2000).
+inline constexpr int kMaxImageSide = 16384;
+inline constexpr std::int64_t kMaxImagePixels = std::int64_t{1} << 26;  // 8192 x 8192
+
 // JPEG/PNG/BMP with any channel count -> one luminance channel as float 0..255. Colour images use
 // ITU-R BT.601 luma, Y = 0.299 R + 0.587 G + 0.114 B (OpenCV's RGB2GRAY, PIL's "L"), kept in float
 // so no rounding happens; grey+alpha keeps the grey and alpha is ignored. Throws
-// std::runtime_error naming the path for a missing, unreadable, truncated or corrupt file
+// std::runtime_error naming the path for a missing, unreadable, truncated or corrupt file, or one
+// whose size exceeds kMaxImageSide or kMaxImagePixels
 // (a JPEG must reach its end-of-image marker and a PNG its IEND chunk with every chunk CRC
 // right: stb_image alone decodes truncated JPEGs and ignores PNG CRCs).
 GrayImage read_gray(const std::filesystem::path& path);

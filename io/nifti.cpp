@@ -100,12 +100,42 @@ bool header_plausible(const std::string& file) {
   return ndim >= 1 && ndim <= 7;
 }
 
+bool supported_datatype(int datatype) {
+  switch (datatype) {
+    case DT_UINT8:
+    case DT_INT8:
+    case DT_INT16:
+    case DT_UINT16:
+    case DT_INT32:
+    case DT_UINT32:
+    case DT_INT64:
+    case DT_UINT64:
+    case DT_FLOAT32:
+    case DT_FLOAT64:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // Reads and loads `file`; nullptr with `why` set when the header or the data cannot be read.
 NiftiPtr load(const std::string& file, std::string& why) {
   quiet();
   NiftiPtr nim(header_plausible(file) ? nifti_image_read(file.c_str(), 0) : nullptr);
   if (!nim) {
     why = "not a readable NIfTI-1 file (bad or truncated header)";
+    return nullptr;
+  }
+  // The datatype and the size, from the header alone, before any voxel is read or allocated.
+  if (!supported_datatype(nim->datatype)) {
+    why = "unsupported NIfTI datatype " + std::to_string(nim->datatype) + " (" +
+          nifti_datatype_string(nim->datatype) +
+          "): integers of 8 to 64 bits and float32/64 are read";
+    return nullptr;
+  }
+  if (nim->nvox > static_cast<std::size_t>(kMaxNiftiVoxels)) {
+    why = std::to_string(nim->nx) + "x" + std::to_string(nim->ny) + "x" + std::to_string(nim->nz) +
+          " voxels exceed the limit of " + std::to_string(kMaxNiftiVoxels) + " voxels";
     return nullptr;
   }
   // nifti_clib fills missing voxels with zeros instead of failing, so check the data is all there.

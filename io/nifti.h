@@ -38,10 +38,16 @@ struct Volume {
   double voxel_volume_mm3() const;
 };
 
+// The largest volume read_nifti loads: the header's voxel count and datatype are checked before
+// any data is read, so a header claiming 32767^3 voxels is refused at once. The datatypes read
+// take at most 8 bytes a voxel, so a volume is at most 2 GiB in the file and 1 GiB as float.
+// BraTS volumes are 240 x 240 x 155 (9 M voxels).
+inline constexpr std::int64_t kMaxNiftiVoxels = std::int64_t{1} << 28;
+
 // .nii and .nii.gz (also an .hdr/.img pair); any integer (8..64 bit, signed or not) or float
 // datatype (byte order is nifti_clib's business; only little-endian files are tested). A 4-D file
-// with nt == 1 is accepted, more volumes is an error; truncated, corrupt or missing files throw
-// std::runtime_error naming the path.
+// with nt == 1 is accepted, more volumes is an error; truncated, corrupt or missing files, other
+// datatypes and volumes over the limits above throw std::runtime_error naming the path.
 Volume read_nifti(const std::filesystem::path& path);
 
 enum class NiftiDType { u8, i16, i32, f32, f64 };

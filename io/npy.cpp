@@ -494,28 +494,32 @@ NpzArchive read_npz(const std::filesystem::path& path) {
     }
     ZipFilePtr file(zip_fopen_index(zip.get(), index, 0));
     if (!file) throw std::runtime_error("cannot read " + where + ": " + zip_strerror(zip.get()));
-    std::string bytes(static_cast<std::size_t>(st.size), '\0');
-    std::size_t got = 0;
+    // The stated size is the archive's claim: refuse it above the limit, and grow the buffer as
+    // data arrives rather than trusting it, so a few bytes claiming gigabytes allocate nothing.
+    if (st.size > kMaxNpzMemberBytes) {
+      throw std::runtime_error("cannot read " + where + ": member of " + std::to_string(st.size) +
+                               " bytes exceeds the limit of " + std::to_string(kMaxNpzMemberBytes) +
+                               " bytes");
+    }
+    std::string bytes;
+    std::vector<char> chunk(std::size_t{1} << 16);
     while (true) {
-      // Reading on to end of file lets libzip check the CRC; one spare byte catches a member
-      // longer than its stated size.
-      char spare = 0;
-      const zip_int64_t r = got < bytes.size()
-                                ? zip_fread(file.get(), bytes.data() + got, bytes.size() - got)
-                                : zip_fread(file.get(), &spare, 1);
+      // Reading on to end of file lets libzip check the CRC; reading past the stated size
+      // catches a member longer than it claims.
+      const zip_int64_t r = zip_fread(file.get(), chunk.data(), chunk.size());
       if (r < 0) {
         throw std::runtime_error("cannot read " + where + ": " +
                                  zip_error_strerror(zip_file_get_error(file.get())));
       }
       if (r == 0) break;
-      got += static_cast<std::size_t>(r);
-      if (got > bytes.size()) {
+      bytes.append(chunk.data(), static_cast<std::size_t>(r));
+      if (bytes.size() > st.size) {
         throw std::runtime_error("cannot read " + where + ": member longer than its stated size");
       }
     }
-    if (got != bytes.size()) {
+    if (bytes.size() != st.size) {
       throw std::runtime_error("cannot read " + where + ": member truncated (" +
-                               std::to_string(got) + " of " + std::to_string(bytes.size()) +
+                               std::to_string(bytes.size()) + " of " + std::to_string(st.size) +
                                " bytes)");
     }
     const std::string key = member.substr(0, member.size() - 4);

@@ -93,9 +93,13 @@ NpyArray decode_npy(std::string_view bytes, const std::string& what);
 NpyArray read_npy(const std::filesystem::path& path);
 void write_npy(const std::filesystem::path& path, const NpyArray& a);  // atomic
 
+// The largest .npz member read_npz reads (uncompressed): the size a member's zip record states
+// is checked before reading, and the data must match it. A prepared slice's image is 256 KiB.
+inline constexpr std::uint64_t kMaxNpzMemberBytes = std::uint64_t{1} << 30;
+
 using NpzArchive = std::map<std::string, NpyArray>;  // keys without the ".npy" suffix
-// Stored and deflated members; a member not named "*.npy", a CRC mismatch, a truncated or
-// non-zip file throws std::runtime_error naming the file (and the member).
+// Stored and deflated members; a member not named "*.npy" or over kMaxNpzMemberBytes, a CRC
+// mismatch, a truncated or non-zip file throws std::runtime_error naming the file (and the member).
 NpzArchive read_npz(const std::filesystem::path& path);
 // compressed = np.savez_compressed (deflate), else np.savez (stored). Atomic.
 void write_npz(const std::filesystem::path& path, const NpzArchive& arrays, bool compressed = true);

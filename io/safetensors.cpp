@@ -24,8 +24,7 @@ static_assert(std::endian::native == std::endian::little,
 
 using json = nlohmann::json;
 
-// A header larger than this is a corrupt length field, not a real model.
-constexpr std::uint64_t kMaxHeaderBytes = 100u << 20;
+constexpr std::uint64_t kMaxHeaderBytes = kMaxSafetensorsHeaderBytes;
 
 const char* safetensors_dtype(DType t) {
   switch (t) {
@@ -73,6 +72,10 @@ Tensor decode_tensor(const std::string& name, const json& entry, std::string_vie
   Shape shape;
   for (const json& d : sh) {
     if (!d.is_number_unsigned()) throw fail("shape entries must be non-negative integers");
+    // Sizes past int64 cannot be a tensor's; the element count is bounded by the data below.
+    if (d.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<index_t>::max())) {
+      throw fail("shape entry " + d.dump() + " exceeds the largest tensor size");
+    }
     shape.push_back(d.get<index_t>());
   }
   if (static_cast<int>(shape.size()) > kMaxDims) {
@@ -90,10 +93,31 @@ Tensor decode_tensor(const std::string& name, const json& entry, std::string_vie
     throw fail("unsupported dtype " + dtype + " (F32, F64, I32, I64, U8 are read)");
   }
   const auto begin = off[0].get<std::uint64_t>(), end = off[1].get<std::uint64_t>();
-  const auto numel = static_cast<std::uint64_t>(shape_numel(shape));
   if (end < begin || end > data.size()) {
     throw fail("data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
                ") lie outside the data section of " + std::to_string(data.size()) + " bytes");
+  }
+  // The element count, computed so that it cannot overflow: a shape holding more elements than a
+  // tensor can (int64) or than the data section has bytes for is refused before it is multiplied
+  // out or allocated. An empty tensor (a 0 in the shape) needs no data, whatever its other dims.
+  std::uint64_t numel = 1;  // of the non-zero dims
+  bool empty = false;
+  for (const index_t d : shape) {
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    if (numel > static_cast<std::uint64_t>(std::numeric_limits<index_t>::max()) /
+                    static_cast<std::uint64_t>(d)) {
+      throw fail("shape " + shape_to_string(shape) + " holds more elements than a tensor can");
+    }
+    numel *= static_cast<std::uint64_t>(d);
+  }
+  if (empty) {
+    numel = 0;
+  } else if (numel > data.size() / element) {
+    throw fail(dtype + " shape " + shape_to_string(shape) + " holds more elements than the " +
+               std::to_string(data.size()) + "-byte data section");
   }
   if (end - begin != numel * element) {
     throw fail("data_offsets span " + std::to_string(end - begin) + " bytes but " + dtype +

@@ -11,6 +11,7 @@
 // Every write is atomic (io/atomic_file.h). Tested in tests/io/safetensors_test.cpp.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -19,6 +20,11 @@
 #include "engine/tensor.h"
 
 namespace glia::io {
+
+// A header length field above this is refused as corrupt before anything is allocated: real
+// headers (hundreds of tensors) take tens of kilobytes. Tensor sizes need no limit of their own:
+// every tensor must lie inside the file, so memory is bounded by the file's size.
+inline constexpr std::uint64_t kMaxSafetensorsHeaderBytes = 100u << 20;
 
 using TensorMap = std::map<std::string, Tensor>;
 using Metadata = std::map<std::string, std::string>;

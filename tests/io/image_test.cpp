@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <stb_image_write.h>
+#include <zlib.h>
 
 #include <cmath>
 #include <cstdint>
@@ -131,6 +132,81 @@ TEST_F(ImageTest, BadFilesThrowNamingThePath) {
   }
   EXPECT_THROW(write_png_gray(dir_ / "x.png", pixels, 24, 25), std::invalid_argument);
   EXPECT_THROW(write_jpeg_gray(dir_ / "x.jpg", pixels, 24, 24, 0), std::invalid_argument);
+}
+
+// stb_image 2.27 writes past its code-length table when a JPEG Huffman table lists more than 256
+// symbols (found by fuzzing; tests/fuzz/regressions/image/ keeps that input): read_gray refuses
+// such a table before stb_image sees it. Built from a real JPEG by raising one code count of its
+// first table (12 DC symbols) by 250 and inserting the 250 symbols, so only the total is wrong.
+TEST_F(ImageTest, JpegHuffmanTablesOverTheSymbolLimitAreRefused) {
+  write_jpeg_gray(dir_ / "ok.jpg", random_bytes(16 * 16, 5), 16, 16);
+  std::string jpg = read_file(dir_ / "ok.jpg");
+  const std::size_t dht = jpg.find("\xff\xc4");
+  ASSERT_NE(dht, std::string::npos);
+  std::size_t symbols = 0;
+  for (std::size_t k = 0; k < 16; ++k) symbols += static_cast<unsigned char>(jpg[dht + 5 + k]);
+  ASSERT_LE(symbols + 250, 512u);
+  ASSERT_GT(symbols + 250, 256u);
+  jpg[dht + 20] = static_cast<char>(static_cast<unsigned char>(jpg[dht + 20]) + 250);
+  jpg.insert(dht + 21 + symbols, std::string(250, '\0'));
+  const std::size_t len = (static_cast<std::size_t>(static_cast<unsigned char>(jpg[dht + 2])) << 8 |
+                           static_cast<unsigned char>(jpg[dht + 3])) +
+                          250;
+  jpg[dht + 2] = static_cast<char>(len >> 8);
+  jpg[dht + 3] = static_cast<char>(len & 0xFF);
+  write_file_atomic(dir_ / "dht.jpg", jpg);
+  EXPECT_TRUE(throws_naming([&] { read_gray(dir_ / "dht.jpg"); }, "dht.jpg"));
+  EXPECT_TRUE(throws_naming([&] { read_gray(dir_ / "dht.jpg"); }, "Huffman table"));
+  EXPECT_NO_THROW(read_gray(dir_ / "ok.jpg"));
+}
+
+// A PNG whose chunks are all valid (CRCs, IEND) but whose IHDR claims width x height 8-bit grey
+// pixels; its one IDAT holds a few bytes, far fewer than that size needs.
+std::string png_claiming(std::uint32_t width, std::uint32_t height) {
+  const auto be32 = [](std::uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+  };
+  const auto chunk = [&](const std::string& type, const std::string& data) {
+    const std::string typed = type + data;
+    const auto crc = crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(typed.data()),
+                           static_cast<uInt>(typed.size()));
+    return be32(static_cast<std::uint32_t>(data.size())) + typed +
+           be32(static_cast<std::uint32_t>(crc));
+  };
+  const std::string ihdr = be32(width) + be32(height) + std::string("\x08\x00\x00\x00\x00", 5);
+  return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) +
+         chunk("IDAT", std::string("\x78\x9c\x03\x00\x00\x00\x00\x01", 8)) + chunk("IEND", "");
+}
+
+// Sizes are checked from the header before stb_image allocates any pixel: a small file claiming
+// more than kMaxImageSide on a side or kMaxImagePixels in all is refused by name, with the limit.
+TEST_F(ImageTest, SizesOverTheLimitsAreRefusedBeforeDecoding) {
+  static_assert(kMaxImagePixels < std::int64_t{kMaxImageSide} * kMaxImageSide);
+  const std::string limit = "exceed the limit of " + std::to_string(kMaxImageSide);
+  write_file_atomic(dir_ / "wide.png", png_claiming(kMaxImageSide + 1, 1));
+  EXPECT_TRUE(throws_naming([&] { read_gray(dir_ / "wide.png"); }, limit));
+  write_file_atomic(dir_ / "tall.png", png_claiming(1, 65535));
+  EXPECT_TRUE(throws_naming([&] { read_gray(dir_ / "tall.png"); }, limit));
+  // Each side within the limit, the product over it: 16384 x 4097 > 2^26.
+  write_file_atomic(dir_ / "big.png", png_claiming(kMaxImageSide, 4097));
+  EXPECT_TRUE(throws_naming([&] { read_gray(dir_ / "big.png"); }, "big.png"));
+  EXPECT_TRUE(throws_naming([&] { read_gray(dir_ / "big.png"); },
+                            std::to_string(kMaxImagePixels) + " in all"));
+  // A BMP header (no checksums at all) claiming 30000 x 2 pixels.
+  std::string bmp(54, '\0');
+  const auto le32 = [&](std::size_t at, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) bmp[at + i] = static_cast<char>(v >> (8 * i));
+  };
+  bmp[0] = 'B', bmp[1] = 'M';
+  le32(2, 54), le32(10, 54), le32(14, 40), le32(18, 30000), le32(22, 2);
+  bmp[26] = 1, bmp[28] = 24;
+  write_file_atomic(dir_ / "wide.bmp", bmp);
+  EXPECT_TRUE(throws_naming([&] { read_gray(dir_ / "wide.bmp"); }, limit));
+  // Within the limits, the same kind of file gets to the decoder, which finds the data missing.
+  write_file_atomic(dir_ / "small.png", png_claiming(64, 64));
+  EXPECT_FALSE(throws_naming([&] { read_gray(dir_ / "small.png"); }, "exceed the limit"));
+  EXPECT_TRUE(throws_naming([&] { read_gray(dir_ / "small.png"); }, "small.png"));
 }
 
 }  // namespace

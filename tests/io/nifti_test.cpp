@@ -219,6 +219,31 @@ TEST_F(NiftiTest, BadFilesThrowNamingThePath) {
   EXPECT_TRUE(throws_naming([&] { read_nifti(dir_ / "ok.nii"); }, "ok.nii"));
 }
 
+// A header is checked before any voxel is read: a few hundred bytes claiming a huge volume, or a
+// datatype glia does not read, are refused by name, with the limit, without allocating it.
+TEST_F(NiftiTest, HeadersOverTheLimitsAreRefusedBeforeReading) {
+  const Volume v = volume([](int i) { return i; });
+  write_nifti(dir_ / "ok.nii", v, NiftiDType::u8);
+  const std::string nii = read_file(dir_ / "ok.nii");
+  const auto patched = [&](std::size_t offset, std::int16_t value) {
+    std::string bytes = nii;
+    std::memcpy(bytes.data() + offset, &value, sizeof value);
+    return bytes;
+  };
+  // 32767 x 4 x 32767 voxels: over kMaxNiftiVoxels (2^28) in u8.
+  std::string huge = patched(42, 32767);
+  std::memcpy(huge.data() + 46, huge.data() + 42, 2);
+  write_file_atomic(dir_ / "huge.nii", huge);
+  EXPECT_TRUE(throws_naming([&] { read_nifti(dir_ / "huge.nii"); },
+                            "exceed the limit of " + std::to_string(kMaxNiftiVoxels) + " voxels"));
+  // Complex64 (DT 32) is a NIfTI datatype glia does not read: refused from the header.
+  write_file_atomic(dir_ / "complex.nii", patched(70, 32));
+  EXPECT_TRUE(
+      throws_naming([&] { read_nifti(dir_ / "complex.nii"); }, "unsupported NIfTI datatype 32"));
+  // The same file with its original header reads.
+  EXPECT_EQ(read_nifti(dir_ / "ok.nii").data.size(), 60u);
+}
+
 TEST_F(NiftiTest, WriteRejectsWhatTheFileCannotHold) {
   Volume v = volume([](int i) { return i; });
   const auto rejects = [&](const char* name, NiftiDType dtype, float slope, float inter) {

@@ -248,5 +248,32 @@ TEST_F(NpyTest, BadFilesThrowNamingTheFile) {
       "no_dir"));
 }
 
+// A member's stated (uncompressed) size is checked before it is read: an archive whose records
+// claim 2 GiB for a member of a few hundred bytes is refused naming the member and the limit.
+TEST_F(NpyTest, MembersOverTheSizeLimitAreRefused) {
+  static_assert(kMaxNpzMemberBytes < 0x80000000u);
+  std::string npz = read_file(kData / "slice_compressed.npz");
+  const auto set32 = [&](std::size_t at, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) npz[at + i] = static_cast<char>(v >> (8 * i));
+  };
+  // The uncompressed size is at offset 22 of the local header and 24 of the central one; both
+  // records precede the name "image.npy".
+  const std::size_t local = npz.find("image.npy") - 30;
+  const std::size_t central = npz.find("image.npy", local + 40) - 46;
+  ASSERT_EQ(npz.substr(local, 4), "PK\x03\x04");
+  ASSERT_EQ(npz.substr(central, 4), "PK\x01\x02");
+  set32(local + 22, 0x80000000u);
+  set32(central + 24, 0x80000000u);
+  write_file_atomic(dir_ / "bomb.npz", npz);
+  EXPECT_TRUE(throws_naming([&] { read_npz(dir_ / "bomb.npz"); }, "bomb.npz:image.npy"));
+  EXPECT_TRUE(throws_naming([&] { read_npz(dir_ / "bomb.npz"); },
+                            "exceeds the limit of " + std::to_string(kMaxNpzMemberBytes)));
+  // A stated size under the limit but over the real one is a truncated member, found by reading.
+  set32(local + 22, 1u << 20);
+  set32(central + 24, 1u << 20);
+  write_file_atomic(dir_ / "short.npz", npz);
+  EXPECT_TRUE(throws_naming([&] { read_npz(dir_ / "short.npz"); }, "short.npz:image.npy"));
+}
+
 }  // namespace
 }  // namespace glia::io

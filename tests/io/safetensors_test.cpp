@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -155,6 +157,45 @@ TEST_F(SafetensorsTest, MalformedFilesAreReportedByName) {
   EXPECT_NE(error_of([&] { decode_safetensors(big_i64, "f.st"); }).find("'n'"), std::string::npos);
   EXPECT_NE(error_of([&] { load_safetensors(dir_ / "absent.safetensors"); }).find("absent"),
             std::string::npos);
+}
+
+// The memory a file can ask for is bounded before anything is allocated: the header length by
+// kMaxSafetensorsHeaderBytes (also when only the metadata is read), each tensor by the data
+// section (its offsets must lie inside it, and a shape whose element count could not fit is
+// refused before it is multiplied out, so a product that wraps around 2^64 cannot pass).
+TEST_F(SafetensorsTest, HeaderLengthAndTensorSizesAreBounded) {
+  std::string huge(8, '\0');
+  const std::uint64_t n = kMaxSafetensorsHeaderBytes + 1;
+  std::memcpy(huge.data(), &n, 8);
+  huge += "{}";
+  const std::string header_msg = error_of([&] { decode_safetensors(huge, "long.st"); });
+  EXPECT_NE(header_msg.find("long.st"), std::string::npos) << header_msg;
+  EXPECT_NE(header_msg.find(std::to_string(n)), std::string::npos) << header_msg;
+  { std::ofstream(dir_ / "long.safetensors", std::ios::binary) << huge; }
+  EXPECT_NE(error_of([&] {
+              read_safetensors_metadata(dir_ / "long.safetensors");
+            }).find(std::to_string(n)),
+            std::string::npos);
+  const std::string data(8, '\0');
+  // 2^62 F32 elements: 2^64 bytes, which wraps to the 0-byte span [0, 0) in 64-bit arithmetic.
+  const std::string wraps =
+      handmade(R"({"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", data);
+  const std::string wrap_msg = error_of([&] { decode_safetensors(wraps, "wrap.st"); });
+  EXPECT_NE(wrap_msg.find("more elements than the 8-byte data section"), std::string::npos)
+      << wrap_msg;
+  // Two dims whose product wraps to 0 the same way, and a dim past int64.
+  const std::string wraps2 = handmade(
+      R"({"w":{"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", data);
+  EXPECT_NE(error_of([&] { decode_safetensors(wraps2, "wrap2.st"); }).find("wrap2.st"),
+            std::string::npos);
+  const std::string past =
+      handmade(R"({"w":{"dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,8]}})", data);
+  EXPECT_NE(error_of([&] { decode_safetensors(past, "past.st"); }).find("exceeds"),
+            std::string::npos);
+  // An empty tensor (a 0 in the shape) takes no bytes, whatever its other dims.
+  const std::string empty = handmade(
+      R"({"w":{"dtype":"F32","shape":[0,4611686018427387904],"data_offsets":[0,0]}})", data);
+  EXPECT_EQ(decode_safetensors(empty, "empty.st").tensors.at("w").numel(), 0);
 }
 
 }  // namespace
