@@ -1,7 +1,8 @@
 // glia-serve's /metrics in the Prometheus text exposition format (version 0.0.4): requests by
 // endpoint and status (a counter), request latency per endpoint and inference batch sizes
 // (cumulative histograms with le buckets, _sum and _count), and the queue depth (a gauge read
-// when scraped). Thread-safe. Tested in tests/apps/serve_test.cpp.
+// when scraped). A request is counted once its answer has been written, so a client can see the
+// answer a moment before the count. Thread-safe. Tested in tests/apps/serve_test.cpp.
 #pragma once
 
 #include <map>

@@ -3,7 +3,9 @@
 // HTTP error (status and a message naming the problem). Pure functions of their arguments, so a
 // fuzzer can drive them; the server (apps/serve/server.h) decodes the bytes with glia-infer's own
 // load_input. Statuses: 400 missing, empty or unrecognised upload and bad parameters, 413 larger
-// than the limit, 415 a type that is declared or recognised but not served (GIF, TIFF, PDF, ...).
+// than the limit, 415 a type that is declared or recognised but not served (GIF, TIFF, PDF, ...)
+// and a raw body sent as a form (application/x-www-form-urlencoded, whose bytes the HTTP library
+// does not keep).
 // Tested in tests/apps/serve_test.cpp.
 #pragma once
 

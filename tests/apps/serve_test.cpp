@@ -465,10 +465,19 @@ TEST_F(ServeTest, MetricsCountRequestsLatencyAndBatches) {
   upload(c, "/predict_multitask", fixture_->tumour);
   upload(c, "/predict_multitask", fixture_->no_tumour);
   c.Post("/predict", "junk", "application/octet-stream");
-  const auto r = c.Get("/metrics");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200);
-  const std::string& m = r->body;
+  // A request is counted once its answer is written, which the client may see first: poll.
+  std::string m;
+  for (int i = 0; i < 500; ++i) {
+    const auto r = c.Get("/metrics");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    m = r->body;
+    if (m.find("glia_requests_total{endpoint=\"/predict\",status=\"400\"} 1") !=
+        std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   for (const std::string line :
        {"glia_requests_total{endpoint=\"/predict_multitask\",status=\"200\"} 2",
         "glia_requests_total{endpoint=\"/predict\",status=\"400\"} 1",
