@@ -89,13 +89,19 @@ std::string error_json(const std::string& message) {
   return json{{"error", message}}.dump();
 }
 
+// The HTTP library's server with its request processing reachable, so answer_raw() can run a
+// request through the same parsing, routes and handlers as a connection does, without a socket.
+struct HttpServer : httplib::Server {
+  using httplib::Server::process_request;
+};
+
 struct Server::Impl {
   ServeOptions options;
   std::unique_ptr<InferenceWorker> worker;
   Metrics metrics;
   json model_info;
   Clock::time_point started = Clock::now();
-  httplib::Server http;
+  HttpServer http;
   std::filesystem::path scratch;
   std::atomic<std::uint64_t> uploads{0};
   std::atomic<bool> stop_requested{false};
@@ -431,6 +437,15 @@ void Server::run() {
 void Server::stop() {
   impl_->stop_requested = true;
   impl_->http.stop();
+}
+
+std::string Server::answer_raw(const std::string& request) {
+  // The stream reads the request from its start and appends the answer after it.
+  httplib::detail::BufferStream stream;
+  stream.write(request.data(), request.size());
+  bool connection_closed = false;
+  impl_->http.process_request(stream, true, connection_closed, [](httplib::Request&) {});
+  return stream.get_buffer().substr(request.size());
 }
 
 int Server::port() const {

@@ -53,6 +53,10 @@ class Server {
   // Thread-safe; not async-signal-safe (main calls it from a thread watching for SIGTERM).
   void stop();
   int port() const;
+  // Answers one raw HTTP/1.1 request (request line, headers, body) without a socket, through the
+  // same parsing, routes and handlers as a connection; returns the raw answer. The fuzz target
+  // of the request handling (tests/fuzz/serve.cpp) drives the server through it.
+  std::string answer_raw(const std::string& request);
 
  private:
   struct Impl;

@@ -630,6 +630,26 @@ TEST(ServeRequestTest, ParametersAndUploads) {
   EXPECT_NE(std::get<HttpError>(parse()).message.find("twice"), std::string::npos);
 }
 
+TEST_F(ServeTest, RawRequestsGetTheAnswersOfAConnection) {
+  RunningServer s(options());
+  Server direct(options());
+  const std::string png = read_bytes(fixture_->tumour);
+  const std::string raw =
+      "POST /predict?gradcam=0 HTTP/1.1\r\nHost: x\r\n"
+      "Content-Type: image/png\r\nContent-Length: " +
+      std::to_string(png.size()) + "\r\n\r\n" + png;
+  const std::string answer = direct.answer_raw(raw);
+  ASSERT_TRUE(answer.starts_with("HTTP/1.1 200")) << answer.substr(0, 200);
+  const std::size_t head_end = answer.find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos);
+  auto c = s.client();
+  const auto over_socket = c.Post("/predict?gradcam=0", png, "image/png");
+  ASSERT_TRUE(over_socket);
+  EXPECT_EQ(stable(json::parse(answer.substr(head_end + 4))), stable(body(over_socket)));
+  EXPECT_TRUE(direct.answer_raw("GET /nowhere HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+  EXPECT_TRUE(direct.answer_raw("not http at all").starts_with("HTTP/1.1 400"));
+}
+
 TEST(ServeRequestTest, BearerKeyMustMatchExactly) {
   EXPECT_TRUE(authorised("Bearer abc", "abc"));
   EXPECT_FALSE(authorised("Bearer abd", "abc"));
