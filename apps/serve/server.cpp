@@ -83,10 +83,16 @@ std::string endpoint_label(const std::string& path) {
 // The prediction request's start, set before routing on the thread that handles it.
 thread_local Clock::time_point request_start;
 
+// Answers quote what clients sent (file names, content types, parameters), which need not be
+// UTF-8: invalid bytes become U+FFFD instead of an exception from the JSON writer.
+std::string dump(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 }  // namespace
 
 std::string error_json(const std::string& message) {
-  return json{{"error", message}}.dump();
+  return dump(json{{"error", message}});
 }
 
 // The HTTP library's server with its request processing reachable, so answer_raw() can run a
@@ -316,7 +322,7 @@ struct Server::Impl {
         std::chrono::duration<double, std::milli>(Clock::now() - request_start).count();
     out["latency_ms"] = ms;
     metrics.observe_latency(path, ms);
-    res.set_content(out.dump(), "application/json");
+    res.set_content(dump(out), "application/json");
   }
 
   void routes() {
@@ -394,7 +400,7 @@ struct Server::Impl {
                       "application/json");
     });
     http.Get("/model/info", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(model_info.dump(), "application/json");
+      res.set_content(dump(model_info), "application/json");
     });
     http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(metrics.text(worker->queued(), options.max_queue),

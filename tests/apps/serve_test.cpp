@@ -648,6 +648,13 @@ TEST_F(ServeTest, RawRequestsGetTheAnswersOfAConnection) {
   EXPECT_EQ(stable(json::parse(answer.substr(head_end + 4))), stable(body(over_socket)));
   EXPECT_TRUE(direct.answer_raw("GET /nowhere HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
   EXPECT_TRUE(direct.answer_raw("not http at all").starts_with("HTTP/1.1 400"));
+  // What a client sends is quoted in errors; bytes that are not UTF-8 must not break the JSON.
+  const std::string odd = direct.answer_raw(
+      "POST /predict HTTP/1.1\r\nAuthorization: x\r\nContent-Type: multipart/\x98orm-data; "
+      "boundary=b\r\nContent-Length: 1\r\n\r\nx");
+  EXPECT_TRUE(odd.starts_with("HTTP/1.1 4")) << odd.substr(0, 200);
+  const json odd_body = json::parse(odd.substr(odd.find("\r\n\r\n") + 4));
+  EXPECT_TRUE(odd_body.contains("error"));
 }
 
 TEST(ServeRequestTest, BearerKeyMustMatchExactly) {
