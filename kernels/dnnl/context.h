@@ -1,6 +1,9 @@
 // What every oneDNN call of kernels/dnnl shares: the cpu engine and the argument list of one
 // primitive call, which wraps our plain buffers as oneDNN memory and inserts the reorders to and
-// from the layouts the primitive chose (none when they already match). Used by kernels/dnnl/*.cpp;
+// from the layouts the primitive chose (none when they already match). The blocked copies live in
+// buffers kept per thread and reused from call to call (grown, never shrunk): a fresh allocation
+// of that size is a fresh mmap whose page faults cost more than the reorder itself. Used by
+// kernels/dnnl/*.cpp;
 // tested through them in tests/kernels/conv_test.cpp (CpuDnnlConv).
 #pragma once
 
@@ -29,7 +32,11 @@ class Args {
   void run(const ::dnnl::primitive& primitive);
 
  private:
+  // Memory in `desc`'s layout over this call's next reusable buffer.
+  ::dnnl::memory scratch(const ::dnnl::memory::desc& desc);
+
   std::unordered_map<int, ::dnnl::memory> args_;
+  int next_buffer_ = 0;
   std::vector<std::pair<::dnnl::memory, ::dnnl::memory>> before_, after_;  // (from, to)
 };
 
