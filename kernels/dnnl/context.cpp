@@ -40,17 +40,18 @@ const ::dnnl::engine& cpu_engine() {
   return engine;
 }
 
-void Args::input(int arg, const ::dnnl::memory::desc& plain, const ::dnnl::memory::desc& wanted,
-                 const float* data) {
+::dnnl::memory Args::input(int arg, const ::dnnl::memory::desc& plain,
+                           const ::dnnl::memory::desc& wanted, const float* data) {
   // oneDNN's memory takes a mutable handle; inputs are only read.
   ::dnnl::memory user(plain, cpu_engine(), const_cast<float*>(data));
   if (plain == wanted) {
     args_.emplace(arg, user);
-    return;
+    return user;
   }
   ::dnnl::memory blocked = scratch(wanted);
   before_.emplace_back(user, blocked);
   args_.emplace(arg, blocked);
+  return blocked;
 }
 
 void Args::output(int arg, const ::dnnl::memory::desc& plain, const ::dnnl::memory::desc& wanted,

@@ -20,10 +20,21 @@ const ::dnnl::engine& cpu_engine();
 
 class Args {
  public:
+  // The arguments of a second call that goes on after this one (already run): it takes the
+  // buffers after this call's, so a blocked copy this call made stays valid for the second.
+  Args next() const {
+    Args a;
+    a.next_buffer_ = next_buffer_;
+    return a;
+  }
+
   // A buffer the primitive reads: `plain` describes it as we hold it, `wanted` as the primitive
   // wants it; reordered into a temporary before the call when they differ.
-  void input(int arg, const ::dnnl::memory::desc& plain, const ::dnnl::memory::desc& wanted,
-             const float* data);
+  // Returns the memory the primitive reads.
+  ::dnnl::memory input(int arg, const ::dnnl::memory::desc& plain,
+                       const ::dnnl::memory::desc& wanted, const float* data);
+  // Memory already in the primitive's layout.
+  void add(int arg, const ::dnnl::memory& memory) { args_.emplace(arg, memory); }
   // A buffer the primitive writes: written in `wanted`'s layout and reordered into `data` after
   // the call when the layouts differ.
   void output(int arg, const ::dnnl::memory::desc& plain, const ::dnnl::memory::desc& wanted,
