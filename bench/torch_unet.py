@@ -127,7 +127,7 @@ def load_model(path):
     return model
 
 
-def check(directory, rtol=1e-3, atol=1e-3):
+def check(directory, rtol=1e-4, atol=1e-6):
     model = load_model(f"{directory}/model.safetensors").eval()
     x = torch.from_numpy(np.load(f"{directory}/input.npy"))
     with torch.no_grad():
@@ -140,8 +140,8 @@ def check(directory, rtol=1e-3, atol=1e-3):
         worst = float(err.max())
         good = bool((err <= margin).all())
         ok = ok and good
-        print(f"{name}: max |glia - torch| = {worst:.3g} ({'ok' if good else 'MISMATCH'}, "
-              f"atol {atol} + rtol {rtol} |ref|)")
+        print(f"{name}: max |glia - torch| = {worst:.3g}, max |glia| = {float(ref.abs().max()):.3g} "
+              f"({'ok' if good else 'MISMATCH'}: atol {atol} + rtol {rtol} |glia|)")
     return ok
 
 

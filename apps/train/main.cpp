@@ -1,6 +1,6 @@
 // glia-train: the three training stages of the multi-task U-Net (nets/train/training_run.h).
 //   glia-train [--config FILE] [--set key=value]... [--out DIR] [--device cpu|sim|cuda]
-//              [--kernels native|cudnn|auto] [--stage 1|2|3|all] [--resume DIR]
+//              [--kernels native|cudnn|dnnl|auto] [--stage 1|2|3|all] [--resume DIR]
 //              [--init-only] [--max-steps N] [--data-cache DIR] [--no-progress]
 // With no arguments it runs the built-in demo: configs/demo.yaml, all three stages, on synthetic
 // phantoms generated (once) into the data cache, on cuda when a GPU is present and cpu otherwise.
@@ -30,7 +30,7 @@ using json = nlohmann::json;
 
 const char* kUsage =
     "usage: glia-train [--config FILE] [--set key=value]... [--out DIR]\n"
-    "                  [--device cpu|sim|cuda] [--kernels native|cudnn|auto]\n"
+    "                  [--device cpu|sim|cuda] [--kernels native|cudnn|dnnl|auto]\n"
     "                  [--stage 1|2|3|all] [--resume DIR] [--init-only] [--max-steps N]\n"
     "                  [--data-cache DIR] [--no-progress]\n"
     "With no arguments: the built-in demo (configs/demo.yaml, all stages, synthetic data).\n"

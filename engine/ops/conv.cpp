@@ -13,7 +13,9 @@
 // tests/engine/conv_test.cpp.
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 
 #include "engine/ops.h"
 #include "engine/ops/dispatch.h"
@@ -176,6 +178,29 @@ Tensor bias_pass(const Tensor& g, const ConvShape* conv, std::optional<KernelPol
   return gb;
 }
 
+// gx and gw of conv2d together: on cpu under the dnnl policy one oneDNN call that puts gy into the
+// blocked layout once for both; elsewhere the two passes above.
+std::pair<Tensor, Tensor> data_and_filter_passes(const ConvShape& s, const Tensor& x,
+                                                 const Tensor& gy, const Tensor& w,
+                                                 std::optional<KernelPolicy> policy) {
+#if defined(GLIA_HAVE_DNNL)
+  if (gy.device().is_cpu() && gy.dtype() == DType::f32 && s.y_numel() > 0 && s.x_numel() > 0 &&
+      s.w_numel() > 0 &&
+      resolve_kernel_policy(OpFamily::conv, policy, PolicyDevice::cpu) == KernelPolicy::dnnl) {
+    Tensor gx({s.n, s.c_in, s.h, s.w}, gy.dtype(), gy.device());
+    Tensor gw({s.c_out, s.c_in, s.kh, s.kw}, gy.dtype(), gy.device());
+    ops::dispatch_float("conv2d backward", gy.device(), gy.dtype(), [&]<class T>(auto) {
+      if constexpr (std::is_same_v<T, float>) {
+        kernels::dnnl::conv2d_backward(s, x.data<T>(), gy.data<T>(), w.data<T>(), gx.data<T>(),
+                                       gw.data<T>());
+      }
+    });
+    return {gx, gw};
+  }
+#endif
+  return {data_pass(s, gy, w, policy), filter_pass(s, x, gy, policy)};
+}
+
 // --- argument checks ----------------------------------------------------------------------------
 
 [[noreturn]] void bad_args(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias,
@@ -253,9 +278,15 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
            [s, xs = x.detach(), ws = w.detach(), gx_needed = x.requires_grad(),
             gw_needed = w.requires_grad(), gb_needed = bias.defined() && bias.requires_grad(),
             policy](const Tensor& gy) {
-             return std::vector<Tensor>{gx_needed ? data_pass(s, gy, ws, policy) : Tensor(),
-                                        gw_needed ? filter_pass(s, xs, gy, policy) : Tensor(),
-                                        gb_needed ? bias_pass(gy, &s, policy) : Tensor()};
+             Tensor gx, gw;
+             if (gx_needed && gw_needed) {
+               std::tie(gx, gw) = data_and_filter_passes(s, xs, gy, ws, policy);
+             } else if (gx_needed) {
+               gx = data_pass(s, gy, ws, policy);
+             } else if (gw_needed) {
+               gw = filter_pass(s, xs, gy, policy);
+             }
+             return std::vector<Tensor>{gx, gw, gb_needed ? bias_pass(gy, &s, policy) : Tensor()};
            });
   }
   return y;

@@ -53,20 +53,26 @@ struct NoDnnl {};
 // the candidate generic, so that its float-only body is compiled only where it may run.
 struct DnnlContext {};
 
-// The oneDNN candidate for element type T: `fn` for float when oneDNN is built in, else NoDnnl.
-template <class T, class Fn>
-auto dnnl_candidate([[maybe_unused]] Fn&& fn) {
 #if defined(GLIA_HAVE_DNNL)
+
+// The oneDNN candidate for element type T: `fn` for float, else NoDnnl.
+template <class T, class Fn>
+auto dnnl_candidate(Fn&& fn) {
   if constexpr (std::is_same_v<T, float>) {
     return std::forward<Fn>(fn);
   } else {
     return NoDnnl{};
   }
-#else
-  return NoDnnl{};
-#endif
 }
 #define GLIA_DNNL(T, ...) ::glia::ops::dnnl_candidate<T>(__VA_ARGS__)
+
+#else
+
+// Without oneDNN the candidate's text is dropped, as GLIA_CUDNN's is without CUDA.
+#define GLIA_DNNL(T, ...) \
+  ::glia::ops::NoDnnl {}
+
+#endif
 
 #if defined(GLIA_HAVE_CUDA)
 

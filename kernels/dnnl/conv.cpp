@@ -123,4 +123,41 @@ void conv2d_backward_filter<float>(const ConvShape& s, const float* x, const flo
   }
 }
 
+template <>
+void conv2d_backward<float>(const ConvShape& s, const float* x, const float* gy, const float* w,
+                            float* gx, float* gw) {
+  try {
+    const Geometry g = geometry(s);
+    const auto hint = forward_pd(s, g, false);
+    const convolution_backward_data::primitive_desc data_pd(
+        convolution_backward_data::desc(algorithm::convolution_direct, g.x_any, g.w_any, g.y_any,
+                                        g.strides, g.dilates, g.pad_l, g.pad_r),
+        cpu_engine(), hint);
+    const convolution_backward_weights::primitive_desc weights_pd(
+        convolution_backward_weights::desc(algorithm::convolution_direct, g.x_any, g.w_any, g.y_any,
+                                           g.strides, g.dilates, g.pad_l, g.pad_r),
+        cpu_engine(), hint);
+    if (data_pd.diff_dst_desc() != weights_pd.diff_dst_desc()) {
+      // The two passes want gy in different layouts: nothing to share.
+      conv2d_backward_data<float>(s, gy, w, gx);
+      conv2d_backward_filter<float>(s, x, gy, gw);
+      return;
+    }
+    // gy's blocked copy, made by the first call and read again by the second.
+    Args data;
+    const ::dnnl::memory gy_blocked =
+        data.input(DNNL_ARG_DIFF_DST, g.y_plain, data_pd.diff_dst_desc(), gy);
+    data.input(DNNL_ARG_WEIGHTS, g.w_plain, data_pd.weights_desc(), w);
+    data.output(DNNL_ARG_DIFF_SRC, g.x_plain, data_pd.diff_src_desc(), gx);
+    data.run(convolution_backward_data(data_pd));
+    Args weights = data.next();
+    weights.input(DNNL_ARG_SRC, g.x_plain, weights_pd.src_desc(), x);
+    weights.add(DNNL_ARG_DIFF_DST, gy_blocked);
+    weights.output(DNNL_ARG_DIFF_WEIGHTS, g.w_plain, weights_pd.diff_weights_desc(), gw);
+    weights.run(convolution_backward_weights(weights_pd));
+  } catch (const ::dnnl::error& e) {
+    rethrow("convolution backward", s, e);
+  }
+}
+
 }  // namespace glia::kernels::dnnl

@@ -24,6 +24,10 @@ void conv2d_backward_data(const ConvShape& s, const T* gy, const T* w, T* gx);
 // gw = the gradient w.r.t. the weight (written whole).
 template <class T>
 void conv2d_backward_filter(const ConvShape& s, const T* x, const T* gy, T* gw);
+// Both gradients at once, gx = backward_data(gy, w) and gw = backward_filter(x, gy), with gy put
+// into the blocked layout once for the two (the training step's largest copy).
+template <class T>
+void conv2d_backward(const ConvShape& s, const T* x, const T* gy, const T* w, T* gx, T* gw);
 
 template <>
 void conv2d_forward<float>(const ConvShape& s, const float* x, const float* w, const float* bias,
@@ -32,5 +36,8 @@ template <>
 void conv2d_backward_data<float>(const ConvShape& s, const float* gy, const float* w, float* gx);
 template <>
 void conv2d_backward_filter<float>(const ConvShape& s, const float* x, const float* gy, float* gw);
+template <>
+void conv2d_backward<float>(const ConvShape& s, const float* x, const float* gy, const float* w,
+                            float* gx, float* gw);
 
 }  // namespace glia::kernels::dnnl

@@ -1,8 +1,9 @@
-// Kernel policy: names, the global setting per family and the per-call override, the guard that
-// restores every family, the auto_select cache, the policy runner (cpu and sim run native only;
-// on a GPU it follows the policy and times once per key), that cpu and sim ignore the policy, and
-// on a GPU that native, cuBLAS and auto_select gemm agree with cpu and that auto_select times each
-// shape once. Tests engine/policy.h and engine/ops/matmul.cpp.
+// Kernel policy: names, the global setting per family and device kind (cpu and cuda) and the
+// per-call override, the guard that restores every family, the auto_select cache, the policy
+// runner (sim runs native only, cpu too for a family without a oneDNN candidate; cpu with one and
+// cuda follow the policy and time once per key under auto), and on a GPU that native, cuBLAS and
+// auto_select gemm agree with cpu and that auto_select times each shape once. Tests
+// engine/policy.h, engine/ops/policy_runner.h and engine/ops/matmul.cpp.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -52,7 +53,7 @@ TEST_F(PolicyTest, NamesRoundTrip) {
 // cpu and cuda keep a table each: a library policy lands on its own device only, native and auto
 // on both; naming the other device's library for a device throws, and as a per-call override it
 // means that device's setting.
-TEST_F(PolicyTest, CpuAndCudaKeepTheirOwnSetting) {
+TEST_F(PolicyTest, EachDeviceKindKeepsItsOwnSetting) {
   set_kernel_policy(KernelPolicy::native);
   set_kernel_policy(OpFamily::conv, KernelPolicy::dnnl);
   set_kernel_policy(OpFamily::gemm, KernelPolicy::cudnn);

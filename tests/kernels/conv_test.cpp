@@ -208,7 +208,8 @@ TEST(ConvShapeTest, SplitFilterGradientAsksForAWorkspace) {
 }
 
 #if defined(GLIA_HAVE_DNNL)
-// The oneDNN passes of kernels/dnnl under the same cases, outputs poisoned, bias and no bias.
+// The oneDNN passes of kernels/dnnl under the same cases, outputs poisoned, bias and no bias, and
+// both gradients from the one call that shares gy's blocked copy.
 TEST(CpuDnnlConv, MatchesReference) {
   std::uint32_t seed = 1100;
   for (const Case& c : cases()) {
@@ -223,6 +224,11 @@ TEST(CpuDnnlConv, MatchesReference) {
     kernels::dnnl::conv2d_forward(s, in.x.data(), in.w.data(), in.bias.data(), y_bias.data());
     kernels::dnnl::conv2d_backward_data(s, in.gy.data(), in.w.data(), gx.data());
     kernels::dnnl::conv2d_backward_filter(s, in.x.data(), in.gy.data(), gw.data());
+    std::vector<float> gx_both = nan_poisoned(in.x.size()), gw_both = nan_poisoned(in.w.size());
+    kernels::dnnl::conv2d_backward(s, in.x.data(), in.gy.data(), in.w.data(), gx_both.data(),
+                                   gw_both.data());
+    EXPECT_TRUE(all_close(gx_both, want.gx, kConvTolerance)) << "both gradients: data";
+    EXPECT_TRUE(all_close(gw_both, want.gw, kConvTolerance)) << "both gradients: filter";
     EXPECT_TRUE(all_close(y, want.y, kConvTolerance)) << "forward";
     EXPECT_TRUE(all_close(y_bias, want.y_bias, kConvTolerance)) << "forward with bias";
     EXPECT_TRUE(all_close(gx, want.gx, kConvTolerance)) << "backward data";
