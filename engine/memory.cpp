@@ -14,6 +14,31 @@
 #endif
 
 namespace glia {
+namespace {
+
+#if defined(GLIA_HAVE_CUDA)
+// Makes `waiter`'s stream wait (on the GPU, the host does not block) until the work queued so far
+// on `signaller`'s stream has finished. The event is released once it has completed.
+void stream_wait(int waiter, int signaller) {
+  cudaEvent_t event = nullptr;
+  {
+    cudart::DeviceGuard guard(signaller);
+    GLIA_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  }
+  struct Destroy {
+    cudaEvent_t e;
+    ~Destroy() { (void)cudaEventDestroy(e); }
+  } destroy{event};
+  {
+    cudart::DeviceGuard guard(signaller);
+    GLIA_CUDA_CHECK(cudaEventRecord(event, cudart::stream(signaller)));
+  }
+  cudart::DeviceGuard guard(waiter);
+  GLIA_CUDA_CHECK(cudaStreamWaitEvent(cudart::stream(waiter), event, 0));
+}
+#endif
+
+}  // namespace
 
 void* allocate_bytes(Device d, std::size_t nbytes) {
   if (d.is_host()) {
@@ -73,11 +98,16 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
     GLIA_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToDevice,
                                     cudart::stream(dst_device.index)));
   } else {
-    // Between GPUs: the source must be complete before the destination stream reads it.
-    cudart::synchronize(src_device.index);
-    cudart::DeviceGuard guard(dst_device.index);
-    GLIA_CUDA_CHECK(cudaMemcpyPeerAsync(dst, dst_device.index, src, src_device.index, nbytes,
-                                        cudart::stream(dst_device.index)));
+    // Between GPUs the copy runs on the destination's stream. It must start after the work that
+    // writes the source, and the source's stream must not reuse the block (freed to its cache
+    // right after this call returns, perhaps) until the copy has read it: both ways an event.
+    stream_wait(dst_device.index, src_device.index);
+    {
+      cudart::DeviceGuard guard(dst_device.index);
+      GLIA_CUDA_CHECK(cudaMemcpyPeerAsync(dst, dst_device.index, src, src_device.index, nbytes,
+                                          cudart::stream(dst_device.index)));
+    }
+    stream_wait(src_device.index, dst_device.index);
   }
 #endif
 }

@@ -16,7 +16,8 @@ void* allocate_bytes(Device d, std::size_t nbytes);
 // `nbytes` must be the size given to allocate_bytes (it selects the cache's size class).
 void free_bytes(Device d, void* p, std::size_t nbytes) noexcept;
 // Copies between any two devices. Copies that touch host memory have finished on return; a copy
-// within one GPU is queued on its stream.
+// within one GPU is queued on its stream, one between GPUs on the destination's stream, and the
+// source's stream waits for it, so the source block may be freed at once.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device,
                 std::size_t nbytes);
 

@@ -35,6 +35,10 @@ class AtomicFile {
 // Writes `bytes` to `path` atomically. Throws std::runtime_error naming the path on failure.
 void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
 
+// Removes the temporary files that writers killed before commit() left in `folder` (those named
+// for a process that no longer runs). Errors are ignored: the files are only clutter.
+void remove_stale_temporaries(const std::filesystem::path& folder);
+
 // Reads a whole file. Throws std::runtime_error naming the path when it cannot be read.
 std::string read_file(const std::filesystem::path& path);
 

@@ -250,15 +250,18 @@ void draw_progress(int stage, std::int64_t epoch, std::int64_t epochs, std::size
   std::fflush(stderr);
 }
 
-// The files of a stage's run folder.
+// The files of a stage's run folder. The optimiser state pairs with last.safetensors through the
+// step in both files' metadata; a new state is written to optim_pending first (see save_last).
 struct RunFiles {
   explicit RunFiles(const fs::path& dir)
       : best(dir / "best.safetensors"),
         last(dir / "last.safetensors"),
+        optim(optimizer_state_path(last)),
+        optim_pending(dir / "last.optim.pending.safetensors"),
         metrics(dir / "metrics.jsonl"),
         summary(dir / "summary.json"),
         config(dir / "config.yaml") {}
-  fs::path best, last, metrics, summary, config;
+  fs::path best, last, optim, optim_pending, metrics, summary, config;
 };
 
 // The splits a stage trains on, checked: stage 1 learns segmentation only, so its splits keep
@@ -346,6 +349,7 @@ class StageRun {
 
   void load_or_init_model();
   void restore_resumed_state();
+  void restore_optimizer_state();
   void log_start() const;
   // Trains the rest of the epoch in progress; false when stopped (the step limit or a stop
   // request) before its end.
@@ -356,6 +360,10 @@ class StageRun {
   void record_epoch(const Validation& v, double train_seconds);
   void end_epoch(const Validation& v);
   void save_last(const std::string& val_metrics);
+  // Runs a write of the stage's outputs; a failure (a full disk, an unwritable folder) stops the
+  // stage with the error and the last good checkpoint.
+  template <typename Write>
+  void guarded(const char* what, Write&& write);
 
   const clock::time_point started_ = clock::now();
   const TrainConfig t_;
@@ -391,8 +399,9 @@ StageRun::StageRun(const io::Config& config, const TrainData& data, const RunOpt
     throw std::invalid_argument("train_stage: the training and validation splits are required");
   }
   fs::create_directories(options.out_dir);
+  io::remove_stale_temporaries(options.out_dir);
   data_ = stage_splits(data, stage_);
-  config.save(files_.config);
+  guarded("writing the stage's configuration", [&] { config.save(files_.config); });
   load_or_init_model();
   set_trainable(*model_, t_);
   optimizer_ = make_optimizer(*model_, t_);
@@ -447,11 +456,39 @@ void StageRun::restore_resumed_state() {
     throw std::runtime_error(files_.last.string() + ": no trainer_state in the metadata");
   }
   state_ = LoopState::from_json(it->second, files_.last.string());
-  load_optimizer_state(optimizer_state_path(files_.last), *optimizer_);
+  restore_optimizer_state();
   if (schedules_.per_batch) schedules_.per_batch->set_step(state_.schedule_step);
   if (schedules_.plateau) schedules_.plateau->set_state(state_.plateau);
   generator_->set_offset(state_.generator_offset);
-  metric_lines_ = read_lines(files_.metrics);
+  // A kill after an epoch's metric lines were written but before its checkpoint leaves lines of
+  // an epoch that will run again.
+  for (const std::string& line : read_lines(files_.metrics)) {
+    const json j = json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("epoch", std::int64_t{0}) > state_.epoch) continue;
+    metric_lines_.push_back(line);
+  }
+}
+
+// The optimiser state of the step last.safetensors holds: the pending one when the run was
+// killed after writing the model but before promoting it, else the committed one.
+void StageRun::restore_optimizer_state() {
+  const std::string step = std::to_string(state_.global_step);
+  auto matches = [&](const io::Metadata& m) {
+    const auto it = m.find("global_step");
+    return it == m.end() || it->second == step;  // files from before the step was recorded
+  };
+  if (fs::exists(files_.optim_pending) &&
+      matches(io::load_safetensors(files_.optim_pending).metadata)) {
+    load_optimizer_state(files_.optim_pending, *optimizer_);
+    fs::rename(files_.optim_pending, files_.optim);
+    return;
+  }
+  const io::Metadata m = load_optimizer_state(files_.optim, *optimizer_);
+  if (!matches(m)) {
+    throw std::runtime_error(files_.optim.string() + " holds the optimiser state of step " +
+                             m.at("global_step") + ", but " + files_.last.string() +
+                             " was saved at step " + step);
+  }
 }
 
 void StageRun::log_start() const {
@@ -468,7 +505,7 @@ void StageRun::train_epochs() {
     const bool finished = train_epoch(epoch_started);
     if (options_.progress_bar) std::fprintf(stderr, "\n");
     if (!finished) {
-      save_last("");
+      guarded("saving the resumable checkpoint", [&] { save_last(""); });
       result_.interrupted = true;
       if (log_) *log_ << "stopped: resumable checkpoint " << files_.last.string() << "\n";
       break;
@@ -476,8 +513,8 @@ void StageRun::train_epochs() {
     const double train_seconds =
         std::chrono::duration<double>(clock::now() - epoch_started).count();
     const Validation v = validate();
-    record_epoch(v, train_seconds);
-    end_epoch(v);
+    guarded("recording the epoch's metrics", [&] { record_epoch(v, train_seconds); });
+    guarded("saving the epoch's checkpoints", [&] { end_epoch(v); });
     if (t_.early_stopping_patience > 0 && state_.bad_epochs >= t_.early_stopping_patience) {
       result_.early_stopped = true;
       if (log_) *log_ << "early stop: " << state_.bad_epochs << " epochs without improvement\n";
@@ -550,6 +587,15 @@ void StageRun::train_step(const data::Batch& batch) {
   epoch_samples_here_ += n;
   ++state_.batch;
   ++state_.global_step;
+}
+
+template <typename Write>
+void StageRun::guarded(const char* what, Write&& write) {
+  try {
+    write();
+  } catch (const std::exception& e) {
+    fail(std::string(what) + " failed: " + e.what());
+  }
 }
 
 // Stops the stage with `what` and the last good checkpoint.
@@ -627,9 +673,13 @@ void StageRun::save_last(const std::string& val_metrics) {
                     {"epoch", std::to_string(state_.epoch)},
                     {"trainer_state", state_.to_json()}};
   if (!val_metrics.empty()) meta["metrics"] = val_metrics;
+  // Two files cannot be renamed at once: the new optimiser state waits under its pending name
+  // until the model is committed, so a kill between any two steps leaves a matching pair.
+  save_optimizer_state(
+      files_.optim_pending, *optimizer_,
+      {{"stage", std::to_string(stage_)}, {"global_step", std::to_string(state_.global_step)}});
   save_checkpoint(files_.last, *model_, meta);
-  save_optimizer_state(optimizer_state_path(files_.last), *optimizer_,
-                       {{"stage", std::to_string(stage_)}});
+  fs::rename(files_.optim_pending, files_.optim);
 }
 
 void StageRun::test_best() {

@@ -105,6 +105,7 @@ TrainReport run_training(const TrainRequest& request, std::ostream& log) {
   TrainReport report;
   report.out_dir = request.out_dir;
   fs::create_directories(request.out_dir);
+  io::remove_stale_temporaries(request.out_dir);
 
   fs::path previous_best;
   json stages = json::array();

@@ -3,6 +3,8 @@
 #include "io/atomic_file.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -80,6 +82,25 @@ TEST_F(AtomicFileTest, ErrorsNameThePath) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("missing.bin"), std::string::npos) << e.what();
   }
+}
+
+// A writer killed before commit() leaves its temporary file; the next run removes those of
+// processes that no longer exist, and only those (a live writer's file is still being written).
+TEST_F(AtomicFileTest, RemovesOnlyTheTemporariesOfDeadWriters) {
+  const pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  ASSERT_GT(dead, 0);
+  waitpid(dead, nullptr, 0);
+  const fs::path stale = dir_ / (".tmp." + std::to_string(dead) + ".0.last.safetensors");
+  const fs::path live = dir_ / (".tmp." + std::to_string(::getppid()) + ".0.last.safetensors");
+  const fs::path mine = dir_ / (".tmp." + std::to_string(::getpid()) + ".0.best.safetensors");
+  const fs::path other = dir_ / "last.safetensors";
+  for (const fs::path& p : {stale, live, mine, other}) std::ofstream(p) << "x";
+  remove_stale_temporaries(dir_);
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(live));
+  EXPECT_TRUE(fs::exists(mine));
+  EXPECT_TRUE(fs::exists(other));
 }
 
 }  // namespace

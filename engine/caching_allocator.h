@@ -1,0 +1,70 @@
+// The size-class block cache behind cuda tensors, free of CUDA types so that its failure paths
+// are tested without a GPU (tests/engine/caching_allocator_test.cpp, with a fake driver).
+// engine/cuda/allocator.cpp gives it cudaMalloc / cudaFree as its RawMemory. Guarantees:
+// - release never frees a block twice: each block leaves the cache before its free is tried, so
+//   a free that throws midway leaves exactly the blocks not yet freed cached;
+// - deallocate never throws and never allocates: every block handed out has its free-list slot
+//   reserved when it is allocated;
+// - out of memory releases cached blocks largest first, only as many as the request needs, and
+//   retries after each batch, instead of dropping the whole cache at once.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/memory.h"
+
+namespace glia {
+
+// The driver under the cache: one device's raw allocations.
+class RawMemory {
+ public:
+  virtual ~RawMemory() = default;
+  // nullptr when the device is out of memory; throws on any other error.
+  virtual void* malloc(std::size_t bytes) = 0;
+  // May throw (a driver error); the block is then in an unknown state and is not retried.
+  virtual void free(void* p) = 0;
+  // Names the device in error messages ("cuda:0").
+  virtual std::string name() const = 0;
+};
+
+class CachingAllocator {
+ public:
+  explicit CachingAllocator(RawMemory& raw) : raw_(raw) {}
+  ~CachingAllocator() = default;  // cached blocks stay with the driver's context
+  CachingAllocator(const CachingAllocator&) = delete;
+  CachingAllocator& operator=(const CachingAllocator&) = delete;
+
+  // Size classes: multiples of 512 bytes up to 1 MiB, then multiples of 2 MiB, so tensors of
+  // nearly equal size share blocks while large blocks waste under 2 MiB each.
+  static std::size_t size_class(std::size_t nbytes);
+
+  // A block of at least `nbytes`; throws std::runtime_error naming the device when even an empty
+  // cache leaves too little memory.
+  void* allocate(std::size_t nbytes);
+  // `nbytes` as given to allocate. Caches the block for reuse.
+  void deallocate(void* p, std::size_t nbytes) noexcept;
+  // Frees every cached block. If a free throws, the error propagates and the blocks not yet
+  // freed stay cached (the failing one is dropped: its state is unknown).
+  void release_cache();
+  CudaMemoryStats stats() const;
+
+ private:
+  struct SizeClass {
+    std::vector<void*> free;  // capacity >= free.size() + in_use, so deallocate never allocates
+    std::size_t in_use = 0;
+  };
+  // Frees cached blocks, largest class first, until at least `bytes` were released or the cache
+  // is empty; returns the bytes released. The caller holds mutex_.
+  std::size_t release_locked(std::size_t bytes);
+
+  RawMemory& raw_;
+  mutable std::mutex mutex_;
+  std::map<std::size_t, SizeClass> classes_;
+  CudaMemoryStats stats_;
+};
+
+}  // namespace glia
