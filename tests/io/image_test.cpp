@@ -107,6 +107,9 @@ TEST_F(ImageTest, BadFilesThrowNamingThePath) {
   write_file_atomic(dir_ / "cut.jpg", jpg.substr(0, jpg.size() / 2));
   write_file_atomic(dir_ / "cut_end.jpg", jpg.substr(0, jpg.size() - 2));
   write_file_atomic(dir_ / "garbage.jpg", std::string(300, 'x'));
+  // A valid 2x2 PGM, a format stb_image decodes but glia does not read.
+  write_file_atomic(dir_ / "grey.pgm", std::string("P5 2 2 255\n\x01\x02\x03\x04", 15));
+  EXPECT_TRUE(throws_naming([&] { read_gray(dir_ / "grey.pgm"); }, "not a JPEG, PNG or BMP"));
   std::string flipped = png;
   flipped[png.size() / 2] ^= 0x10;  // inside the image data: the chunk CRC no longer matches
   write_file_atomic(dir_ / "flipped.png", flipped);
