@@ -25,7 +25,8 @@ struct GrayImage {
 inline constexpr int kMaxImageSide = 16384;
 inline constexpr std::int64_t kMaxImagePixels = std::int64_t{1} << 26;  // 8192 x 8192
 
-// JPEG/PNG/BMP with any channel count -> one luminance channel as float 0..255. Colour images use
+// JPEG/PNG/BMP with any channel count -> one luminance channel as float 0..255 (other formats
+// stb_image knows are refused). Colour images use
 // ITU-R BT.601 luma, Y = 0.299 R + 0.587 G + 0.114 B (OpenCV's RGB2GRAY, PIL's "L"), kept in float
 // so no rounding happens; grey+alpha keeps the grey and alpha is ignored. Throws
 // std::runtime_error naming the path for a missing, unreadable, truncated or corrupt file, or one
