@@ -79,12 +79,21 @@ void UNetConfig::validate() const {
       throw std::invalid_argument(msg.str());
     }
   };
-  require(in_channels >= 1, "in_channels", in_channels, ">= 1");
-  require(base_filters >= 1, "base_filters", base_filters, ">= 1");
+  // Upper bounds keep a checkpoint's metadata from asking for a model that cannot fit in memory
+  // (the bottleneck's 3x3 convolution at kMaxChannels is 600 MB of weights).
+  require(in_channels >= 1 && in_channels <= kMaxIoChannels, "in_channels", in_channels,
+          "in [1, 256]");
+  require(base_filters >= 1 && base_filters <= kMaxChannels, "base_filters", base_filters,
+          "in [1, 4096]");
   require(depth >= 1 && depth <= 8, "depth", depth, "in [1, 8]");
-  require(out_channels >= 1, "out_channels", out_channels, ">= 1");
-  require(cls_hidden >= 1, "cls_hidden", cls_hidden, ">= 1");
-  require(num_classes >= 2, "num_classes", num_classes, ">= 2");
+  require(channels(depth) <= kMaxChannels, "base_filters * 2^depth",
+          static_cast<double>(channels(depth)), "at most 4096");
+  require(out_channels >= 1 && out_channels <= kMaxIoChannels, "out_channels", out_channels,
+          "in [1, 256]");
+  require(cls_hidden >= 1 && cls_hidden <= kMaxClsHidden, "cls_hidden", cls_hidden,
+          "in [1, 65536]");
+  require(num_classes >= 2 && num_classes <= kMaxIoChannels, "num_classes", num_classes,
+          "in [2, 256]");
   require(cls_dropout >= 0.0 && cls_dropout < 1.0, "cls_dropout", cls_dropout, "in [0, 1)");
 }
 

@@ -39,6 +39,12 @@ inline constexpr int kTumourClass = 1;
 // largest logit subtracted first so no exponential overflows.
 double tumour_probability(std::span<const float> class_logits);
 
+// Limits of UNetConfig::validate: channels at any level, input/output channels and classes, and
+// the classification head's hidden width.
+inline constexpr index_t kMaxChannels = 4096;
+inline constexpr int kMaxIoChannels = 256;
+inline constexpr int kMaxClsHidden = 65536;
+
 struct UNetConfig {
   int in_channels = 1;
   int base_filters = 32;

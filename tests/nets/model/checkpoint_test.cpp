@@ -190,5 +190,18 @@ TEST(UNetConfigTest, MetadataRoundTrip) {
   EXPECT_FALSE(error_of([] { UNetConfig::from_metadata({{"cls_dropout", "1.5"}}); }).empty());
 }
 
+TEST(UNetConfigTest, MetadataCannotAskForAModelBeyondTheLimits) {
+  // A checkpoint's metadata decides the architecture built before any weight is read.
+  auto error = [](std::map<std::string, std::string> metadata) {
+    return error_of([&] { UNetConfig::from_metadata(metadata); });
+  };
+  EXPECT_NE(error({{"base_filters", "1000000"}}).find("base_filters"), std::string::npos);
+  EXPECT_NE(error({{"base_filters", "512"}, {"depth", "4"}}).find("base_filters * 2^depth"),
+            std::string::npos);
+  EXPECT_NE(error({{"cls_hidden", "100000000"}}).find("cls_hidden"), std::string::npos);
+  EXPECT_NE(error({{"in_channels", "100000"}}).find("in_channels"), std::string::npos);
+  EXPECT_NO_THROW(UNetConfig::from_metadata({{"base_filters", "256"}, {"depth", "4"}}));
+}
+
 }  // namespace
 }  // namespace glia::nets
