@@ -47,7 +47,7 @@ void* CachingAllocator::allocate(std::size_t nbytes) {
                                std::to_string(stats_.allocated_bytes) +
                                " bytes in use by tensors, nothing left cached)");
     }
-    ++stats_.cuda_malloc_calls;
+    ++stats_.raw_allocations;
   }
   ++c.in_use;
   stats_.allocated_bytes += bytes;
@@ -65,8 +65,16 @@ void CachingAllocator::deallocate(void* p, std::size_t nbytes) noexcept {
   if (it == classes_.end() || it->second.in_use == 0) return;  // not ours: nothing safe to do
   SizeClass& c = it->second;
   --c.in_use;
-  c.free.push_back(p);  // within the capacity reserved by allocate
   stats_.allocated_bytes -= bytes;
+  if (stats_.cached_bytes + bytes > max_cached_bytes_) {
+    ++stats_.uncached_frees;
+    try {
+      raw_.free(p);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): the block's state is unknown; drop it
+    }
+    return;
+  }
+  c.free.push_back(p);  // within the capacity reserved by allocate
   stats_.cached_bytes += bytes;
 }
 

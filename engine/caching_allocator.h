@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <string>
@@ -33,7 +34,10 @@ class RawMemory {
 
 class CachingAllocator {
  public:
-  explicit CachingAllocator(RawMemory& raw) : raw_(raw) {}
+  // Freed blocks beyond `max_cached_bytes` of cache go back to the driver at once.
+  explicit CachingAllocator(RawMemory& raw,
+                            std::size_t max_cached_bytes = std::numeric_limits<std::size_t>::max())
+      : raw_(raw), max_cached_bytes_(max_cached_bytes) {}
   ~CachingAllocator() = default;  // cached blocks stay with the driver's context
   CachingAllocator(const CachingAllocator&) = delete;
   CachingAllocator& operator=(const CachingAllocator&) = delete;
@@ -45,7 +49,8 @@ class CachingAllocator {
   // A block of at least `nbytes`; throws std::runtime_error naming the device when even an empty
   // cache leaves too little memory.
   void* allocate(std::size_t nbytes);
-  // `nbytes` as given to allocate. Caches the block for reuse.
+  // `nbytes` as given to allocate. Caches the block for reuse, or, when that would take the cache
+  // past its limit, frees it (a free that throws then drops the block: its state is unknown).
   void deallocate(void* p, std::size_t nbytes) noexcept;
   // Frees every cached block. If a free throws, the error propagates and the blocks not yet
   // freed stay cached (the failing one is dropped: its state is unknown).
@@ -62,6 +67,7 @@ class CachingAllocator {
   std::size_t release_locked(std::size_t bytes);
 
   RawMemory& raw_;
+  const std::size_t max_cached_bytes_;
   mutable std::mutex mutex_;
   std::map<std::size_t, SizeClass> classes_;
   CudaMemoryStats stats_;

@@ -2,11 +2,15 @@
 // and tests/engine/tensor_test.cpp.
 #include "engine/memory.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <stdexcept>
 #include <string>
+
+#include "engine/caching_allocator.h"
 
 #if defined(GLIA_HAVE_CUDA)
 #include "engine/cuda/allocator.h"
@@ -15,6 +19,61 @@
 
 namespace glia {
 namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
+// aligned_alloc needs a multiple of the alignment, and a zero-size tensor still gets a distinct
+// pointer.
+void* host_malloc(std::size_t nbytes) {
+  const std::size_t rounded = (nbytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
+  return std::aligned_alloc(kHostAlignment, rounded == 0 ? kHostAlignment : rounded);
+}
+
+struct HostMemory final : RawMemory {
+  void* malloc(std::size_t bytes) override { return host_malloc(bytes); }
+  void free(void* p) override { std::free(p); }
+  std::string name() const override { return "cpu"; }
+};
+
+// GLIA_HOST_CACHE_MB, else a quarter of the physical memory; 0 when the cache is off.
+std::size_t host_cache_limit() {
+  if (kAddressSanitizer) return 0;
+  if (const char* env = std::getenv("GLIA_HOST_CACHE_MB"); env != nullptr && *env != '\0') {
+    char* end = nullptr;
+    const unsigned long long mb = std::strtoull(env, &end, 10);
+    if (*end != '\0') {
+      throw std::invalid_argument(std::string("GLIA_HOST_CACHE_MB=") + env +
+                                  ": expected a whole number of megabytes (0 turns the cache off)");
+    }
+    return static_cast<std::size_t>(mb) << 20;
+  }
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return std::size_t{1} << 30;
+  return static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 4;
+}
+
+// The host block cache, or nullptr when it is off. Built on first use and never destroyed, so
+// tensors freed during static destruction still find it.
+CachingAllocator* host_cache() {
+  static CachingAllocator* const cache = []() -> CachingAllocator* {
+    const std::size_t limit = host_cache_limit();
+    if (limit == 0) return nullptr;
+    static HostMemory raw;
+    return new CachingAllocator(raw, limit);  // NOLINT(cppcoreguidelines-owning-memory)
+  }();
+  return cache;
+}
 
 #if defined(GLIA_HAVE_CUDA)
 // Makes `waiter`'s stream wait (on the GPU, the host does not block) until the work queued so far
@@ -42,10 +101,10 @@ void stream_wait(int waiter, int signaller) {
 
 void* allocate_bytes(Device d, std::size_t nbytes) {
   if (d.is_host()) {
-    // aligned_alloc needs a multiple of the alignment, and a zero-size tensor still gets a
-    // distinct pointer.
-    const std::size_t rounded = (nbytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
-    void* p = std::aligned_alloc(kHostAlignment, rounded == 0 ? kHostAlignment : rounded);
+    if (nbytes >= kHostCacheMinBytes) {
+      if (CachingAllocator* cache = host_cache()) return cache->allocate(nbytes);
+    }
+    void* p = host_malloc(nbytes);
     if (p == nullptr) {
       throw std::bad_alloc();
     }
@@ -61,6 +120,9 @@ void* allocate_bytes(Device d, std::size_t nbytes) {
 
 void free_bytes(Device d, void* p, std::size_t nbytes) noexcept {
   if (d.is_host()) {
+    if (nbytes >= kHostCacheMinBytes) {
+      if (CachingAllocator* cache = host_cache()) return cache->deallocate(p, nbytes);
+    }
     std::free(p);
     return;
   }
@@ -113,9 +175,15 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
 }
 
 void empty_cache() {
+  if (CachingAllocator* cache = host_cache()) cache->release_cache();
 #if defined(GLIA_HAVE_CUDA)
   cudart::release_cache();
 #endif
+}
+
+MemoryStats host_memory_stats() {
+  const CachingAllocator* cache = host_cache();
+  return cache != nullptr ? cache->stats() : MemoryStats{};
 }
 
 CudaMemoryStats cuda_memory_stats([[maybe_unused]] int device) {

@@ -1,7 +1,12 @@
 // Raw memory of every device and byte copies between them. Host memory (cpu, sim) is 64-byte
 // aligned so kernels may vectorise; cuda memory comes from a caching allocator over cudaMalloc
 // (engine/cuda/allocator.cpp) whose cache and counters are exposed here without CUDA types.
-// Tested in tests/engine/device_test.cpp and tests/engine/tensor_test.cpp.
+// Host blocks of kHostCacheMinBytes and more come from the same kind of cache over aligned_alloc:
+// a training step frees and re-allocates the same activation sizes every step, and a fresh large
+// block costs a page fault and a zeroed page per 4 KiB on first touch (as much as a ReLU over it).
+// The host cache keeps at most GLIA_HOST_CACHE_MB megabytes of freed blocks (default: a quarter of
+// the physical memory; 0 turns it off); AddressSanitizer builds never cache, so every freed block
+// stays poisoned for ASan. Tested in tests/engine/device_test.cpp and tests/engine/tensor_test.cpp.
 #pragma once
 
 #include <cstddef>
@@ -11,6 +16,8 @@
 namespace glia {
 
 inline constexpr std::size_t kHostAlignment = 64;
+// Smaller host blocks go straight to the C library, whose own free lists serve them well.
+inline constexpr std::size_t kHostCacheMinBytes = std::size_t{64} << 10;
 
 void* allocate_bytes(Device d, std::size_t nbytes);
 // `nbytes` must be the size given to allocate_bytes (it selects the cache's size class).
@@ -21,17 +28,22 @@ void free_bytes(Device d, void* p, std::size_t nbytes) noexcept;
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device,
                 std::size_t nbytes);
 
-struct CudaMemoryStats {
+// Counters of a caching allocator (cuda:N's, or the host's for its cached block sizes).
+struct MemoryStats {
   std::size_t allocated_bytes = 0;       // in use by tensors, rounded to size classes
   std::size_t peak_allocated_bytes = 0;  // the high-water mark of allocated_bytes
   std::size_t cached_bytes = 0;          // freed by tensors, kept for reuse
-  std::size_t cuda_malloc_calls = 0;
+  std::size_t raw_allocations = 0;       // blocks taken from the driver (cudaMalloc, aligned_alloc)
   std::size_t cache_hits = 0;
+  std::size_t uncached_frees = 0;  // freed blocks given back at once: the cache was at its limit
 };
+using CudaMemoryStats = MemoryStats;
 
-// Returns every cached (unused) GPU block to the driver. A no-op without CUDA.
+// Returns every cached (unused) block, GPU and host, to the driver / the C library.
 void empty_cache();
 // Counters of the caching allocator of cuda:`device`; all zero without CUDA.
 CudaMemoryStats cuda_memory_stats(int device = 0);
+// Counters of the host block cache (blocks of kHostCacheMinBytes and more); all zero when off.
+MemoryStats host_memory_stats();
 
 }  // namespace glia

@@ -97,6 +97,26 @@ TEST(CachingAllocatorTest, ReusesFreedBlocksOfTheSameSizeClass) {
   EXPECT_EQ(cache.stats().cached_bytes, 0u);
 }
 
+TEST(CachingAllocatorTest, BlocksBeyondTheCacheLimitAreFreedAtOnce) {
+  FakeMemory raw(1 << 20);
+  CachingAllocator cache(raw, 2 * kBlock);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 3; ++i) blocks.push_back(cache.allocate(kBlock));
+  for (void* p : blocks) cache.deallocate(p, kBlock);
+  EXPECT_EQ(cache.stats().cached_bytes, 2 * kBlock);
+  EXPECT_EQ(cache.stats().uncached_frees, 1u);
+  EXPECT_EQ(raw.frees, 1);
+  EXPECT_EQ(raw.live_blocks(), 2u);
+  // A free that throws at the limit drops the block and still returns normally.
+  void* a = cache.allocate(2 * kBlock);
+  raw.fail_free_countdown = 1;
+  cache.deallocate(a, 2 * kBlock);
+  EXPECT_EQ(cache.stats().allocated_bytes, 0u);
+  EXPECT_EQ(cache.stats().cached_bytes, 2 * kBlock);
+  cache.release_cache();
+  EXPECT_EQ(raw.live_blocks(), 1u);  // the dropped block, freed by the fake's destructor
+}
+
 TEST(CachingAllocatorTest, AFreeThatThrowsMidwayLeavesNoBlockToBeFreedTwice) {
   FakeMemory raw(1 << 20);
   CachingAllocator cache(raw);
