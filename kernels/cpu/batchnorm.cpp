@@ -174,21 +174,21 @@ void batch_norm_relu_backward_input(const T* x, const T* gy, const T* y, const T
   backward_input(x, gy, y, mean, invstd, weight, sum_dy, sum_dy_xhat, gx, s, training);
 }
 
-#define GLIA_INSTANTIATE(T)                                                                    \
-  template void batch_norm_stats<T>(const T*, T*, T*, T*, T*, const BatchNormShape&);          \
-  template void batch_norm_invstd<T>(const T*, T*, const BatchNormShape&);                     \
-  template void batch_norm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*,      \
-                                    const BatchNormShape&);                                    \
-  template void batch_norm_backward_reduce<T>(const T*, const T*, const T*, const T*, T*, T*,  \
-                                              const BatchNormShape&);                          \
-  template void batch_norm_backward_input<T>(const T*, const T*, const T*, const T*, const T*, \
+#define GLIA_INSTANTIATE(T)                                                                        \
+  template void batch_norm_stats<T>(const T*, T*, T*, T*, T*, const BatchNormShape&);              \
+  template void batch_norm_invstd<T>(const T*, T*, const BatchNormShape&);                         \
+  template void batch_norm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*,          \
+                                    const BatchNormShape&);                                        \
+  template void batch_norm_backward_reduce<T>(const T*, const T*, const T*, const T*, T*, T*,      \
+                                              const BatchNormShape&);                              \
+  template void batch_norm_backward_input<T>(const T*, const T*, const T*, const T*, const T*,     \
                                              const T*, const T*, T*, const BatchNormShape&, bool); \
-  template void batch_norm_relu_apply<T>(const T*, const T*, const T*, const T*, const T*, T*, \
-                                         const BatchNormShape&);                               \
-  template void batch_norm_relu_backward_reduce<T>(const T*, const T*, const T*, const T*,     \
-                                                   const T*, T*, T*, const BatchNormShape&);   \
-  template void batch_norm_relu_backward_input<T>(const T*, const T*, const T*, const T*,      \
-                                                  const T*, const T*, const T*, const T*, T*,  \
+  template void batch_norm_relu_apply<T>(const T*, const T*, const T*, const T*, const T*, T*,     \
+                                         const BatchNormShape&);                                   \
+  template void batch_norm_relu_backward_reduce<T>(const T*, const T*, const T*, const T*,         \
+                                                   const T*, T*, T*, const BatchNormShape&);       \
+  template void batch_norm_relu_backward_input<T>(const T*, const T*, const T*, const T*,          \
+                                                  const T*, const T*, const T*, const T*, T*,      \
                                                   const BatchNormShape&, bool);
 GLIA_INSTANTIATE(float)
 GLIA_INSTANTIATE(double)

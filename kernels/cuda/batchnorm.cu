@@ -473,8 +473,8 @@ void batch_norm_backward_reduce(const float* x, const float* gy, const float* me
 
 void batch_norm_relu_backward_reduce(const float* x, const float* gy, const float* y,
                                      const float* mean, const float* invstd, float* sum_dy,
-                                     float* sum_dy_xhat, const BatchNormShape& s,
-                                     float* workspace, Stream stream) {
+                                     float* sum_dy_xhat, const BatchNormShape& s, float* workspace,
+                                     Stream stream) {
   backward_reduce(x, gy, y, mean, invstd, sum_dy, sum_dy_xhat, s, workspace, stream);
 }
 

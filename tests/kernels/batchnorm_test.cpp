@@ -363,8 +363,7 @@ TYPED_TEST(BatchNorm, SplitReductionsWithFusedRelu) {
         typename B::template Buffer<float> dx(x), dgy(gy), dw(in.weight), db(in.bias),
             drm(in.running_mean), drv(in.running_var), dmean(nan_poisoned(c)),
             dinvstd(nan_poisoned(c)), dy(nan_poisoned(e + offset)), dsum(nan_poisoned(c)),
-            dsum_xhat(nan_poisoned(c)), dgx(nan_poisoned(e + offset)),
-            dws(nan_poisoned(ws_floats));
+            dsum_xhat(nan_poisoned(c)), dgx(nan_poisoned(e + offset)), dws(nan_poisoned(ws_floats));
         split_stats_on<B>(dx.data() + offset, dmean.data(), dinvstd.data(), drm.data(), drv.data(),
                           s, dws.data());
         relu_apply_on<B>(dx.data() + offset, dmean.data(), dinvstd.data(), dw.data(), db.data(),
@@ -378,8 +377,14 @@ TYPED_TEST(BatchNorm, SplitReductionsWithFusedRelu) {
         std::vector<float> y = dy.to_host(), gx = dgx.to_host();
         y.erase(y.begin(), y.begin() + static_cast<std::ptrdiff_t>(offset));
         gx.erase(gx.begin(), gx.begin() + static_cast<std::ptrdiff_t>(offset));
-        return std::tuple{dmean.to_host(), dinvstd.to_host(), drm.to_host(), drv.to_host(), y,
-                          dsum.to_host(), dsum_xhat.to_host(), gx};
+        return std::tuple{dmean.to_host(),
+                          dinvstd.to_host(),
+                          drm.to_host(),
+                          drv.to_host(),
+                          y,
+                          dsum.to_host(),
+                          dsum_xhat.to_host(),
+                          gx};
       };
       const auto got = run_in_every_lane_order<B>(run);
       EXPECT_TRUE(same_bits(B::in_lane_order(0, run), got)) << "a second run differs";
@@ -393,8 +398,8 @@ TYPED_TEST(BatchNorm, SplitReductionsWithFusedRelu) {
                                               rv = to_double(in.running_var), y(e);
       kernels::cpu::batch_norm_stats(xd.data(), mean.data(), invstd.data(), rm.data(), rv.data(),
                                      s);
-      kernels::cpu::batch_norm_relu_apply(xd.data(), mean.data(), invstd.data(), w.data(),
-                                          b.data(), y.data(), s);
+      kernels::cpu::batch_norm_relu_apply(xd.data(), mean.data(), invstd.data(), w.data(), b.data(),
+                                          y.data(), s);
       EXPECT_TRUE(all_close(got_mean, mean, kTol));
       EXPECT_TRUE(all_close(got_invstd, invstd, kTol));
       EXPECT_TRUE(all_close(got_rm, rm, kTol));
@@ -443,8 +448,8 @@ TYPED_TEST(BatchNorm, FusedReluIsReluOfApply) {
                                           sum_dy.data(), sum_dy_xhat.data(), gx.data(), s, true);
   const std::vector<float> yf = converted<float>(y);
   const auto [got_y, got_gx] = run_in_every_lane_order<B>([&] {
-    typename B::template Buffer<float> dx(in.x), dgy(in.gy), dyf(yf), dmean(mean),
-        dinvstd(invstd), dw(in.weight), db(in.bias), dy(nan_poisoned(e)), dsum(nan_poisoned(c)),
+    typename B::template Buffer<float> dx(in.x), dgy(in.gy), dyf(yf), dmean(mean), dinvstd(invstd),
+        dw(in.weight), db(in.bias), dy(nan_poisoned(e)), dsum(nan_poisoned(c)),
         dsum_xhat(nan_poisoned(c)), dgx(nan_poisoned(e));
     relu_apply_on<B>(dx.data(), dmean.data(), dinvstd.data(), dw.data(), db.data(), dy.data(), s);
     relu_backward_reduce_on<B>(dx.data(), dgy.data(), dyf.data(), dmean.data(), dinvstd.data(),
