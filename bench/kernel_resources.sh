@@ -4,7 +4,7 @@
 # occupancy on sm_90 computed from those with the launch's threads per block (sm_90 limits: 65536
 # registers, 228 KiB shared memory, 2048 threads and 32 blocks per SM; registers allocated per warp
 # in units of 256, 1 KiB of shared memory reserved per block). Threads per block come from the
-# kernel's __launch_bounds__ when ptxas reports it, else 256 (the kernels' common block) and the
+# kernel's __launch_bounds__ (the PTX's .maxntid), else 256 (the kernels' common block) and the
 # column says so. FMAs per shared load for gemm/conv come from reading their SASS (not done here).
 #
 # Usage: bench/kernel_resources.sh [SOURCE_ROOT] [OUTPUT.md]
@@ -24,13 +24,14 @@ trap 'rm -rf "$work"' EXIT
 
 for cu in "$root"/kernels/cuda/*.cu; do
   stem=$(basename "$cu" .cu)
+  mkdir -p "$work/keep/$stem"
   if ! "$nvcc" -std=c++17 -O3 -arch=sm_90 -cubin -Xptxas -v -DGLIA_HAVE_CUDA=1 -I"$root" \
-      -o "$work/$stem.cubin" "$cu" >"$work/$stem.log" 2>&1; then
+      --keep --keep-dir "$work/keep/$stem" -o "$work/$stem.cubin" "$cu" >"$work/$stem.log" 2>&1; then
     echo "kernel_resources: nvcc failed on $cu:" >&2
     cat "$work/$stem.log" >&2
     exit 1
   fi
-  cuobjdump --dump-resource-usage "$work/$stem.cubin" >"$work/$stem.res" 2>/dev/null || true
+  cat "$work/keep/$stem"/*.ptx >"$work/$stem.ptx" 2>/dev/null || true
 done
 
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -92,17 +93,14 @@ for log in sorted(glob.glob(os.path.join(work, "*.log"))):
             info[cur]["regs"] = int(m.group(1))
             s = re.search(r"(\d+) bytes smem", line)
             info[cur]["smem"] = int(s.group(1)) if s else 0
-    # __launch_bounds__ as cuobjdump reports it (maxntid), when present.
-    res = os.path.join(work, stem + ".res")
-    if os.path.exists(res):
-        fn = None
-        for line in open(res):
-            m = re.match(r"\s*Function (\S+):", line)
-            if m:
-                fn = m.group(1)
-            m = re.search(r"MAX_THREADS[_A-Z]*:(\d+)", line)
-            if fn in info and m and int(m.group(1)) > 0:
-                info[fn]["bounds"] = int(m.group(1))
+    # __launch_bounds__ as the PTX states it: ".maxntid x, y, z" between an entry and its body.
+    ptx = os.path.join(work, stem + ".ptx")
+    if os.path.exists(ptx):
+        text_ptx = open(ptx).read()
+        for m in re.finditer(r"\.entry\s+(\w+)\s*\(([^{]*)\{", text_ptx):
+            b = re.search(r"\.maxntid\s+(\d+)\s*,\s*(\d+)\s*,\s*(\d+)", m.group(2))
+            if m.group(1) in info and b:
+                info[m.group(1)]["bounds"] = int(b.group(1)) * int(b.group(2)) * int(b.group(3))
     names = list(info)
     for mangled, pretty in zip(names, demangle(names)):
         d = info[mangled]
