@@ -174,6 +174,16 @@ void batch_norm_relu_backward_input(const T* x, const T* gy, const T* y, const T
   backward_input(x, gy, y, mean, invstd, weight, sum_dy, sum_dy_xhat, gx, s, training);
 }
 
+template <class T>
+void channel_sum(const T* g, T* sum, const BatchNormShape& s) {
+#pragma omp parallel for schedule(static) if (s.numel() > (index_t{1} << 15))
+  for (index_t c = 0; c < s.c; ++c) {
+    double total = 0.0;
+    for_channel(s, c, [&](index_t i) { total += static_cast<double>(g[i]); });
+    sum[c] = static_cast<T>(total);
+  }
+}
+
 #define GLIA_INSTANTIATE(T)                                                                        \
   template void batch_norm_stats<T>(const T*, T*, T*, T*, T*, const BatchNormShape&);              \
   template void batch_norm_invstd<T>(const T*, T*, const BatchNormShape&);                         \
@@ -183,6 +193,7 @@ void batch_norm_relu_backward_input(const T* x, const T* gy, const T* y, const T
                                               const BatchNormShape&);                              \
   template void batch_norm_backward_input<T>(const T*, const T*, const T*, const T*, const T*,     \
                                              const T*, const T*, T*, const BatchNormShape&, bool); \
+  template void channel_sum<T>(const T*, T*, const BatchNormShape&);                               \
   template void batch_norm_relu_apply<T>(const T*, const T*, const T*, const T*, const T*, T*,     \
                                          const BatchNormShape&);                                   \
   template void batch_norm_relu_backward_reduce<T>(const T*, const T*, const T*, const T*,         \

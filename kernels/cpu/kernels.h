@@ -156,6 +156,10 @@ void batch_norm_relu_backward_input(const T* x, const T* gy, const T* y, const T
                                     const T* sum_dy_xhat, T* gx, const BatchNormShape& s,
                                     bool training);
 
+// sum[c] = sum over n, h, w of g[n, c, h, w] in double (the convolution bias gradient).
+template <class T>
+void channel_sum(const T* g, T* sum, const BatchNormShape& s);
+
 // --- pool.cpp: T in {float, double}; see Pool2dShape -------------------------------------------
 // y = max over the window (padding is -inf) and idx = its flat ih * w + iw within the plane (the
 // first on ties; the first NaN wins).

@@ -14,6 +14,8 @@
 //   backward_reduce_kernel<V> as stats_kernel: per chunk sum gy and sum gy * (x - mean)
 //   backward_combine_kernel   a warp per channel: the chunks' sums in a fixed order
 //   backward_input_kernel<V>  as apply_kernel, gx from gy and the channel sums
+//   channel_sum_kernel<V>     as stats_kernel: per chunk sum g (the convolution bias gradient),
+//                             combined by backward_combine_kernel
 // V = 4 reads and writes float4 when every plane is whole float4s and the pointers are 16-byte
 // aligned, else V = 1. Element offsets advance by additions (one division per thread and channel,
 // none per element). Every sum runs in an order fixed by the shape and the chunking, never by
@@ -274,6 +276,32 @@ __global__ void __launch_bounds__(kReduceThreads)
   }
 }
 
+// The per-channel sum of g alone (the convolution bias gradient), chunked as the reductions above;
+// its partials leave the second slot 0 so backward_combine_kernel serves it too.
+template <int V>
+__global__ void __launch_bounds__(kReduceThreads)
+    channel_sum_kernel(const float* g, float* partial, float* sum, BatchNormShape s, Split sp) {
+  for (index_t c = blockIdx.y; c < s.c; c += gridDim.y) {
+    float total = 0.0f;
+    walk_chunk<V>(s, sp, c, [&](index_t offset) {
+      float v[V];
+      load<V>(g + offset, v);
+      for (int k = 0; k < V; ++k) total += v[k];
+    });
+    total = block_reduce::sum_in_thread0(total);
+    if (threadIdx.x == 0) {
+      if (sp.chunks == 1) {
+        sum[c] = total;
+      } else {
+        float* p = partial + 2 * (c * sp.chunks + blockIdx.x);
+        p[0] = total;
+        p[1] = 0.0f;
+      }
+    }
+    __syncthreads();  // the next channel's block reduction reuses the shared slots
+  }
+}
+
 __global__ void __launch_bounds__(kCombineThreads)
     backward_combine_kernel(const float* partial, const float* invstd, float* sum_dy,
                             float* sum_dy_xhat, BatchNormShape s, Split sp) {
@@ -289,7 +317,7 @@ __global__ void __launch_bounds__(kCombineThreads)
     dy_xmu = block_reduce::warp_sum(dy_xmu);
     if (lane == 0) {
       sum_dy[c] = dy;
-      sum_dy_xhat[c] = dy_xmu * invstd[c];
+      if (sum_dy_xhat != nullptr) sum_dy_xhat[c] = dy_xmu * invstd[c];
     }
   }
 }
@@ -423,6 +451,24 @@ void backward_input(const float* x, const float* gy, const float* y, const float
   }
 }
 
+void sum_channels(const float* g, float* sum, const BatchNormShape& s, float* workspace,
+                  Stream stream) {
+  if (s.c == 0) return;
+  check_count(s, "channel_sum");
+  const int vec = vector_width(s, {g});
+  const Split sp = split(s, vec, workspace != nullptr);
+  const dim3 grid(static_cast<unsigned>(sp.chunks), channel_blocks(s.c));
+  if (vec == 4) {
+    GLIA_LAUNCH(channel_sum_kernel<4>, grid, kReduceThreads, 0, stream, g, workspace, sum, s, sp);
+  } else {
+    GLIA_LAUNCH(channel_sum_kernel<1>, grid, kReduceThreads, 0, stream, g, workspace, sum, s, sp);
+  }
+  if (sp.chunks > 1) {
+    GLIA_LAUNCH(backward_combine_kernel, grid_stride_blocks(s.c * kWarpSize), kCombineThreads, 0,
+                stream, workspace, nullptr, sum, nullptr, s, sp);
+  }
+}
+
 }  // namespace
 
 index_t batch_norm_workspace_size(const BatchNormShape& s) {
@@ -491,6 +537,11 @@ void batch_norm_relu_backward_input(const float* x, const float* gy, const float
                                     const float* sum_dy, const float* sum_dy_xhat, float* gx,
                                     const BatchNormShape& s, bool training, Stream stream) {
   backward_input(x, gy, y, mean, invstd, weight, sum_dy, sum_dy_xhat, gx, s, training, stream);
+}
+
+void channel_sum(const float* g, float* sum, const BatchNormShape& s, float* workspace,
+                 Stream stream) {
+  sum_channels(g, sum, s, workspace, stream);
 }
 
 }  // namespace glia::kernels::GLIA_KERNEL_NS

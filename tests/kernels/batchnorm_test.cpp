@@ -6,8 +6,9 @@
 // Outputs start as NaN; sim runs under every lane order and must agree bitwise. The split
 // reductions (a workspace, many blocks per channel combined in a fixed order) and the fused
 // BN + ReLU run on channels of 1, 2 and 3 whose chunks cross planes and end in a short tail, on
-// float4-aligned and unaligned pointers, twice with bitwise equal results. The cuDNN fallback is
-// checked against the same reference on a GPU.
+// float4-aligned and unaligned pointers, twice with bitwise equal results; so does the per-channel
+// sum of the convolution bias gradient. The cuDNN fallback is checked against the same reference
+// on a GPU.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -460,6 +461,50 @@ TYPED_TEST(BatchNorm, FusedReluIsReluOfApply) {
   });
   EXPECT_TRUE(all_close(got_y, y, kTol));
   EXPECT_TRUE(all_close(got_gx, gx, kTol));
+}
+
+// The per-channel sum (the convolution bias gradient) against the cpu in double: split over many
+// blocks (workspace) and one block per channel (none), aligned and unaligned, in every lane order
+// and twice bitwise; C = 1 at 96 x 96 is the 1-channel head's case.
+TYPED_TEST(BatchNorm, ChannelSumSplitAndWhole) {
+  using B = TypeParam;
+  std::uint32_t seed = 500;
+  std::vector<BatchNormShape> all = split_shapes();
+  all.push_back(shape(3, 17, 4, 5));
+  all.push_back(shape(2, 1, 1, 3));
+  for (const BatchNormShape& s : all) {
+    SCOPED_TRACE(describe(s));
+    const std::size_t c = channels(s);
+    const std::vector<float> g = random_values(numel(s), -1.0, 1.0, seed += 10);
+    std::vector<double> expected(c);
+    kernels::cpu::channel_sum(to_double(g).data(), expected.data(), s);
+    const auto ws_floats = static_cast<std::size_t>(workspace_size_on<B>(s));
+    for (const bool split : {true, false}) {
+      for (const std::size_t offset : {std::size_t{0}, std::size_t{1}}) {
+        SCOPED_TRACE(std::string(split ? "split" : "whole") + (offset ? ", unaligned" : ""));
+        std::vector<float> shifted(offset);
+        shifted.insert(shifted.end(), g.begin(), g.end());
+        auto run = [&] {
+          typename B::template Buffer<float> dg(shifted), dsum(nan_poisoned(c)),
+              dws(nan_poisoned(ws_floats));
+          float* ws = split ? dws.data() : nullptr;
+          if constexpr (is_cpu<B>) kernels::cpu::channel_sum(dg.data() + offset, dsum.data(), s);
+          if constexpr (is_sim<B>) {
+            kernels::sim::channel_sum(dg.data() + offset, dsum.data(), s, ws, nullptr);
+          }
+#if defined(GLIA_HAVE_CUDA)
+          if constexpr (std::is_same_v<B, Cuda>) {
+            kernels::cuda::channel_sum(dg.data() + offset, dsum.data(), s, ws, nullptr);
+          }
+#endif
+          return dsum.to_host();
+        };
+        const std::vector<float> got = run_in_every_lane_order<B>(run);
+        EXPECT_TRUE(same_bits(B::in_lane_order(0, run), got)) << "a second run differs";
+        EXPECT_TRUE(all_close(got, expected, Tolerance{1e-3, 1e-4}));
+      }
+    }
+  }
 }
 
 #if defined(GLIA_HAVE_CUDA)
