@@ -339,11 +339,14 @@ void bench_batch_norm(const Context& ctx, index_t n, index_t c, index_t size,
         y_cudnn(x), mean = floats(c), invstd = floats(c), save_mean = floats(c),
                     save_invstd = floats(c), sum_dy = floats(c), sum_dy_xhat = floats(c),
                     gw = floats(c), gb = floats(c), gx_native(x), gx_cudnn(x);
+    // The split reductions' scratch, as the engine gives it (one float when none is needed).
+    const index_t ws_floats = k::cuda::batch_norm_workspace_size(s);
+    const DeviceBuffer ws = floats(ws_floats > 0 ? ws_floats : 1);
     time_pair(
         rows[first], gpu,
         [&] {
           k::cuda::batch_norm_stats(dx.get(), mean.get(), invstd.get(), rm.get(), rv.get(), s,
-                                    gpu.stream);
+                                    ws.get(), gpu.stream);
           k::cuda::batch_norm_apply(dx.get(), mean.get(), invstd.get(), dw.get(), db.get(),
                                     y_native.get(), s, gpu.stream);
         },
@@ -357,7 +360,8 @@ void bench_batch_norm(const Context& ctx, index_t n, index_t c, index_t size,
         rows[first + 1], gpu,
         [&] {
           k::cuda::batch_norm_backward_reduce(dx.get(), dgy.get(), mean.get(), invstd.get(),
-                                              sum_dy.get(), sum_dy_xhat.get(), s, gpu.stream);
+                                              sum_dy.get(), sum_dy_xhat.get(), s, ws.get(),
+                                              gpu.stream);
           k::cuda::batch_norm_backward_input(dx.get(), dgy.get(), mean.get(), invstd.get(),
                                              dw.get(), sum_dy.get(), sum_dy_xhat.get(),
                                              gx_native.get(), s, true, gpu.stream);

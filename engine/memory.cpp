@@ -143,13 +143,11 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   check_device_usable(dst_device);
   check_device_usable(src_device);
 #if defined(GLIA_HAVE_CUDA)
-  // Host buffers are pageable and may be freed right after the call, so copies touching the
-  // host wait for completion.
+  // Host buffers are pageable and may be freed right after the call: an upload is staged through
+  // pinned memory first and returns without waiting for the stream (engine/cuda/runtime.h
+  // upload); a download waits for completion.
   if (dst_device.is_cuda() && src_device.is_host()) {
-    cudart::DeviceGuard guard(dst_device.index);
-    cudaStream_t s = cudart::stream(dst_device.index);
-    GLIA_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, s));
-    GLIA_CUDA_CHECK(cudaStreamSynchronize(s));
+    cudart::upload(dst_device.index, dst, src, nbytes);
   } else if (dst_device.is_host()) {
     cudart::DeviceGuard guard(src_device.index);
     cudaStream_t s = cudart::stream(src_device.index);

@@ -22,9 +22,11 @@ inline constexpr std::size_t kHostCacheMinBytes = std::size_t{64} << 10;
 void* allocate_bytes(Device d, std::size_t nbytes);
 // `nbytes` must be the size given to allocate_bytes (it selects the cache's size class).
 void free_bytes(Device d, void* p, std::size_t nbytes) noexcept;
-// Copies between any two devices. Copies that touch host memory have finished on return; a copy
-// within one GPU is queued on its stream, one between GPUs on the destination's stream, and the
-// source's stream waits for it, so the source block may be freed at once.
+// Copies between any two devices. A copy to the host has finished on return; one from the host to
+// a GPU is queued on the GPU's stream from pinned staging, so the host source may be reused at
+// once and later work on that stream sees the data; a copy within one GPU is queued on its
+// stream, one between GPUs on the destination's stream, and the source's stream waits for it, so
+// the source block may be freed at once.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device,
                 std::size_t nbytes);
 

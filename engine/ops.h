@@ -111,6 +111,12 @@ Tensor matmul(const Tensor& a, const Tensor& b, std::optional<KernelPolicy> poli
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                     Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5,
                     std::optional<KernelPolicy> policy = std::nullopt);
+// batch_norm2d followed by a ReLU, in the same passes over memory: y = max(bn(x), 0) (NaN
+// propagates); the backward passes gy where y > 0, as relu(batch_norm2d(...)) would.
+Tensor batch_norm_relu2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         Tensor& running_mean, Tensor& running_var, bool training,
+                         double momentum = 0.1, double eps = 1e-5,
+                         std::optional<KernelPolicy> policy = std::nullopt);
 
 // --- pool.cpp -----------------------------------------------------------------------------------
 // 2-D pooling of NCHW x with a square window; stride 0 means stride = kernel; padding at most half

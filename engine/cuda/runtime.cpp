@@ -3,6 +3,9 @@
 #include "engine/cuda/runtime.h"
 
 #include <array>
+#include <cstring>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -95,6 +98,63 @@ cudnnHandle_t cudnn_handle(int device) {
     GLIA_CUDNN_CHECK(cudnnSetStream(d.cudnn, s));
   }
   return d.cudnn;
+}
+
+namespace {
+
+// The largest upload that goes through the pinned staging buffers (a training batch of 32
+// 256 x 256 images is 8 MiB); larger ones are rare and go straight.
+constexpr std::size_t kStagingCap = std::size_t{256} << 20;
+
+// Two pinned buffers per device, used in turn; each with the event that marks the end of the last
+// copy out of it.
+struct Staging {
+  std::mutex mutex;
+  void* buffer[2] = {nullptr, nullptr};
+  std::size_t capacity[2] = {0, 0};
+  cudaEvent_t done[2] = {nullptr, nullptr};
+  int next = 0;
+};
+
+Staging& staging(int device) {
+  static std::mutex m;
+  static std::map<int, std::unique_ptr<Staging>> all;
+  const std::lock_guard<std::mutex> lock(m);
+  std::unique_ptr<Staging>& s = all[device];
+  if (!s) s = std::make_unique<Staging>();
+  return *s;
+}
+
+}  // namespace
+
+void upload(int device, void* dst, const void* src, std::size_t nbytes) {
+  if (nbytes == 0) return;
+  cudaStream_t s = stream(device);
+  DeviceGuard guard(device);
+  if (nbytes > kStagingCap) {
+    GLIA_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, s));
+    GLIA_CUDA_CHECK(cudaStreamSynchronize(s));
+    return;
+  }
+  Staging& st = staging(device);
+  const std::lock_guard<std::mutex> lock(st.mutex);
+  const int i = st.next;
+  st.next = 1 - i;
+  if (st.done[i] == nullptr) {
+    GLIA_CUDA_CHECK(cudaEventCreateWithFlags(&st.done[i], cudaEventDisableTiming));
+  } else {
+    GLIA_CUDA_CHECK(cudaEventSynchronize(st.done[i]));  // the buffer's previous copy is over
+  }
+  if (st.capacity[i] < nbytes) {
+    if (st.buffer[i] != nullptr) GLIA_CUDA_CHECK(cudaFreeHost(st.buffer[i]));
+    st.buffer[i] = nullptr;
+    st.capacity[i] = 0;
+    GLIA_CUDA_CHECK(cudaHostAlloc(&st.buffer[i], nbytes, cudaHostAllocDefault));
+    st.capacity[i] = nbytes;
+  }
+  std::memcpy(st.buffer[i], src, nbytes);
+  GLIA_CUDA_CHECK(cudaMemcpyAsync(dst, st.buffer[i], nbytes, cudaMemcpyHostToDevice, s));
+  GLIA_CUDA_CHECK(cudaEventRecord(st.done[i], s));
 }
 
 void synchronize(int device) {

@@ -1,8 +1,8 @@
 // The engine's CUDA runtime (built only with GLIA_HAVE_CUDA): checked calls, and per GPU one
 // lazily created stream with one cuBLAS and one cuDNN handle bound to it. Every kernel, copy and
 // library call on a device goes to that stream, so work on a device runs in issue order without
-// extra events. Tested through tests/engine/*_test.cpp (the Cuda tests, run where a GPU is
-// present).
+// extra events; host-to-device uploads are staged through pinned buffers (upload). Tested through
+// tests/engine/*_test.cpp (the Cuda tests, run where a GPU is present).
 #pragma once
 
 #if !defined(GLIA_HAVE_CUDA)
@@ -12,6 +12,8 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
+
+#include <cstddef>
 
 namespace glia::cudart {
 
@@ -48,6 +50,15 @@ cudaStream_t stream(int device);
 cublasHandle_t cublas_handle(int device);
 cudnnHandle_t cudnn_handle(int device);
 void synchronize(int device);
+
+// Copies nbytes from pageable host memory at src to device memory at dst on the device's stream and
+// returns once src may be reused, usually before the copy has finished: src is first copied into
+// one of two pinned staging buffers (the one the previous upload did not use, waited for by its
+// event), from which the GPU copies asynchronously. So an upload does not synchronise the stream,
+// and the host prepares the next batch while the GPU still moves and computes on this one; work
+// queued later on the stream sees the data (stream order). Copies larger than the staging cap go
+// straight from pageable memory and wait for the stream.
+void upload(int device, void* dst, const void* src, std::size_t nbytes);
 
 // Makes `device` current for the scope and restores the previous one.
 class DeviceGuard {

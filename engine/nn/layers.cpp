@@ -85,6 +85,11 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
                       options_.eps);
 }
 
+Tensor BatchNorm2d::forward_relu(const Tensor& x) {
+  return batch_norm_relu2d(x, weight, bias, running_mean, running_var, is_training(),
+                           options_.momentum, options_.eps);
+}
+
 Dropout::Dropout(double p, std::shared_ptr<Generator> generator)
     : p_(p), generator_(generator ? std::move(generator) : std::make_shared<Generator>(0)) {
   if (!(p >= 0.0 && p <= 1.0)) {

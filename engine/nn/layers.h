@@ -61,6 +61,8 @@ class BatchNorm2d : public Module {
   explicit BatchNorm2d(index_t channels, BatchNormOptions options = {});
   // Batch statistics (and a running-statistics update) in train mode, the running ones in eval.
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x)) in the same passes over memory (batch_norm_relu2d).
+  Tensor forward_relu(const Tensor& x);
   Tensor weight, bias, running_mean, running_var;
 
  private:

@@ -7,10 +7,15 @@
 //   gx = weight * invstd * gy                                       (running statistics)
 // cpu runs the reference kernels, sim our kernels under the emulator, cuda our kernels or cuDNN
 // by the batchnorm policy (engine/policy.h); cuDNN has no evaluation-mode backward, so that one is
-// always ours. Tested in tests/engine/batchnorm_test.cpp.
+// always ours. batch_norm_relu2d fuses a ReLU: y = max(bn(x), 0), and the backward masks gy where
+// y is not positive before the formulas above (our kernels do both in their passes; after cuDNN a
+// ReLU kernel runs in place, and the mask before its backward). On sim and cuda the channel
+// reductions get a workspace, so long channels split over many blocks. Tested in
+// tests/engine/batchnorm_test.cpp.
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "engine/ops.h"
@@ -28,6 +33,7 @@ namespace {
 using kernels::BatchNormShape;
 
 constexpr const char* kOp = "batch_norm2d";
+constexpr const char* kReluOp = "batch_norm_relu2d";
 
 [[noreturn]] void bad_argument(const Tensor& x, const std::string& why) {
   throw std::invalid_argument(std::string(kOp) + " of " + x.describe() + ": " + why);
@@ -46,9 +52,13 @@ void check_channel_vector(const Tensor& x, const Tensor& t, const char* name) {
 // The statistics the forward normalised with, and how, for the backward.
 struct Saved {
   Tensor mean, invstd;
+  Tensor y;  // the output, when a ReLU is fused (its mask)
   bool batch_stats = true;
   bool used_cudnn = false;
 };
+
+template <class Backend>
+constexpr bool has_workspace = !std::is_same_v<Backend, ops::CpuBackend>;
 
 #if defined(GLIA_HAVE_CUDA)
 // cuDNN always scales and shifts: ones and zeros stand in for an absent weight / bias.
@@ -67,37 +77,70 @@ Tensor backward_input(const Tensor& gy, const Tensor& x, const Tensor& weight, c
     fill_(grad_bias, 0.0);
     return gx;
   }
-  ops::dispatch_float("batch_norm2d backward", x.device(), x.dtype(), [&]<class T>(auto backend) {
-    const T* w = weight.defined() ? weight.data<T>() : nullptr;
-    auto native = [&] {
-      ops::kernel::batch_norm_backward_reduce(
-          backend, x.data<T>(), gy.data<T>(), saved.mean.data<T>(), saved.invstd.data<T>(),
-          grad_bias.template data<T>(), grad_weight.template data<T>(), s);
-      ops::kernel::batch_norm_backward_input(
-          backend, x.data<T>(), gy.data<T>(), saved.mean.data<T>(), saved.invstd.data<T>(), w,
-          grad_bias.template data<T>(), grad_weight.template data<T>(), gx.template data<T>(), s,
-          saved.batch_stats);
-    };
-    ops::run_with_policy(
-        OpFamily::batchnorm,
-        saved.used_cudnn && saved.batch_stats ? KernelPolicy::cudnn : KernelPolicy::native, {},
-        backend, native, GLIA_CUDNN([&](auto ctx) {
-          const Tensor scale = or_constant(weight, s, 1.0, x);
-          kernels::cudnn::batch_norm_backward(
-              ctx.cudnn(), s, x.data<T>(), gy.data<T>(), scale.data<T>(), saved.mean.data<T>(),
-              saved.invstd.data<T>(), gx.template data<T>(), grad_weight.template data<T>(),
-              grad_bias.template data<T>(), ctx.stream);
-        }));
-  });
+  ops::dispatch_float(
+      saved.y.defined() ? "batch_norm_relu2d backward" : "batch_norm2d backward", x.device(),
+      x.dtype(), [&]<class T>(auto backend) {
+        const T* w = weight.defined() ? weight.data<T>() : nullptr;
+        const bool relu = saved.y.defined();
+        auto native = [&] {
+          const T* xp = x.data<T>();
+          const T* g = gy.data<T>();
+          const T* mean = saved.mean.data<T>();
+          const T* invstd = saved.invstd.data<T>();
+          T* gb = grad_bias.template data<T>();
+          T* gw = grad_weight.template data<T>();
+          if constexpr (has_workspace<decltype(backend)>) {
+            const Tensor ws =
+                ops::workspace(ops::kernel::batch_norm_workspace_size(backend, s), x.device());
+            float* wsp = ws.defined() ? ws.data<float>() : nullptr;
+            if (relu) {
+              ops::kernel::batch_norm_relu_backward_reduce(backend, xp, g, saved.y.data<T>(), mean,
+                                                           invstd, gb, gw, s, wsp);
+            } else {
+              ops::kernel::batch_norm_backward_reduce(backend, xp, g, mean, invstd, gb, gw, s, wsp);
+            }
+          } else if (relu) {
+            ops::kernel::batch_norm_relu_backward_reduce(backend, xp, g, saved.y.data<T>(), mean,
+                                                         invstd, gb, gw, s);
+          } else {
+            ops::kernel::batch_norm_backward_reduce(backend, xp, g, mean, invstd, gb, gw, s);
+          }
+          if (relu) {
+            ops::kernel::batch_norm_relu_backward_input(backend, xp, g, saved.y.data<T>(), mean,
+                                                        invstd, w, gb, gw, gx.template data<T>(), s,
+                                                        saved.batch_stats);
+          } else {
+            ops::kernel::batch_norm_backward_input(backend, xp, g, mean, invstd, w, gb, gw,
+                                                   gx.template data<T>(), s, saved.batch_stats);
+          }
+        };
+        ops::run_with_policy(
+            OpFamily::batchnorm,
+            saved.used_cudnn && saved.batch_stats ? KernelPolicy::cudnn : KernelPolicy::native, {},
+            backend, native, GLIA_CUDNN([&](auto ctx) {
+              const Tensor scale = or_constant(weight, s, 1.0, x);
+              // cuDNN's backward of the ReLU'd output: gy masked by the output first.
+              Tensor masked = gy;
+              if (relu) {
+                masked = Tensor(gy.shape(), gy.dtype(), gy.device());
+                ops::kernel::unary_backward(backend, kernels::UnaryOp::relu, saved.y.data<T>(),
+                                            saved.y.data<T>(), gy.data<T>(), masked.data<T>(),
+                                            gy.numel(), kernels::UnaryParams{});
+              }
+              kernels::cudnn::batch_norm_backward(
+                  ctx.cudnn(), s, x.data<T>(), masked.data<T>(), scale.data<T>(),
+                  saved.mean.data<T>(), saved.invstd.data<T>(), gx.template data<T>(),
+                  grad_weight.template data<T>(), grad_bias.template data<T>(), ctx.stream);
+            }));
+      });
   return gx;
 }
 
-}  // namespace
-
-Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
-                    Tensor& running_var, bool training, double momentum, double eps,
-                    std::optional<KernelPolicy> policy) {
-  ops::check_floating(kOp, x);
+Tensor forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+               Tensor& running_var, bool training, double momentum, double eps,
+               std::optional<KernelPolicy> policy, bool relu) {
+  const char* op = relu ? kReluOp : kOp;
+  ops::check_floating(op, x);
   if (x.dim() != 4) bad_argument(x, "needs an NCHW tensor of rank 4");
   check_channel_vector(x, weight, "weight");
   check_channel_vector(x, bias, "bias");
@@ -134,7 +177,7 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
   }
 
   if (x.numel() > 0) {
-    ops::dispatch_float(kOp, x.device(), x.dtype(), [&]<class T>(auto backend) {
+    ops::dispatch_float(op, x.device(), x.dtype(), [&]<class T>(auto backend) {
       const T* xp = x.data<T>();
       const T* w = weight.defined() ? weight.data<T>() : nullptr;
       const T* b = bias.defined() ? bias.data<T>() : nullptr;
@@ -154,12 +197,22 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
       };
       auto native = [&](ops::Run run) {
         const auto [rm, rv] = running(run);
-        if (saved.batch_stats) {
-          ops::kernel::batch_norm_stats(backend, xp, mean, invstd, rm, rv, s);
-        } else {
+        if (!saved.batch_stats) {
           ops::kernel::batch_norm_invstd(backend, running_var.data<T>(), invstd, s);
+        } else if constexpr (has_workspace<decltype(backend)>) {
+          const Tensor ws =
+              ops::workspace(ops::kernel::batch_norm_workspace_size(backend, s), x.device());
+          ops::kernel::batch_norm_stats(backend, xp, mean, invstd, rm, rv, s,
+                                        ws.defined() ? ws.data<float>() : nullptr);
+        } else {
+          ops::kernel::batch_norm_stats(backend, xp, mean, invstd, rm, rv, s);
         }
-        ops::kernel::batch_norm_apply(backend, xp, mean, invstd, w, b, y.template data<T>(), s);
+        if (relu) {
+          ops::kernel::batch_norm_relu_apply(backend, xp, mean, invstd, w, b, y.template data<T>(),
+                                             s);
+        } else {
+          ops::kernel::batch_norm_apply(backend, xp, mean, invstd, w, b, y.template data<T>(), s);
+        }
       };
       const KernelPolicy ran = ops::run_with_policy(
           OpFamily::batchnorm, policy, {s.n, s.c, s.h, s.w, saved.batch_stats}, backend, native,
@@ -178,6 +231,10 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
               // The backward's invstd; cuDNN computed its own internally.
               ops::kernel::batch_norm_invstd(backend, running_var.data<T>(), invstd, s);
             }
+            if (relu) {
+              ops::kernel::unary(backend, kernels::UnaryOp::relu, y.template data<T>(),
+                                 y.template data<T>(), y.numel(), kernels::UnaryParams{});
+            }
           }));
       saved.used_cudnn = ran == KernelPolicy::cudnn;
     });
@@ -188,7 +245,8 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
   }
 
   if (needs_grad({x, weight, bias})) {
-    record(kOp, y, {x, weight, bias}, {x, weight},
+    if (relu) saved.y = y.detach();
+    record(op, y, {x, weight, bias}, {x, weight, relu ? y : Tensor()},
            [xs = x.detach(), ws = weight.defined() ? weight.detach() : Tensor(), saved, s,
             gx_needed = x.requires_grad(), gw_needed = weight.defined() && weight.requires_grad(),
             gb_needed = bias.defined() && bias.requires_grad()](const Tensor& gy) {
@@ -200,6 +258,21 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
            });
   }
   return y;
+}
+
+}  // namespace
+
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                    Tensor& running_var, bool training, double momentum, double eps,
+                    std::optional<KernelPolicy> policy) {
+  return forward(x, weight, bias, running_mean, running_var, training, momentum, eps, policy,
+                 false);
+}
+
+Tensor batch_norm_relu2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         Tensor& running_mean, Tensor& running_var, bool training, double momentum,
+                         double eps, std::optional<KernelPolicy> policy) {
+  return forward(x, weight, bias, running_mean, running_var, training, momentum, eps, policy, true);
 }
 
 }  // namespace glia

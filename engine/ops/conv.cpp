@@ -154,7 +154,8 @@ Tensor filter_pass(const ConvShape& s, const Tensor& x, const Tensor& gy,
 }
 
 // gb[c] = sum over n, h, w of g [n, c, h, w]. With a convolution's shape `conv`, cuDNN may serve
-// it; without (the transposed convolution's output is not a convolution's output) our kernel does.
+// it; without (the transposed convolution's output is not a convolution's output) our kernel does:
+// on sim and cuda the split per-channel sum of kernels/cuda/batchnorm.cu.
 Tensor bias_pass(const Tensor& g, const ConvShape* conv, std::optional<KernelPolicy> policy) {
   ConvShape channels;  // the bias kernels read n, c_out and the output plane only
   channels.n = g.size(0);
@@ -169,7 +170,22 @@ Tensor bias_pass(const Tensor& g, const ConvShape* conv, std::optional<KernelPol
         OpFamily::conv,
         conv != nullptr ? policy : std::optional<KernelPolicy>(KernelPolicy::native),
         conv != nullptr ? autotune_key(Pass::backward_bias, *conv) : AutotuneKey{}, backend,
-        [&] { ops::kernel::conv2d_backward_bias(backend, channels, g.data<T>(), gb.data<T>()); },
+        [&] {
+          if constexpr (std::is_same_v<decltype(backend), ops::CpuBackend>) {
+            ops::kernel::conv2d_backward_bias(backend, channels, g.data<T>(), gb.data<T>());
+          } else {
+            // Split over many blocks per channel, so a 1-channel head does not run on one SM.
+            kernels::BatchNormShape planes;  // channel_sum reads n, c, h, w only
+            planes.n = g.size(0);
+            planes.c = g.size(1);
+            planes.h = g.size(2);
+            planes.w = g.size(3);
+            const Tensor ws =
+                ops::workspace(ops::kernel::batch_norm_workspace_size(backend, planes), g.device());
+            ops::kernel::channel_sum(backend, g.data<T>(), gb.data<T>(), planes,
+                                     ws.defined() ? ws.data<float>() : nullptr);
+          }
+        },
         GLIA_CUDNN([&](auto ctx) {
           kernels::cudnn::conv2d_backward_bias(ctx.cudnn(), *conv, g.data<T>(), gb.data<T>(),
                                                ctx.stream);

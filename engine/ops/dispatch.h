@@ -92,6 +92,10 @@ GLIA_KERNEL(batch_norm_invstd)
 GLIA_KERNEL(batch_norm_apply)
 GLIA_KERNEL(batch_norm_backward_reduce)
 GLIA_KERNEL(batch_norm_backward_input)
+GLIA_KERNEL(batch_norm_relu_apply)
+GLIA_KERNEL(batch_norm_relu_backward_reduce)
+GLIA_KERNEL(batch_norm_relu_backward_input)
+GLIA_KERNEL(channel_sum)
 GLIA_KERNEL(max_pool2d)
 GLIA_KERNEL(max_pool2d_backward)
 GLIA_KERNEL(avg_pool2d)
@@ -138,6 +142,7 @@ GLIA_WORKSPACE(reduce_sum_workspace_size)
 GLIA_WORKSPACE(sample_loss_workspace_size)
 GLIA_WORKSPACE(dice_bce_workspace_size)
 GLIA_WORKSPACE(conv2d_backward_filter_workspace_size)
+GLIA_WORKSPACE(batch_norm_workspace_size)
 
 #undef GLIA_WORKSPACE
 #undef GLIA_WORKSPACE_CUDA

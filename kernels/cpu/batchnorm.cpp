@@ -5,6 +5,8 @@
 //   gbias = sum gy, gweight = sum gy * xhat,
 //   gx = weight * invstd * (gy - gbias / M - xhat * gweight / M)     (training)
 //   gx = weight * invstd * gy                                        (evaluation)
+// The relu variants fuse y = max(bn(x), 0): the backward first masks gy where y is not positive
+// (as kernels/elementwise_math.h's relu backward), then runs the same formulas.
 // Tested in tests/kernels/batchnorm_test.cpp.
 #include <cmath>
 
@@ -59,9 +61,17 @@ void batch_norm_invstd(const T* var, T* invstd, const BatchNormShape& s) {
   }
 }
 
+namespace {
+
+// gy, or 0 where the fused ReLU's output y is not positive (y null: no ReLU).
 template <class T>
-void batch_norm_apply(const T* x, const T* mean, const T* invstd, const T* weight, const T* bias,
-                      T* y, const BatchNormShape& s) {
+T masked(const T* gy, const T* y, index_t i) {
+  return y == nullptr || y[i] > T(0) ? gy[i] : T(0);
+}
+
+template <class T>
+void apply(const T* x, const T* mean, const T* invstd, const T* weight, const T* bias, T* y,
+           const BatchNormShape& s, bool fuse_relu) {
   // One (n, c) plane per iteration, its channel's constants hoisted, so the inner loop vectorises.
   const index_t plane = s.plane();
 #pragma omp parallel for schedule(static) if (s.numel() > (index_t{1} << 15))
@@ -72,19 +82,23 @@ void batch_norm_apply(const T* x, const T* mean, const T* invstd, const T* weigh
     const T* xp = x + nc * plane;
     T* yp = y + nc * plane;
     for (index_t i = 0; i < plane; ++i) yp[i] = (xp[i] - m) * scale + b;
+    if (fuse_relu) {
+      for (index_t i = 0; i < plane; ++i) yp[i] = yp[i] < T(0) ? T(0) : yp[i];  // NaN propagates
+    }
   }
 }
 
 template <class T>
-void batch_norm_backward_reduce(const T* x, const T* gy, const T* mean, const T* invstd, T* sum_dy,
-                                T* sum_dy_xhat, const BatchNormShape& s) {
+void backward_reduce(const T* x, const T* gy, const T* y, const T* mean, const T* invstd, T* sum_dy,
+                     T* sum_dy_xhat, const BatchNormShape& s) {
 #pragma omp parallel for schedule(static) if (s.numel() > (index_t{1} << 15))
   for (index_t c = 0; c < s.c; ++c) {
     double dy = 0.0, dy_xmu = 0.0;
     const double mu = static_cast<double>(mean[c]);
     for_channel(s, c, [&](index_t i) {
-      dy += static_cast<double>(gy[i]);
-      dy_xmu += static_cast<double>(gy[i]) * (static_cast<double>(x[i]) - mu);
+      const double g = static_cast<double>(masked(gy, y, i));
+      dy += g;
+      dy_xmu += g * (static_cast<double>(x[i]) - mu);
     });
     sum_dy[c] = static_cast<T>(dy);
     sum_dy_xhat[c] = static_cast<T>(dy_xmu * static_cast<double>(invstd[c]));
@@ -92,9 +106,9 @@ void batch_norm_backward_reduce(const T* x, const T* gy, const T* mean, const T*
 }
 
 template <class T>
-void batch_norm_backward_input(const T* x, const T* gy, const T* mean, const T* invstd,
-                               const T* weight, const T* sum_dy, const T* sum_dy_xhat, T* gx,
-                               const BatchNormShape& s, bool training) {
+void backward_input(const T* x, const T* gy, const T* y, const T* mean, const T* invstd,
+                    const T* weight, const T* sum_dy, const T* sum_dy_xhat, T* gx,
+                    const BatchNormShape& s, bool training) {
   const T inv_count = T(1) / static_cast<T>(s.count());
   const index_t plane = s.plane();
 #pragma omp parallel for schedule(static) if (s.numel() > (index_t{1} << 15))
@@ -102,30 +116,91 @@ void batch_norm_backward_input(const T* x, const T* gy, const T* mean, const T* 
     const index_t c = nc % s.c;
     const T scale = invstd[c] * (weight != nullptr ? weight[c] : T(1));
     const T* xp = x + nc * plane;
-    const T* gyp = gy + nc * plane;
-    T* gxp = gx + nc * plane;
+    const index_t base = nc * plane;
+    T* gxp = gx + base;
     if (training) {
       const T m = mean[c], is = invstd[c];
       const T dy = sum_dy[c] * inv_count, dyx = sum_dy_xhat[c] * inv_count;
       for (index_t i = 0; i < plane; ++i) {
         const T xhat = (xp[i] - m) * is;
-        gxp[i] = scale * (gyp[i] - dy - xhat * dyx);
+        gxp[i] = scale * (masked(gy, y, base + i) - dy - xhat * dyx);
       }
     } else {
-      for (index_t i = 0; i < plane; ++i) gxp[i] = scale * gyp[i];
+      for (index_t i = 0; i < plane; ++i) gxp[i] = scale * masked(gy, y, base + i);
     }
   }
 }
 
-#define GLIA_INSTANTIATE(T)                                                                    \
-  template void batch_norm_stats<T>(const T*, T*, T*, T*, T*, const BatchNormShape&);          \
-  template void batch_norm_invstd<T>(const T*, T*, const BatchNormShape&);                     \
-  template void batch_norm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*,      \
-                                    const BatchNormShape&);                                    \
-  template void batch_norm_backward_reduce<T>(const T*, const T*, const T*, const T*, T*, T*,  \
-                                              const BatchNormShape&);                          \
-  template void batch_norm_backward_input<T>(const T*, const T*, const T*, const T*, const T*, \
-                                             const T*, const T*, T*, const BatchNormShape&, bool);
+}  // namespace
+
+template <class T>
+void batch_norm_apply(const T* x, const T* mean, const T* invstd, const T* weight, const T* bias,
+                      T* y, const BatchNormShape& s) {
+  apply(x, mean, invstd, weight, bias, y, s, false);
+}
+
+template <class T>
+void batch_norm_relu_apply(const T* x, const T* mean, const T* invstd, const T* weight,
+                           const T* bias, T* y, const BatchNormShape& s) {
+  apply(x, mean, invstd, weight, bias, y, s, true);
+}
+
+template <class T>
+void batch_norm_backward_reduce(const T* x, const T* gy, const T* mean, const T* invstd, T* sum_dy,
+                                T* sum_dy_xhat, const BatchNormShape& s) {
+  backward_reduce(x, gy, static_cast<const T*>(nullptr), mean, invstd, sum_dy, sum_dy_xhat, s);
+}
+
+template <class T>
+void batch_norm_relu_backward_reduce(const T* x, const T* gy, const T* y, const T* mean,
+                                     const T* invstd, T* sum_dy, T* sum_dy_xhat,
+                                     const BatchNormShape& s) {
+  backward_reduce(x, gy, y, mean, invstd, sum_dy, sum_dy_xhat, s);
+}
+
+template <class T>
+void batch_norm_backward_input(const T* x, const T* gy, const T* mean, const T* invstd,
+                               const T* weight, const T* sum_dy, const T* sum_dy_xhat, T* gx,
+                               const BatchNormShape& s, bool training) {
+  backward_input(x, gy, static_cast<const T*>(nullptr), mean, invstd, weight, sum_dy, sum_dy_xhat,
+                 gx, s, training);
+}
+
+template <class T>
+void batch_norm_relu_backward_input(const T* x, const T* gy, const T* y, const T* mean,
+                                    const T* invstd, const T* weight, const T* sum_dy,
+                                    const T* sum_dy_xhat, T* gx, const BatchNormShape& s,
+                                    bool training) {
+  backward_input(x, gy, y, mean, invstd, weight, sum_dy, sum_dy_xhat, gx, s, training);
+}
+
+template <class T>
+void channel_sum(const T* g, T* sum, const BatchNormShape& s) {
+#pragma omp parallel for schedule(static) if (s.numel() > (index_t{1} << 15))
+  for (index_t c = 0; c < s.c; ++c) {
+    double total = 0.0;
+    for_channel(s, c, [&](index_t i) { total += static_cast<double>(g[i]); });
+    sum[c] = static_cast<T>(total);
+  }
+}
+
+#define GLIA_INSTANTIATE(T)                                                                        \
+  template void batch_norm_stats<T>(const T*, T*, T*, T*, T*, const BatchNormShape&);              \
+  template void batch_norm_invstd<T>(const T*, T*, const BatchNormShape&);                         \
+  template void batch_norm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*,          \
+                                    const BatchNormShape&);                                        \
+  template void batch_norm_backward_reduce<T>(const T*, const T*, const T*, const T*, T*, T*,      \
+                                              const BatchNormShape&);                              \
+  template void batch_norm_backward_input<T>(const T*, const T*, const T*, const T*, const T*,     \
+                                             const T*, const T*, T*, const BatchNormShape&, bool); \
+  template void channel_sum<T>(const T*, T*, const BatchNormShape&);                               \
+  template void batch_norm_relu_apply<T>(const T*, const T*, const T*, const T*, const T*, T*,     \
+                                         const BatchNormShape&);                                   \
+  template void batch_norm_relu_backward_reduce<T>(const T*, const T*, const T*, const T*,         \
+                                                   const T*, T*, T*, const BatchNormShape&);       \
+  template void batch_norm_relu_backward_input<T>(const T*, const T*, const T*, const T*,          \
+                                                  const T*, const T*, const T*, const T*, T*,      \
+                                                  const BatchNormShape&, bool);
 GLIA_INSTANTIATE(float)
 GLIA_INSTANTIATE(double)
 #undef GLIA_INSTANTIATE

@@ -141,6 +141,25 @@ void batch_norm_backward_input(const T* x, const T* gy, const T* mean, const T* 
                                const T* weight, const T* sum_dy, const T* sum_dy_xhat, T* gx,
                                const BatchNormShape& s, bool training);
 
+// The same fused with a ReLU: y = max(bn(x), 0) (NaN propagates); the backward masks gy where
+// the fused output y is not positive, then runs the formulas above.
+template <class T>
+void batch_norm_relu_apply(const T* x, const T* mean, const T* invstd, const T* weight,
+                           const T* bias, T* y, const BatchNormShape& s);
+template <class T>
+void batch_norm_relu_backward_reduce(const T* x, const T* gy, const T* y, const T* mean,
+                                     const T* invstd, T* sum_dy, T* sum_dy_xhat,
+                                     const BatchNormShape& s);
+template <class T>
+void batch_norm_relu_backward_input(const T* x, const T* gy, const T* y, const T* mean,
+                                    const T* invstd, const T* weight, const T* sum_dy,
+                                    const T* sum_dy_xhat, T* gx, const BatchNormShape& s,
+                                    bool training);
+
+// sum[c] = sum over n, h, w of g[n, c, h, w] in double (the convolution bias gradient).
+template <class T>
+void channel_sum(const T* g, T* sum, const BatchNormShape& s);
+
 // --- pool.cpp: T in {float, double}; see Pool2dShape -------------------------------------------
 // y = max over the window (padding is -inf) and idx = its flat ih * w + iw within the plane (the
 // first on ties; the first NaN wins).

@@ -1,5 +1,8 @@
 // 2-D pooling over NCHW planes (kernels/types.h Pool2dShape):
-//   max_forward_kernel     1-D grid-stride, one thread per output (n, c, oh, ow): the max of its
+// The window kernels run on a 3-D grid: blocks of 8, 16 or 32 columns (the narrowest that covers a
+// row) x 256 / that rows tile a plane, z the n * c planes, every dimension grid-striding, so a
+// thread's (plane, row, column) needs no division.
+//   max_forward_kernel     one thread per output (n, c, oh, ow): the max of its
 //                          window (padding is -inf) and its index ih * w + iw in the plane, the
 //                          first on ties, the first NaN winning
 //   max_backward_kernel    1-D grid-stride, one thread per input (n, c, ih, iw): the sum of gy over
@@ -10,7 +13,7 @@
 //   avg_backward_kernel    one thread per input: the sum of gy / avg_divisor over covering windows
 //   global_avg_kernel      grid n * c, 256 threads: block (n, c) sums its plane with warp shuffles
 //                          + shared memory and thread 0 writes the mean
-//   global_avg_backward_kernel  one thread per input: gy of its plane / (h * w)
+//   global_avg_backward_kernel  2-D grid (plane blocks, planes): gy of its plane / (h * w)
 // Tested in tests/kernels/pool_test.cpp against kernels/cpu/pool.cpp.
 #include "kernels/cuda/portable.cuh"
 
@@ -28,6 +31,41 @@ namespace glia::kernels::GLIA_KERNEL_NS {
 namespace {
 
 constexpr int kPlaneThreads = 256;
+constexpr index_t kMaxGridYZ = 65535;
+
+// Calls f(plane, row, col) for every position of [planes, rows, cols] covered by this thread.
+template <class F>
+__device__ inline void for_each_position(index_t planes, index_t rows, index_t cols, F&& f) {
+  for (index_t p = blockIdx.z; p < planes; p += gridDim.z) {
+    for (index_t r = static_cast<index_t>(blockIdx.y) * blockDim.y + threadIdx.y; r < rows;
+         r += static_cast<index_t>(gridDim.y) * blockDim.y) {
+      for (index_t c = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < cols;
+           c += static_cast<index_t>(gridDim.x) * blockDim.x) {
+        f(p, r, c);
+      }
+    }
+  }
+}
+
+// The launch of for_each_position over [planes, rows, cols].
+struct Tiles {
+  dim3 grid, block;
+};
+
+index_t clamp_to(index_t v, index_t limit) {
+  return v < limit ? v : limit;
+}
+
+Tiles tiles(index_t planes, index_t rows, index_t cols) {
+  const unsigned bx = cols <= 8 ? 8u : cols <= 16 ? 16u : 32u, by = kThreadsPerBlock / bx;
+  Tiles t;
+  t.block = dim3(bx, by);
+  t.grid =
+      dim3(static_cast<unsigned>(clamp_to((cols + bx - 1) / bx, grid_limit(kMaxGridStrideBlocks))),
+           static_cast<unsigned>(clamp_to((rows + by - 1) / by, grid_limit(kMaxGridYZ))),
+           static_cast<unsigned>(clamp_to(planes, grid_limit(kMaxGridYZ))));
+  return t;
+}
 
 __device__ inline bool is_nan(float v) {
   return v != v;
@@ -41,8 +79,8 @@ __device__ inline index_t clip_high(index_t v, index_t limit) {
 }
 
 __global__ void max_forward_kernel(const float* x, float* y, std::int32_t* idx, Pool2dShape s) {
-  for (index_t o = global_thread_index(); o < s.out_numel(); o += grid_thread_count()) {
-    const index_t ow = o % s.out_w, oh = (o / s.out_w) % s.out_h, plane = o / s.out_plane();
+  for_each_position(s.planes(), s.out_h, s.out_w, [&](index_t plane, index_t oh, index_t ow) {
+    const index_t o = (plane * s.out_h + oh) * s.out_w + ow;
     const float* xp = x + plane * s.in_plane();
     const index_t h0 = clip_low(s.window_h0(oh)), h1 = clip_high(s.window_h0(oh) + s.kernel_h, s.h);
     const index_t w0 = clip_low(s.window_w0(ow)), w1 = clip_high(s.window_w0(ow) + s.kernel_w, s.w);
@@ -59,14 +97,13 @@ __global__ void max_forward_kernel(const float* x, float* y, std::int32_t* idx, 
     }
     y[o] = best;
     idx[o] = static_cast<std::int32_t>(best_i);
-  }
+  });
 }
 
 __global__ void max_backward_kernel(const float* gy, const std::int32_t* idx, float* gx,
                                     Pool2dShape s) {
-  for (index_t e = global_thread_index(); e < s.in_numel(); e += grid_thread_count()) {
-    const index_t iw = e % s.w, ih = (e / s.w) % s.h, plane = e / s.in_plane();
-    const index_t here = ih * s.w + iw;
+  for_each_position(s.planes(), s.h, s.w, [&](index_t plane, index_t ih, index_t iw) {
+    const index_t here = ih * s.w + iw, e = plane * s.in_plane() + here;
     const index_t out_base = plane * s.out_plane();
     float g = 0.0f;
     for (index_t oh = s.first_oh(ih); oh < s.end_oh(ih); ++oh) {
@@ -76,12 +113,12 @@ __global__ void max_backward_kernel(const float* gy, const std::int32_t* idx, fl
       }
     }
     gx[e] = g;
-  }
+  });
 }
 
 __global__ void avg_forward_kernel(const float* x, float* y, Pool2dShape s) {
-  for (index_t o = global_thread_index(); o < s.out_numel(); o += grid_thread_count()) {
-    const index_t ow = o % s.out_w, oh = (o / s.out_w) % s.out_h, plane = o / s.out_plane();
+  for_each_position(s.planes(), s.out_h, s.out_w, [&](index_t plane, index_t oh, index_t ow) {
+    const index_t o = (plane * s.out_h + oh) * s.out_w + ow;
     const float* xp = x + plane * s.in_plane();
     const index_t h0 = clip_low(s.window_h0(oh)), h1 = clip_high(s.window_h0(oh) + s.kernel_h, s.h);
     const index_t w0 = clip_low(s.window_w0(ow)), w1 = clip_high(s.window_w0(ow) + s.kernel_w, s.w);
@@ -90,12 +127,12 @@ __global__ void avg_forward_kernel(const float* x, float* y, Pool2dShape s) {
       for (index_t iw = w0; iw < w1; ++iw) sum += xp[ih * s.w + iw];
     }
     y[o] = sum / static_cast<float>(s.avg_divisor(oh, ow));
-  }
+  });
 }
 
 __global__ void avg_backward_kernel(const float* gy, float* gx, Pool2dShape s) {
-  for (index_t e = global_thread_index(); e < s.in_numel(); e += grid_thread_count()) {
-    const index_t iw = e % s.w, ih = (e / s.w) % s.h, plane = e / s.in_plane();
+  for_each_position(s.planes(), s.h, s.w, [&](index_t plane, index_t ih, index_t iw) {
+    const index_t e = plane * s.in_plane() + ih * s.w + iw;
     const index_t out_base = plane * s.out_plane();
     float g = 0.0f;
     for (index_t oh = s.first_oh(ih); oh < s.end_oh(ih); ++oh) {
@@ -104,7 +141,7 @@ __global__ void avg_backward_kernel(const float* gy, float* gx, Pool2dShape s) {
       }
     }
     gx[e] = g;
-  }
+  });
 }
 
 __global__ void global_avg_kernel(const float* x, float* y, Pool2dShape s) {
@@ -118,8 +155,13 @@ __global__ void global_avg_kernel(const float* x, float* y, Pool2dShape s) {
 
 __global__ void global_avg_backward_kernel(const float* gy, float* gx, Pool2dShape s) {
   const float inv_size = 1.0f / static_cast<float>(s.in_plane());
-  for (index_t e = global_thread_index(); e < s.in_numel(); e += grid_thread_count()) {
-    gx[e] = gy[e / s.in_plane()] * inv_size;
+  for (index_t plane = blockIdx.y; plane < s.planes(); plane += gridDim.y) {
+    const float g = gy[plane] * inv_size;
+    float* gxp = gx + plane * s.in_plane();
+    for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < s.in_plane();
+         i += static_cast<index_t>(gridDim.x) * blockDim.x) {
+      gxp[i] = g;
+    }
   }
 }
 
@@ -136,30 +178,30 @@ void max_pool2d(const float* x, float* y, std::int32_t* idx, const Pool2dShape& 
                                 ": a plane exceeds the int32 index range");
   }
   if (s.out_numel() == 0) return;
-  GLIA_LAUNCH(max_forward_kernel, grid_stride_blocks(s.out_numel()), kThreadsPerBlock, 0, stream, x,
-              y, idx, s);
+  const Tiles t = tiles(s.planes(), s.out_h, s.out_w);
+  GLIA_LAUNCH(max_forward_kernel, t.grid, t.block, 0, stream, x, y, idx, s);
 }
 
 void max_pool2d_backward(const float* gy, const std::int32_t* idx, float* gx, const Pool2dShape& s,
                          Stream stream) {
   check_shape(s, "max_pool2d_backward");
   if (s.in_numel() == 0) return;
-  GLIA_LAUNCH(max_backward_kernel, grid_stride_blocks(s.in_numel()), kThreadsPerBlock, 0, stream,
-              gy, idx, gx, s);
+  const Tiles t = tiles(s.planes(), s.h, s.w);
+  GLIA_LAUNCH(max_backward_kernel, t.grid, t.block, 0, stream, gy, idx, gx, s);
 }
 
 void avg_pool2d(const float* x, float* y, const Pool2dShape& s, Stream stream) {
   check_shape(s, "avg_pool2d");
   if (s.out_numel() == 0) return;
-  GLIA_LAUNCH(avg_forward_kernel, grid_stride_blocks(s.out_numel()), kThreadsPerBlock, 0, stream, x,
-              y, s);
+  const Tiles t = tiles(s.planes(), s.out_h, s.out_w);
+  GLIA_LAUNCH(avg_forward_kernel, t.grid, t.block, 0, stream, x, y, s);
 }
 
 void avg_pool2d_backward(const float* gy, float* gx, const Pool2dShape& s, Stream stream) {
   check_shape(s, "avg_pool2d_backward");
   if (s.in_numel() == 0) return;
-  GLIA_LAUNCH(avg_backward_kernel, grid_stride_blocks(s.in_numel()), kThreadsPerBlock, 0, stream,
-              gy, gx, s);
+  const Tiles t = tiles(s.planes(), s.h, s.w);
+  GLIA_LAUNCH(avg_backward_kernel, t.grid, t.block, 0, stream, gy, gx, s);
 }
 
 void global_avg_pool2d(const float* x, float* y, const Pool2dShape& s, Stream stream) {
@@ -177,8 +219,9 @@ void global_avg_pool2d(const float* x, float* y, const Pool2dShape& s, Stream st
 
 void global_avg_pool2d_backward(const float* gy, float* gx, const Pool2dShape& s, Stream stream) {
   if (s.in_numel() == 0) return;
-  GLIA_LAUNCH(global_avg_backward_kernel, grid_stride_blocks(s.in_numel()), kThreadsPerBlock, 0,
-              stream, gy, gx, s);
+  const dim3 grid(grid_stride_blocks(s.in_plane()),
+                  static_cast<unsigned>(clamp_to(s.planes(), grid_limit(kMaxGridYZ))));
+  GLIA_LAUNCH(global_avg_backward_kernel, grid, kThreadsPerBlock, 0, stream, gy, gx, s);
 }
 
 }  // namespace glia::kernels::GLIA_KERNEL_NS

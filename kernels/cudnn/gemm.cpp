@@ -1,12 +1,15 @@
 // The cuBLAS GEMM fallback. cuBLAS is column-major; a row-major matrix is the column-major view
 // of its transpose, so the row-major C = op(A) op(B) is computed as the column-major
 // C^T = op(B)^T op(A)^T: cuBLAS gets B before A, n before m, and each operand's own transpose flag.
-// Tested in tests/kernels/gemm_test.cpp (the Cuda cases) against kernels/cpu/gemm.cpp.
+// The math mode follows kernels/cudnn/settings.h (FP32 FMA by default, TF32 tensor cores when
+// allowed). Tested in tests/kernels/gemm_test.cpp (the Cuda cases) against kernels/cpu/gemm.cpp.
 #include "kernels/cudnn/gemm.h"
 
 #include <limits>
 #include <stdexcept>
 #include <string>
+
+#include "kernels/cudnn/settings.h"
 
 namespace glia::kernels::cudnn {
 namespace {
@@ -43,6 +46,7 @@ void gemm(cublasHandle_t handle, const GemmShape& s, const float* a, const float
 
   check(cublasSetStream(handle, stream), "cublasSetStream", s);
   check(cublasSetPointerMode(handle, CUBLAS_POINTER_MODE_HOST), "cublasSetPointerMode", s);
+  check(cublasSetMathMode(handle, cublas_math(settings().math)), "cublasSetMathMode", s);
   check(cublasSgemmStridedBatched(handle, op_b, op_a, n, m, k, &alpha, b, ldb, s.stride_b, a, lda,
                                   s.stride_a, &beta, c, ldc, s.stride_c, batch),
         "cublasSgemmStridedBatched", s);

@@ -1,14 +1,15 @@
 // The cuDNN pooling fallback: one pooling descriptor (window, padding, stride from Pool2dShape;
-// NaN propagated) and float NCHW descriptors for x [n, c, h, w] and y [n, c, out_h, out_w].
-// cuDNN computes its own output size; it must equal the shape's, which is checked so the two
-// paths cannot disagree silently. Every status is checked. Tested in tests/kernels/pool_test.cpp
-// (on a GPU only).
+// NaN propagated; max pooling in its deterministic mode unless settings() allow otherwise) and
+// float NCHW descriptors for x [n, c, h, w] and y [n, c, out_h, out_w]. cuDNN computes its own
+// output size; it must equal the shape's, which is checked so the two paths cannot disagree
+// silently. Every status is checked. Tested in tests/kernels/pool_test.cpp (on a GPU only).
 #include "kernels/cudnn/pool.h"
 
 #include <stdexcept>
 #include <string>
 
 #include "kernels/cudnn/descriptors.h"
+#include "kernels/cudnn/settings.h"
 
 namespace glia::kernels::cudnn {
 namespace {
@@ -18,7 +19,10 @@ std::string describe(PoolMode mode, const Pool2dShape& s) {
 }
 
 cudnnPoolingMode_t cudnn_mode(PoolMode mode, const Pool2dShape& s) {
-  if (mode == PoolMode::max) return CUDNN_POOLING_MAX;
+  // The deterministic variant's backward does not race on overlapping windows.
+  if (mode == PoolMode::max) {
+    return settings().deterministic ? CUDNN_POOLING_MAX_DETERMINISTIC : CUDNN_POOLING_MAX;
+  }
   return s.count_include_pad ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
                              : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
 }

@@ -134,7 +134,7 @@ DoubleConv::DoubleConv(index_t in_channels, index_t out_channels, Generator* gen
 }
 
 Tensor DoubleConv::forward(const Tensor& x) {
-  return relu(bn2_->forward(conv2_->forward(relu(bn1_->forward(conv1_->forward(x))))));
+  return bn2_->forward_relu(conv2_->forward(bn1_->forward_relu(conv1_->forward(x))));
 }
 
 UNetEncoder::UNetEncoder(const UNetConfig& config, Generator* generator) {

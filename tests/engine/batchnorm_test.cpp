@@ -4,6 +4,8 @@
 // against cpu in f32 (Sim/..., Cuda/... under the native, cudnn and auto policies; the cuda ones
 // skipped without a GPU); running statistics after several training steps against a reference
 // computed from the batches in double; evaluation mode normalising with the running statistics;
+// batch_norm_relu2d against relu(batch_norm2d) on every device (forward, every gradient, running
+// statistics; including channels long enough for sim and cuda to split them over many blocks);
 // and the errors of bad arguments.
 #include <gtest/gtest.h>
 
@@ -162,6 +164,68 @@ INSTANTIATE_TEST_SUITE_P(
                                          Target{Device::cuda(), KernelPolicy::cudnn, "cudnn"},
                                          Target{Device::cuda(), KernelPolicy::auto_select, "auto"}),
                        ::testing::ValuesIn(cases())),
+    vs_cpu_name);
+
+// --- the fused BN + ReLU against its composition --------------------------------------------
+
+class BatchNormReluVsComposition : public BatchNormVsCpu {};
+
+// The cases above, plus channels of 4608 and 9216 values (split over several blocks on sim and
+// cuda, the latter float4-aligned).
+std::vector<Case> fused_cases() {
+  std::vector<Case> all = cases();
+  all.push_back({"train_long_channels", {2, 2, 48, 48}, true, true, true});
+  all.push_back({"train_long_odd_planes", {4, 1, 37, 31}, true, false, true});
+  return all;
+}
+
+Outcome run_fused(const Case& c, Device device, std::optional<KernelPolicy> policy, bool fused) {
+  Inputs in(c, DType::f32, device, true);
+  const Tensor y = fused ? batch_norm_relu2d(in.x, in.weight, in.bias, in.running_mean,
+                                             in.running_var, c.training, 0.1, 1e-5, policy)
+                         : relu(batch_norm2d(in.x, in.weight, in.bias, in.running_mean,
+                                             in.running_var, c.training, 0.1, 1e-5, policy));
+  const Tensor w = random_tensor(y.shape(), -1.0, 1.0, 98, DType::f32, device);
+  sum(y * w).backward();
+  Outcome o;
+  o.y = host_doubles(y);
+  o.gx = host_doubles(in.x.grad());
+  if (c.running) {
+    o.running_mean = host_doubles(in.running_mean);
+    o.running_var = host_doubles(in.running_var);
+  }
+  if (c.affine) {
+    o.gweight = host_doubles(in.weight.grad());
+    o.gbias = host_doubles(in.bias.grad());
+  }
+  return o;
+}
+
+TEST_P(BatchNormReluVsComposition, MatchesReluOfBatchNorm) {
+  const Outcome want = run_fused(op(), target().device, target().policy, false);
+  const Outcome got = run_fused(op(), target().device, target().policy, true);
+  EXPECT_TRUE(all_close(got.y, want.y, kTol)) << "y";
+  EXPECT_TRUE(all_close(got.running_mean, want.running_mean, kTol)) << "running_mean";
+  EXPECT_TRUE(all_close(got.running_var, want.running_var, kTol)) << "running_var";
+  EXPECT_TRUE(all_close(got.gx, want.gx, kTol)) << "gx";
+  const Tolerance sums{1e-3, 1e-4};
+  EXPECT_TRUE(all_close(got.gweight, want.gweight, sums)) << "gweight";
+  EXPECT_TRUE(all_close(got.gbias, want.gbias, sums)) << "gbias";
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, BatchNormReluVsComposition,
+                         ::testing::Combine(::testing::Values(Target{Device::cpu(), {}, "cpu"}),
+                                            ::testing::ValuesIn(fused_cases())),
+                         vs_cpu_name);
+INSTANTIATE_TEST_SUITE_P(Sim, BatchNormReluVsComposition,
+                         ::testing::Combine(::testing::Values(Target{Device::sim(), {}, "sim"}),
+                                            ::testing::ValuesIn(fused_cases())),
+                         vs_cpu_name);
+INSTANTIATE_TEST_SUITE_P(
+    Cuda, BatchNormReluVsComposition,
+    ::testing::Combine(::testing::Values(Target{Device::cuda(), KernelPolicy::native, "native"},
+                                         Target{Device::cuda(), KernelPolicy::cudnn, "cudnn"}),
+                       ::testing::ValuesIn(fused_cases())),
     vs_cpu_name);
 
 // --- running statistics over several steps, evaluation mode -----------------------------------

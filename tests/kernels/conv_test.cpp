@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "kernels/cuda/launchers.h"
 #if defined(GLIA_HAVE_CUDA)
 #include "kernels/cudnn/conv.h"
+#include "kernels/cudnn/settings.h"
 #endif
 #if defined(GLIA_HAVE_DNNL)
 #include "kernels/dnnl/conv.h"
@@ -275,6 +277,31 @@ TEST(CudaCudnnConv, MatchesReference) {
     EXPECT_TRUE(all_close(gb.to_host(), want.gb, kConvTolerance)) << "backward bias";
   }
   EXPECT_EQ(cudnnDestroy(handle), CUDNN_STATUS_SUCCESS);
+}
+#endif
+
+#if defined(GLIA_HAVE_CUDA)
+// The cuDNN / cuBLAS settings (host code, no GPU needed): FP32, deterministic and heuristics by
+// default, the math names, the cuBLAS math modes, and set/restore.
+TEST(CudnnSettings, DefaultsNamesAndMathModes) {
+  using kernels::cudnn::Math;
+  using kernels::cudnn::Settings;
+  const Settings defaults;
+  EXPECT_EQ(defaults.math, Math::fp32);
+  EXPECT_TRUE(defaults.deterministic);
+  EXPECT_FALSE(defaults.find);
+  EXPECT_EQ(kernels::cudnn::parse_math("fp32"), Math::fp32);
+  EXPECT_EQ(kernels::cudnn::parse_math("tf32"), Math::tf32);
+  EXPECT_THROW(kernels::cudnn::parse_math("fp16"), std::invalid_argument);
+  EXPECT_STREQ(kernels::cudnn::math_name(Math::tf32), "tf32");
+  EXPECT_EQ(kernels::cudnn::cublas_math(Math::fp32), CUBLAS_DEFAULT_MATH);
+  EXPECT_EQ(kernels::cudnn::cublas_math(Math::tf32), CUBLAS_TF32_TENSOR_OP_MATH);
+  const Settings saved = kernels::cudnn::settings();
+  const Settings changed{Math::tf32, false, true};
+  kernels::cudnn::set_settings(changed);
+  EXPECT_EQ(kernels::cudnn::settings(), changed);
+  kernels::cudnn::set_settings(saved);
+  EXPECT_EQ(kernels::cudnn::settings(), saved);
 }
 #endif
 

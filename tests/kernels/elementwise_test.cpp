@@ -1,10 +1,13 @@
 // Elementwise kernels on every backend against the cpu reference in double: every UnaryOp forward
 // and backward on inputs inside its domain, the four binary ops with broadcasting of either or
-// both inputs in every dim position, and expand.
+// both inputs in every dim position, and expand. The vector paths (same-shape or single-value
+// operands, unary ops) run on aligned pointers and on pointers one float past alignment, over
+// lengths that leave a tail of 1 to 3 after the float4s.
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kernels/cpu/kernels.h"
@@ -216,6 +219,73 @@ TYPED_TEST(Elementwise, BinaryBroadcasts) {
       EXPECT_TRUE(all_close(got, expected));
     }
   }
+}
+
+// The flat paths on aligned and unaligned pointers: a, b and out each `offset` floats into their
+// buffers, so every combination of float4 and scalar access runs; lengths 4k + 1 to 4k + 3.
+TYPED_TEST(Elementwise, FlatPathsAlignedAndUnaligned) {
+  using B = TypeParam;
+  const std::vector<BroadcastCase> cases = {
+      {{5003}, {5003}}, {{5003}, {1}}, {{1, 1}, {1, 4098}}, {{2, 3, 4, 9}, {2, 3, 4, 9}}};
+  const std::size_t offsets[][3] = {{0, 0, 0}, {1, 1, 1}, {0, 1, 0}, {0, 0, 3}};
+  std::uint32_t seed = 600;
+  for (const BroadcastCase& c : cases) {
+    const std::vector<index_t>& a_shape = c.a;
+    const BroadcastShape s = broadcast(a_shape, c.b);
+    const std::vector<float> a =
+        random_values(static_cast<std::size_t>(numel(a_shape)), -2, 2, ++seed);
+    const std::vector<float> b =
+        random_values(static_cast<std::size_t>(numel(c.b)), 0.5, 2, ++seed);
+    const auto n = static_cast<std::size_t>(s.numel);
+    std::vector<double> expected(n);
+    kernels::cpu::binary(BinaryOp::div, to_double(a).data(), to_double(b).data(), expected.data(),
+                         s);
+    for (const auto& off : offsets) {
+      SCOPED_TRACE(describe(a_shape) + " / " + describe(c.b) + ", offsets " +
+                   std::to_string(off[0]) + std::to_string(off[1]) + std::to_string(off[2]));
+      auto padded = [](const std::vector<float>& v, std::size_t k) {
+        std::vector<float> p(k, 0.0f);
+        p.insert(p.end(), v.begin(), v.end());
+        return p;
+      };
+      const std::vector<float> got = run_in_every_lane_order<B>([&] {
+        typename B::template Buffer<float> da(padded(a, off[0])), db(padded(b, off[1])),
+            dout(nan_poisoned(n + off[2]));
+        binary_on<B>(BinaryOp::div, da.data() + off[0], db.data() + off[1], dout.data() + off[2],
+                     s);
+        std::vector<float> out = dout.to_host();
+        out.erase(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(off[2]));
+        return out;
+      });
+      EXPECT_TRUE(all_close(got, expected));
+    }
+  }
+  // Unary forward and backward one float past alignment (the scalar path), with a tail.
+  const index_t n = 1027;
+  const auto size = static_cast<std::size_t>(n);
+  const std::vector<float> x = random_values(size + 1, -2.0, 2.0, ++seed);
+  const std::vector<float> gy = random_values(size + 1, -1.0, 1.0, ++seed);
+  std::vector<double> y(size), gx(size);
+  const std::vector<double> xd = to_double(x), gyd = to_double(gy);
+  kernels::cpu::unary(UnaryOp::tanh, xd.data() + 1, y.data(), n, UnaryParams{});
+  kernels::cpu::unary_backward(UnaryOp::tanh, xd.data() + 1, y.data(), gyd.data() + 1, gx.data(), n,
+                               UnaryParams{});
+  const std::vector<float> yf(y.begin(), y.end());
+  std::vector<float> y_in(1, 0.0f);
+  y_in.insert(y_in.end(), yf.begin(), yf.end());
+  const auto [got_y, got_gx] = run_in_every_lane_order<B>([&] {
+    typename B::template Buffer<float> dx(x), dgy(gy), dyin(y_in), dy(nan_poisoned(size + 1)),
+        dgx(nan_poisoned(size + 1));
+    unary_on<B>(UnaryOp::tanh, dx.data() + 1, dy.data() + 1, n, UnaryParams{});
+    unary_backward_on<B>(UnaryOp::tanh, dx.data() + 1, dyin.data() + 1, dgy.data() + 1,
+                         dgx.data() + 1, n, UnaryParams{});
+    std::vector<float> oy = dy.to_host(), og = dgx.to_host();
+    oy.erase(oy.begin());
+    og.erase(og.begin());
+    return std::tuple{oy, og};
+  });
+  EXPECT_TRUE(all_close(got_y, y));
+  EXPECT_TRUE(all_close(got_gx, gx));
 }
 
 TYPED_TEST(Elementwise, ExpandBroadcasts) {
