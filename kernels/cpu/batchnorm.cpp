@@ -63,15 +63,20 @@ void batch_norm_invstd(const T* var, T* invstd, const BatchNormShape& s) {
 
 namespace {
 
-// gy, or 0 where the fused ReLU's output y is not positive (y null: no ReLU).
-template <class T>
-T masked(const T* gy, const T* y, index_t i) {
-  return y == nullptr || y[i] > T(0) ? gy[i] : T(0);
+// gy, or with the fused ReLU 0 where its output y is not positive. A compile-time choice, so
+// neither variant's loop carries a branch on it.
+template <bool kRelu, class T>
+T masked(const T* gy, [[maybe_unused]] const T* y, index_t i) {
+  if constexpr (kRelu) {
+    return y[i] > T(0) ? gy[i] : T(0);
+  } else {
+    return gy[i];
+  }
 }
 
-template <class T>
+template <bool kRelu, class T>
 void apply(const T* x, const T* mean, const T* invstd, const T* weight, const T* bias, T* y,
-           const BatchNormShape& s, bool fuse_relu) {
+           const BatchNormShape& s) {
   // One (n, c) plane per iteration, its channel's constants hoisted, so the inner loop vectorises.
   const index_t plane = s.plane();
 #pragma omp parallel for schedule(static) if (s.numel() > (index_t{1} << 15))
@@ -81,14 +86,18 @@ void apply(const T* x, const T* mean, const T* invstd, const T* weight, const T*
     const T m = mean[c], b = bias != nullptr ? bias[c] : T(0);
     const T* xp = x + nc * plane;
     T* yp = y + nc * plane;
-    for (index_t i = 0; i < plane; ++i) yp[i] = (xp[i] - m) * scale + b;
-    if (fuse_relu) {
-      for (index_t i = 0; i < plane; ++i) yp[i] = yp[i] < T(0) ? T(0) : yp[i];  // NaN propagates
+    for (index_t i = 0; i < plane; ++i) {
+      const T v = (xp[i] - m) * scale + b;
+      if constexpr (kRelu) {
+        yp[i] = v < T(0) ? T(0) : v;  // NaN propagates
+      } else {
+        yp[i] = v;
+      }
     }
   }
 }
 
-template <class T>
+template <bool kRelu, class T>
 void backward_reduce(const T* x, const T* gy, const T* y, const T* mean, const T* invstd, T* sum_dy,
                      T* sum_dy_xhat, const BatchNormShape& s) {
 #pragma omp parallel for schedule(static) if (s.numel() > (index_t{1} << 15))
@@ -96,7 +105,7 @@ void backward_reduce(const T* x, const T* gy, const T* y, const T* mean, const T
     double dy = 0.0, dy_xmu = 0.0;
     const double mu = static_cast<double>(mean[c]);
     for_channel(s, c, [&](index_t i) {
-      const double g = static_cast<double>(masked(gy, y, i));
+      const double g = static_cast<double>(masked<kRelu>(gy, y, i));
       dy += g;
       dy_xmu += g * (static_cast<double>(x[i]) - mu);
     });
@@ -105,7 +114,7 @@ void backward_reduce(const T* x, const T* gy, const T* y, const T* mean, const T
   }
 }
 
-template <class T>
+template <bool kRelu, class T>
 void backward_input(const T* x, const T* gy, const T* y, const T* mean, const T* invstd,
                     const T* weight, const T* sum_dy, const T* sum_dy_xhat, T* gx,
                     const BatchNormShape& s, bool training) {
@@ -123,10 +132,10 @@ void backward_input(const T* x, const T* gy, const T* y, const T* mean, const T*
       const T dy = sum_dy[c] * inv_count, dyx = sum_dy_xhat[c] * inv_count;
       for (index_t i = 0; i < plane; ++i) {
         const T xhat = (xp[i] - m) * is;
-        gxp[i] = scale * (masked(gy, y, base + i) - dy - xhat * dyx);
+        gxp[i] = scale * (masked<kRelu>(gy, y, base + i) - dy - xhat * dyx);
       }
     } else {
-      for (index_t i = 0; i < plane; ++i) gxp[i] = scale * masked(gy, y, base + i);
+      for (index_t i = 0; i < plane; ++i) gxp[i] = scale * masked<kRelu>(gy, y, base + i);
     }
   }
 }
@@ -136,34 +145,35 @@ void backward_input(const T* x, const T* gy, const T* y, const T* mean, const T*
 template <class T>
 void batch_norm_apply(const T* x, const T* mean, const T* invstd, const T* weight, const T* bias,
                       T* y, const BatchNormShape& s) {
-  apply(x, mean, invstd, weight, bias, y, s, false);
+  apply<false>(x, mean, invstd, weight, bias, y, s);
 }
 
 template <class T>
 void batch_norm_relu_apply(const T* x, const T* mean, const T* invstd, const T* weight,
                            const T* bias, T* y, const BatchNormShape& s) {
-  apply(x, mean, invstd, weight, bias, y, s, true);
+  apply<true>(x, mean, invstd, weight, bias, y, s);
 }
 
 template <class T>
 void batch_norm_backward_reduce(const T* x, const T* gy, const T* mean, const T* invstd, T* sum_dy,
                                 T* sum_dy_xhat, const BatchNormShape& s) {
-  backward_reduce(x, gy, static_cast<const T*>(nullptr), mean, invstd, sum_dy, sum_dy_xhat, s);
+  backward_reduce<false>(x, gy, static_cast<const T*>(nullptr), mean, invstd, sum_dy, sum_dy_xhat,
+                         s);
 }
 
 template <class T>
 void batch_norm_relu_backward_reduce(const T* x, const T* gy, const T* y, const T* mean,
                                      const T* invstd, T* sum_dy, T* sum_dy_xhat,
                                      const BatchNormShape& s) {
-  backward_reduce(x, gy, y, mean, invstd, sum_dy, sum_dy_xhat, s);
+  backward_reduce<true>(x, gy, y, mean, invstd, sum_dy, sum_dy_xhat, s);
 }
 
 template <class T>
 void batch_norm_backward_input(const T* x, const T* gy, const T* mean, const T* invstd,
                                const T* weight, const T* sum_dy, const T* sum_dy_xhat, T* gx,
                                const BatchNormShape& s, bool training) {
-  backward_input(x, gy, static_cast<const T*>(nullptr), mean, invstd, weight, sum_dy, sum_dy_xhat,
-                 gx, s, training);
+  backward_input<false>(x, gy, static_cast<const T*>(nullptr), mean, invstd, weight, sum_dy,
+                        sum_dy_xhat, gx, s, training);
 }
 
 template <class T>
@@ -171,7 +181,7 @@ void batch_norm_relu_backward_input(const T* x, const T* gy, const T* y, const T
                                     const T* invstd, const T* weight, const T* sum_dy,
                                     const T* sum_dy_xhat, T* gx, const BatchNormShape& s,
                                     bool training) {
-  backward_input(x, gy, y, mean, invstd, weight, sum_dy, sum_dy_xhat, gx, s, training);
+  backward_input<true>(x, gy, y, mean, invstd, weight, sum_dy, sum_dy_xhat, gx, s, training);
 }
 
 template <class T>
