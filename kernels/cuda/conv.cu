@@ -10,9 +10,10 @@
 //                    (and likewise j) reach a pixel of the phase, each through the one output row
 //                    oh = (h + pad_h - i * dil_h) / stride_h. So M = c_in, N = the phase's pixels,
 //                    K = c_out * (its taps along h) * (its taps along w), A[c, (co, ti, tj)] =
-//                    w[co, c, i, j], B[(co, ti, tj), (n, h, w)] = gy[n, co, oh, ow]: no product with
-//                    a structural zero. A ConvTranspose2d with kernel == stride (and no dilation)
-//                    becomes stride_h * stride_w independent GEMMs with K = c_out (one tap each).
+//                    w[co, c, i, j], B[(co, ti, tj), (n, h, w)] = gy[n, co, oh, ow]: no product
+//                    with a structural zero. A ConvTranspose2d with kernel == stride (and no
+//                    dilation) becomes stride_h * stride_w independent GEMMs with K = c_out (one
+//                    tap each).
 //   backward filter  gw[co, (c, i, j)]: M = c_out, N = c_in * kh * kw, K = n * out_h * out_w;
 //                    A = gy[n, co, oh, ow], B = the forward's B transposed. K is long and M x N
 //                    small, so K is split over gridDim.z when a workspace is given: each split
@@ -63,11 +64,11 @@ constexpr int kRowGroup = kThreads / kK;
 // Stages A (the weights, a K-contiguous matrix) and gathers B for the thread's output column.
 struct ForwardLoader {
   tile::OperandLoader w;
-  const float* x;  // any valid address, for copies that only zero-fill
+  const float* x;   // any valid address, for copies that only zero-fill
   const float* xn;  // the image of the thread's column
   int col, row0;    // the thread's B column and first K row
   bool col_valid;
-  int h0, w0;       // the column's top-left input coordinate
+  int h0, w0;  // the column's top-left input coordinate
   int c_in, h, wd, kh, kw, dil_h, dil_w;
   Counter3 tap;   // (c, i, j) of K row k0 + row0
   Counter3 step;  // kK as (c, i, j) digits
@@ -86,8 +87,9 @@ struct ForwardLoader {
   }
 };
 
-__global__ void __launch_bounds__(kThreads)
-    conv2d_forward_kernel(ConvShape s, const float* x, const float* w, const float* bias, float* y) {
+__global__ void __launch_bounds__(kThreads, tile::kMinBlocks)
+    conv2d_forward_kernel(ConvShape s, const float* x, const float* w, const float* bias,
+                          float* y) {
   GLIA_STATIC_SHARED(tile::Stages, stages);
   const int t = threadIdx.x, ty = t / tile::kThreadsN, tx = t % tile::kThreadsN;
   const index_t p0 = static_cast<index_t>(blockIdx.x) * kN;
@@ -101,8 +103,8 @@ __global__ void __launch_bounds__(kThreads)
   load.row0 = kRowsPerThread * (t / kN);
   const index_t p = p0 + load.col;
   load.col_valid = p < outputs;
-  const Counter3 out = digits_of(load.col_valid ? p : 0, static_cast<int>(s.out_h),
-                                 static_cast<int>(s.out_w));
+  const Counter3 out =
+      digits_of(load.col_valid ? p : 0, static_cast<int>(s.out_h), static_cast<int>(s.out_w));
   load.xn = x + out.hi * s.c_in * s.in_plane();
   load.h0 = out.mid * static_cast<int>(s.stride_h) - static_cast<int>(s.pad_h);
   load.w0 = out.lo * static_cast<int>(s.stride_w) - static_cast<int>(s.pad_w);
@@ -123,8 +125,8 @@ __global__ void __launch_bounds__(kThreads)
   index_t y_offset[kMicro];
   for (int j = 0; j < kMicro; ++j) {
     const index_t q = p0 + micro_index(tx, j);
-    y_offset[j] = q < outputs ? q / s.out_plane() * s.c_out * s.out_plane() + q % s.out_plane()
-                              : -1;
+    y_offset[j] =
+        q < outputs ? q / s.out_plane() * s.c_out * s.out_plane() + q % s.out_plane() : -1;
   }
   for (int i = 0; i < kMicro; ++i) {
     const index_t co = m0 + micro_index(ty, i);
@@ -207,8 +209,7 @@ struct BackwardDataLoader {
       const int oh = u + ph.base - ph.dec * k.mid, ow = v + pw.base - pw.dec * k.lo;
       const bool valid =
           col_valid && k.hi < c_out && oh >= 0 && oh < out_h && ow >= 0 && ow < out_w;
-      const float* src =
-          valid ? gyn + (static_cast<index_t>(k.hi) * out_h + oh) * out_w + ow : gy;
+      const float* src = valid ? gyn + (static_cast<index_t>(k.hi) * out_h + oh) * out_w + ow : gy;
       cp_async<4>(&stage.b[row0 + l][col], src, valid ? 4 : 0);
       increment(k, ph.taps, pw.taps);
     }
@@ -217,7 +218,7 @@ struct BackwardDataLoader {
 };
 
 // Grid (pixel tiles of the largest phase, c_in tiles, stride_h * stride_w phases).
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, tile::kMinBlocks)
     conv2d_backward_data_kernel(ConvShape s, const float* gy, const float* w, float* gx) {
   GLIA_STATIC_SHARED(tile::Stages, stages);
   const int t = threadIdx.x, ty = t / tile::kThreadsN, tx = t % tile::kThreadsN;
@@ -314,9 +315,9 @@ struct FilterLoader {
   const float* x;
   const float* gy;
   index_t k_end;
-  index_t p;       // the thread's position in the current tile
-  Counter3 pos;    // p as (n, oh, ow)
-  Counter3 step;   // kK as (n, oh, ow) digits
+  index_t p;      // the thread's position in the current tile
+  Counter3 pos;   // p as (n, oh, ow)
+  Counter3 step;  // kK as (n, oh, ow) digits
   index_t m0;
   int t, c_out, c_in, h, wd, out_h, out_w, stride_h, stride_w, pad_h, pad_w;
   index_t x_channel[4];  // c * h * w of the thread's patch entries, or -1 beyond the patch
@@ -333,15 +334,14 @@ struct FilterLoader {
       const index_t co = m0 + t / kK + kRowGroup * l;
       const bool valid = p_valid && co < c_out;
       cp_async<4>(&stage.a[kk][t / kK + kRowGroup * l], valid ? gyp + co * out_plane : gy,
-                        valid ? 4 : 0);
+                  valid ? 4 : 0);
     }
     for (int l = 0; l < 4; ++l) {
       const int hi = h0 + di[l], wi = w0 + dj[l];
-      const bool valid =
-          p_valid && x_channel[l] >= 0 && hi >= 0 && hi < h && wi >= 0 && wi < wd;
+      const bool valid = p_valid && x_channel[l] >= 0 && hi >= 0 && hi < h && wi >= 0 && wi < wd;
       cp_async<4>(&stage.b[kk][t / kK + kRowGroup * l],
-                        valid ? xn + x_channel[l] + static_cast<index_t>(hi) * wd + wi : x,
-                        valid ? 4 : 0);
+                  valid ? xn + x_channel[l] + static_cast<index_t>(hi) * wd + wi : x,
+                  valid ? 4 : 0);
     }
     p += kK;
     advance(pos, step, out_h, out_w);
@@ -350,7 +350,7 @@ struct FilterLoader {
 
 // out[z][co][(c, i, j)] = sum over this split's positions of gy[n, co, oh, ow] * B; with one
 // split `out` is gw itself.
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, tile::kMinBlocks)
     conv2d_backward_filter_kernel(ConvShape s, const float* x, const float* gy, float* out,
                                   index_t split_depth) {
   GLIA_STATIC_SHARED(tile::Stages, stages);
@@ -383,8 +383,8 @@ __global__ void __launch_bounds__(kThreads)
   load.step = digits_of(kK, load.out_h, load.out_w);
   for (int l = 0; l < 4; ++l) {
     const index_t k = n0 + t / kK + kRowGroup * l;
-    const Counter3 tap = digits_of(k < patch ? k : 0, static_cast<int>(s.kh),
-                                   static_cast<int>(s.kw));
+    const Counter3 tap =
+        digits_of(k < patch ? k : 0, static_cast<int>(s.kh), static_cast<int>(s.kw));
     load.x_channel[l] = k < patch ? tap.hi * s.in_plane() : -1;
     load.di[l] = tap.mid * static_cast<int>(s.dil_h);
     load.dj[l] = tap.lo * static_cast<int>(s.dil_w);
@@ -479,8 +479,7 @@ void conv2d_backward_data(const ConvShape& s, const float* gy, const float* w, f
   // The largest phase has ceil(h / stride_h) x ceil(w / stride_w) pixels per image.
   const index_t phase_pixels =
       s.n * ((s.h + s.stride_h - 1) / s.stride_h) * ((s.w + s.stride_w - 1) / s.stride_w);
-  dim3 grid =
-      gemm_grid("conv2d backward data", s, phase_pixels, s.c_in, s.c_out * s.kh * s.kw);
+  dim3 grid = gemm_grid("conv2d backward data", s, phase_pixels, s.c_in, s.c_out * s.kh * s.kw);
   const index_t phases = s.stride_h * s.stride_w;
   if (phases > kMaxGridYZ) too_large("conv2d backward data", s, "the stride");
   grid.z = static_cast<unsigned>(phases);

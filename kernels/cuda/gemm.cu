@@ -36,7 +36,7 @@ struct GemmLoader {
   }
 };
 
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, tile::kMinBlocks)
     gemm_kernel(GemmShape s, const float* a, const float* b, float* c, float alpha, float beta,
                 bool vector_a, bool vector_b) {
   GLIA_STATIC_SHARED(tile::Stages, stages);

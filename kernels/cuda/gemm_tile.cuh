@@ -17,15 +17,17 @@
 
 namespace glia::kernels::GLIA_KERNEL_NS::tile {
 
-inline constexpr int kM = 128;      // rows of the block tile
-inline constexpr int kN = 128;      // columns of the block tile
-inline constexpr int kK = 8;        // K per stage
+inline constexpr int kM = 128;  // rows of the block tile
+inline constexpr int kN = 128;  // columns of the block tile
+inline constexpr int kK = 8;    // K per stage
 inline constexpr int kThreads = 256;
-inline constexpr int kThreadsN = 16;         // tx = t % 16, ty = t / 16
-inline constexpr int kMicro = 8;             // 8 x 8 outputs per thread ...
-inline constexpr int kQuad = 4;              // ... as 2 x 2 quadrants of 4 x 4, half a tile apart
-inline constexpr int kRowStride = kM + 4;    // +4 floats: rows stay 16-byte aligned
+inline constexpr int kThreadsN = 16;       // tx = t % 16, ty = t / 16
+inline constexpr int kMicro = 8;           // 8 x 8 outputs per thread ...
+inline constexpr int kQuad = 4;            // ... as 2 x 2 quadrants of 4 x 4, half a tile apart
+inline constexpr int kRowStride = kM + 4;  // +4 floats: rows stay 16-byte aligned
 inline constexpr int kStages = 2;
+// __launch_bounds__(kThreads, kMinBlocks): two blocks per SM cap a thread at 128 registers.
+inline constexpr int kMinBlocks = 2;
 static_assert(kM == kN, "both operands share the staging patterns");
 static_assert(kThreads == (kM / kMicro) * (kN / kMicro), "one 8 x 8 register tile per thread");
 static_assert(kThreads * 4 == kM * kK, "four elements of each operand per thread and stage");
@@ -42,8 +44,8 @@ __device__ __forceinline__ int micro_index(int p, int r) {
 }
 
 // acc[i][j] += sum_kk a[kk][micro_index(ty, i)] * b[kk][micro_index(tx, j)]
-__device__ __forceinline__ void multiply_stage(const Stage& s, float (&acc)[kMicro][kMicro],
-                                               int ty, int tx) {
+__device__ __forceinline__ void multiply_stage(const Stage& s, float (&acc)[kMicro][kMicro], int ty,
+                                               int tx) {
   for (int kk = 0; kk < kK; ++kk) {
     const float4 a_lo = load_float4(&s.a[kk][ty * kQuad]);
     const float4 a_hi = load_float4(&s.a[kk][kM / 2 + ty * kQuad]);

@@ -680,8 +680,8 @@ void async_copy(void* dst, const void* src, unsigned bytes, unsigned src_bytes,
                 const std::source_location& where) {
   Thread& t = current_thread("cp.async");
   const auto fail_copy = [&](const std::string& why) {
-    throw SimtError(thread_string(t) + " at " + site_string(where) + ": cp.async of " +
-                    std::to_string(bytes) + " bytes " + why);
+    throw SimtError("cp.async of " + std::to_string(bytes) + " bytes at " + site_string(where) +
+                    " " + why);
   };
   if (bytes != 4 && bytes != 8 && bytes != 16) fail_copy("(the size must be 4, 8 or 16)");
   if (src_bytes > bytes) {
@@ -727,9 +727,8 @@ void async_wait(unsigned pending_groups) {
 void check_alignment(const void* p, std::size_t alignment, const char* access,
                      const std::source_location& where) {
   if (address(p) % alignment == 0) return;
-  const std::string who = tl_thread != nullptr ? thread_string(*tl_thread) + " at " : "";
-  throw SimtError("SIMT error: " + who + site_string(where) + ": " + access + " of a pointer " +
-                  "that is not aligned to " + std::to_string(alignment) + " bytes");
+  throw SimtError(std::string(access) + " at " + site_string(where) + " of a pointer that is " +
+                  "not aligned to " + std::to_string(alignment) + " bytes");
 }
 
 void Worker::run_block(LaunchState& launch, std::uint64_t linear) {

@@ -142,7 +142,7 @@ struct BlockState {
   // The static shared arrays declared so far in this block (GLIA_STATIC_SHARED) and their bytes.
   std::vector<std::pair<const void*, std::size_t>> static_shared;
   std::size_t static_shared_bytes = 0;
-  std::string fault;                           // set by a runner whose kernel code threw
+  std::string fault;  // set by a runner whose kernel code threw
   // TSan: arrival releases and departure acquires one address per barrier phase and per warp
   // rendezvous. Two barrier phases alternate, since no thread reaches the next barrier before
   // every thread left this one; rendezvous use a ring of kRendezvousRing per warp, as a lane

@@ -85,8 +85,8 @@ std::string dims(dim3 d) {
 
 // The limits of an H100 (compute capability 9.0) and the kernel's launch bounds; returns the
 // shared memory (static plus dynamic) one block of the kernel may use.
-std::size_t check_limits(const LaunchSite& site, const detail::KernelCall& call, dim3 grid, dim3 block,
-                  std::size_t shared) {
+std::size_t check_limits(const LaunchSite& site, const detail::KernelCall& call, dim3 grid,
+                         dim3 block, std::size_t shared) {
   const auto fail = [&](const std::string& what) { throw SimtError(launch_head(site) + what); };
   if (block.x == 0 || block.y == 0 || block.z == 0) fail("empty block " + dims(block));
   if (grid.x == 0 || grid.y == 0 || grid.z == 0) fail("empty grid " + dims(grid));
