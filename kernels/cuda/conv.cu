@@ -97,7 +97,8 @@ __global__ void __launch_bounds__(kThreads, tile::kMinBlocks)
   const index_t patch = s.patch(), outputs = s.n * s.out_plane();
 
   ForwardLoader load{};
-  load.w = {w + m0 * patch, patch, s.c_out - m0, patch, true, false, t};
+  load.w = {w + m0 * patch, patch, tile::rows_left(s.c_out, m0), static_cast<int>(patch), true,
+            false,          t};
   load.x = x;
   load.col = t % kN;
   load.row0 = kRowsPerThread * (t / kN);

@@ -50,9 +50,11 @@ __global__ void __launch_bounds__(kThreads, tile::kMinBlocks)
     const float* bb = b + batch * s.stride_b;
     float* cb = c + batch * s.stride_c;
     // op(A)(m, k) is A[m * lda + k], or A[k * lda + m] when transposed; op(B)(k, n) likewise.
-    GemmLoader load{
-        {s.trans_a ? ab + m0 : ab + m0 * s.lda, s.lda, s.m - m0, s.k, !s.trans_a, vector_a, t},
-        {s.trans_b ? bb + n0 * s.ldb : bb + n0, s.ldb, s.n - n0, s.k, s.trans_b, vector_b, t}};
+    const int depth = static_cast<int>(s.k);
+    GemmLoader load{{s.trans_a ? ab + m0 : ab + m0 * s.lda, s.lda, tile::rows_left(s.m, m0), depth,
+                     !s.trans_a, vector_a, t},
+                    {s.trans_b ? bb + n0 * s.ldb : bb + n0, s.ldb, tile::rows_left(s.n, n0), depth,
+                     s.trans_b, vector_b, t}};
     float acc[kMicro][kMicro] = {};
     tile::reduce_tiles(stages, k_tiles, load, acc, ty, tx);
 

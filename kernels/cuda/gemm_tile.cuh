@@ -86,24 +86,24 @@ __device__ __forceinline__ void reduce_tiles(Stage (&stages)[kStages], int k_til
 struct OperandLoader {
   const float* x;  // element (r0, 0)
   index_t ld;      // leading dimension
-  index_t rows;    // rows left from r0 (at least 1)
-  index_t depth;   // K
+  int rows;        // rows left from r0 (at least 1; more than a tile counts as a tile)
+  int depth;       // K
   bool k_contiguous;
   bool vector;
   int t;
-  index_t k0 = 0;
+  int k0 = 0;
 
   __device__ __forceinline__ void operator()(float (&dst)[kK][kRowStride]) {
     if (vector) {
       const int kk = t / (kM / 4), r = (t % (kM / 4)) * 4;
-      const index_t k = k0 + kk, left = rows - r;
-      const int bytes = k < depth && left > 0 ? static_cast<int>(left < 4 ? left : 4) * 4 : 0;
+      const int k = k0 + kk, left = rows - r;
+      const int bytes = k < depth && left > 0 ? (left < 4 ? left : 4) * 4 : 0;
       cp_async<16>(&dst[kk][r], bytes > 0 ? x + k * ld + r : x, bytes);
     } else {
       for (int l = 0; l < 4; ++l) {
         const int e = t + l * kThreads;
         const int kk = k_contiguous ? e % kK : e / kM, r = k_contiguous ? e / kK : e % kM;
-        const index_t k = k0 + kk;
+        const int k = k0 + kk;
         const bool valid = k < depth && r < rows;
         const float* src = k_contiguous ? x + r * ld + k : x + k * ld + r;
         cp_async<4>(&dst[kk][r], valid ? src : x, valid ? 4 : 0);
@@ -112,6 +112,11 @@ struct OperandLoader {
     k0 += kK;
   }
 };
+
+// The rows of a block tile that exist from r0 on, at most a tile (so it fits an int).
+__device__ __forceinline__ int rows_left(index_t extent, index_t r0) {
+  return extent - r0 < kM ? static_cast<int>(extent - r0) : kM;
+}
 
 // A mixed-radix index (hi, mid, lo), lo in [0, lo_radix), mid in [0, mid_radix), e.g. a patch
 // entry (c, i, j) or an output position (n, oh, ow), stepped by a fixed amount without division.
