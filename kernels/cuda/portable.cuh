@@ -13,13 +13,18 @@
 // warp intrinsics, atomics and the float math intrinsics. No host runtime calls, no CUB/Thrust.
 #pragma once
 
+namespace glia::kernels {
+// `type` of GLIA_STATIC_SHARED(type, name), spelt so that it may be an array type (float[2][64]).
+template <class T>
+using Declared = T;
+}  // namespace glia::kernels
+
 #if defined(__CUDACC__)
 
 #include <cuda_runtime.h>
 
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 
 #define GLIA_KERNEL_NS cuda
 
@@ -44,8 +49,7 @@ inline void check_launch(const char* kernel, const char* file, int line) {
   extern __shared__ __align__(16) unsigned char glia_dynamic_shared_[]; \
   type* name = reinterpret_cast<type*>(glia_dynamic_shared_)
 
-// type_identity_t: `type` may be an array type, float[2][64].
-#define GLIA_STATIC_SHARED(type, name) __shared__ __align__(16) std::type_identity_t<type> name
+#define GLIA_STATIC_SHARED(type, name) __shared__ __align__(16)::glia::kernels::Declared<type> name
 
 #define GLIA_LAUNCH_BOUNDS(kernel, max_threads) \
   static_assert((max_threads) > 0 && (max_threads) <= 1024, "launch bounds of " #kernel)
@@ -59,8 +63,6 @@ inline void check_launch(const char* kernel, const char* file, int line) {
   } while (0)
 
 #else  // compiled by the host compiler for the sim device
-
-#include <type_traits>
 
 #include "kernels/simt/simt.h"
 
@@ -79,9 +81,9 @@ inline void check_launch(const char* kernel, const char* file, int line) {
 #define GLIA_SET_MAX_DYNAMIC_SHARED(kernel, bytes) \
   ::glia::simt::set_max_dynamic_shared(reinterpret_cast<const void*>(&kernel), (bytes))
 
-#define GLIA_STATIC_SHARED(type, name)                                 \
-  static thread_local __align__(16) std::type_identity_t<type> name;   \
-  ::glia::simt::detail::note_static_shared(&name, sizeof(name), #name, \
+#define GLIA_STATIC_SHARED(type, name)                                   \
+  static thread_local __align__(16)::glia::kernels::Declared<type> name; \
+  ::glia::simt::detail::note_static_shared(&name, sizeof(name), #name,   \
                                            std::source_location::current())
 
 // Registered before main runs, so every launch of the kernel is checked against its bounds.
