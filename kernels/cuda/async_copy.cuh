@@ -36,9 +36,10 @@ __device__ __forceinline__ void cp_async(void* dst, const void* src, int src_byt
                  : "memory");
   }
 #else
-  auto* d = static_cast<unsigned char*>(dst);
-  const auto* s = static_cast<const unsigned char*>(src);
-  for (int i = 0; i < Bytes; ++i) d[i] = i < src_bytes ? s[i] : 0;
+  // Word by word: the kernels copy whole floats (src_bytes a multiple of 4).
+  auto* d = static_cast<unsigned*>(dst);
+  const auto* s = static_cast<const unsigned*>(src);
+  for (int i = 0; i < Bytes / 4; ++i) d[i] = 4 * i < src_bytes ? s[i] : 0u;
 #endif
 }
 

@@ -328,8 +328,9 @@ struct FilterLoader {
     const int kk = t % kK;
     const bool p_valid = p < k_end;
     const index_t out_plane = static_cast<index_t>(out_h) * out_w;
-    const float* gyp = gy + pos.hi * c_out * out_plane + pos.mid * out_w + pos.lo;
-    const float* xn = x + pos.hi * c_in * (static_cast<index_t>(h) * wd);
+    const float* gyp =
+        gy + static_cast<index_t>(pos.hi) * c_out * out_plane + pos.mid * out_w + pos.lo;
+    const float* xn = x + static_cast<index_t>(pos.hi) * c_in * h * wd;
     const int h0 = pos.mid * stride_h - pad_h, w0 = pos.lo * stride_w - pad_w;
     for (int l = 0; l < 4; ++l) {
       const index_t co = m0 + t / kK + kRowGroup * l;
