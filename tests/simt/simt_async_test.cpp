@@ -45,8 +45,8 @@ bool contains(const std::string& text, const std::string& pattern) {
 
 constexpr int kLanes = 64;
 
-// out[t] = sum over chunks c of src[c][(t + 1) % 64]: chunk c + 1 is copied into one stage while
-// chunk c is read from the other, so it needs both the wait and the two barriers.
+// out[block][t] = sum over chunks c of src[c][(t + 1) % 64]: chunk c + 1 is copied into one stage
+// while chunk c is read from the other, so it needs both the wait and the two barriers.
 __global__ void __launch_bounds__(kLanes) pipelined_sum(const float* src, int chunks, float* out) {
   GLIA_STATIC_SHARED(float[2][kLanes], stage);
   const int t = threadIdx.x;
@@ -61,7 +61,7 @@ __global__ void __launch_bounds__(kLanes) pipelined_sum(const float* src, int ch
     total += stage[c % 2][(t + 1) % kLanes];
     __syncthreads();
   }
-  out[t] = total;
+  out[blockIdx.x * kLanes + t] = total;
 }
 GLIA_LAUNCH_BOUNDS(pipelined_sum, kLanes);
 
@@ -71,12 +71,13 @@ TEST(SimtAsyncCopyTest, DoubleBufferedPipelineMatchesHostUnderEveryOrder) {
   for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<float>(i % 97) * 0.25f;
   for (const Config& config : kOrders) {
     ScopedConfig scoped(config);
-    std::vector<float> out(kLanes, NAN);
-    GLIA_LAUNCH(pipelined_sum, 3, kLanes, 0, nullptr, src.data(), kChunks, out.data());
-    for (int t = 0; t < kLanes; ++t) {
+    constexpr int kBlocks = 3;  // blocks on one worker reuse the stages
+    std::vector<float> out(kBlocks * kLanes, NAN);
+    GLIA_LAUNCH(pipelined_sum, kBlocks, kLanes, 0, nullptr, src.data(), kChunks, out.data());
+    for (int t = 0; t < kBlocks * kLanes; ++t) {
       float want = 0.0f;
       for (int c = 0; c < kChunks; ++c) want += src[c * kLanes + (t + 1) % kLanes];
-      ASSERT_EQ(out[t], want) << "lane " << t;
+      ASSERT_EQ(out[t], want) << "thread " << t;
     }
   }
 }
