@@ -5,9 +5,19 @@
 //   GLIA_LAUNCH(kernel, grid, block, shmem_bytes, stream, args...)   instead of <<<...>>>
 //   GLIA_DYNAMIC_SHARED(type, name);                           a pointer to dynamic shared memory
 //   GLIA_SET_MAX_DYNAMIC_SHARED(kernel, bytes);                opt in to more than 48 KiB
+//   GLIA_STATIC_SHARED(type, name);                            a static shared array, which the
+//                                                              emulator poisons and counts
+//   GLIA_LAUNCH_BOUNDS(kernel, max_threads);                   after a kernel declared with
+//                                                              __launch_bounds__(max_threads)
 // plus __global__/__device__, threadIdx & co, static __shared__ arrays, __syncthreads*, the _sync
 // warp intrinsics, atomics and the float math intrinsics. No host runtime calls, no CUB/Thrust.
 #pragma once
+
+namespace glia::kernels {
+// `type` of GLIA_STATIC_SHARED(type, name), spelt so that it may be an array type (float[2][64]).
+template <class T>
+using Declared = T;
+}  // namespace glia::kernels
 
 #if defined(__CUDACC__)
 
@@ -39,6 +49,11 @@ inline void check_launch(const char* kernel, const char* file, int line) {
   extern __shared__ __align__(16) unsigned char glia_dynamic_shared_[]; \
   type* name = reinterpret_cast<type*>(glia_dynamic_shared_)
 
+#define GLIA_STATIC_SHARED(type, name) __shared__ __align__(16)::glia::kernels::Declared<type> name
+
+#define GLIA_LAUNCH_BOUNDS(kernel, max_threads) \
+  static_assert((max_threads) > 0 && (max_threads) <= 1024, "launch bounds of " #kernel)
+
 #define GLIA_SET_MAX_DYNAMIC_SHARED(kernel, bytes)                                            \
   do {                                                                                        \
     if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (bytes)) != \
@@ -65,5 +80,15 @@ inline void check_launch(const char* kernel, const char* file, int line) {
 
 #define GLIA_SET_MAX_DYNAMIC_SHARED(kernel, bytes) \
   ::glia::simt::set_max_dynamic_shared(reinterpret_cast<const void*>(&kernel), (bytes))
+
+#define GLIA_STATIC_SHARED(type, name)                                   \
+  static thread_local __align__(16)::glia::kernels::Declared<type> name; \
+  ::glia::simt::detail::note_static_shared(&name, sizeof(name), #name,   \
+                                           std::source_location::current())
+
+// Registered before main runs, so every launch of the kernel is checked against its bounds.
+#define GLIA_LAUNCH_BOUNDS(kernel, max_threads)             \
+  [[maybe_unused]] const bool glia_launch_bounds_##kernel = \
+      ::glia::simt::set_launch_bounds(reinterpret_cast<const void*>(&kernel), (max_threads))
 
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <bit>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -171,6 +172,13 @@ void run_threads(Worker& w, Runner& r) {
     tsan::release(&launch.tsan_end);
     tsan::release(&w.tsan_block[w.block_sequence % 2]);
     tsan::ignore_begin();
+    if (completed && !t->async_copies.empty()) {
+      fault = "thread " + index_string(t->idx) + " exited with " +
+              std::to_string(t->async_copies.size()) +
+              " cp.async copies it never waited for (the first issued at " +
+              site_string(t->async_copies.front().site) + ")";
+      completed = false;
+    }
     if (!completed) {
       if (!fault.empty()) b.fault = std::move(fault);
       t->runner = nullptr;
@@ -610,7 +618,134 @@ class Scheduler {
   BlockState& b_;
 };
 
+constexpr std::size_t kStaticSharedLimit = 48 * 1024;
+
+// The emulator's bookkeeping called from kernel code is invisible to TSan, as the scheduler's is;
+// only the kernel's own memory accesses (and the copies it asked for) are watched.
+struct TsanIgnored {
+  TsanIgnored() { tsan::ignore_begin(); }
+  ~TsanIgnored() { tsan::ignore_end(); }
+  TsanIgnored(const TsanIgnored&) = delete;
+  TsanIgnored& operator=(const TsanIgnored&) = delete;
+};
+
+std::uintptr_t address(const void* p) {
+  return reinterpret_cast<std::uintptr_t>(p);
+}
+
+Thread& current_thread(const char* what) {
+  if (tl_thread == nullptr || tl_worker == nullptr) {
+    throw SimtError(std::string("SIMT error: ") + what + " used outside a kernel");
+  }
+  return *tl_thread;
+}
+
+// Whether [p, p + bytes) lies in the dynamic or a declared static shared array of block b.
+bool in_shared_memory(const BlockState& b, const void* p, std::size_t bytes) {
+  const std::uintptr_t begin = address(p), end = begin + bytes;
+  const std::uintptr_t dynamic = address(tl_block.dynamic_shared);
+  if (dynamic != 0 && begin >= dynamic && end <= dynamic + b.launch->dynamic_shared_bytes) {
+    return true;
+  }
+  for (const auto& [array, size] : b.static_shared) {
+    if (begin >= address(array) && end <= address(array) + size) return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+void note_static_shared(void* array, std::size_t bytes, const char* name,
+                        const std::source_location& where) {
+  current_thread("GLIA_STATIC_SHARED");
+  const TsanIgnored ignored;
+  BlockState& b = tl_worker->block;
+  for (const auto& declared : b.static_shared) {
+    if (declared.first == array) return;
+  }
+  b.static_shared.emplace_back(array, bytes);
+  b.static_shared_bytes += bytes;
+  const std::string what = std::string("static shared array `") + name + "` (" +
+                           site_string(where) + ", " + std::to_string(bytes) + " bytes)";
+  if (b.static_shared_bytes > kStaticSharedLimit) {
+    throw SimtError(what + " brings the block's static shared memory to " +
+                    std::to_string(b.static_shared_bytes) + " bytes, more than the limit of " +
+                    std::to_string(kStaticSharedLimit));
+  }
+  const std::size_t total = b.static_shared_bytes + b.launch->dynamic_shared_bytes;
+  if (total > b.launch->shared_limit) {
+    throw SimtError(what + " brings the block's static plus dynamic shared memory to " +
+                    std::to_string(total) + " bytes, more than its limit of " +
+                    std::to_string(b.launch->shared_limit));
+  }
+  // Poisoned, as dynamic shared memory is; invisible to TSan, as the block's threads do not
+  // order their first use of the array after this thread's declaration.
+  std::memset(array, 0xFF, bytes);
+}
+
+void async_copy(void* dst, const void* src, unsigned bytes, unsigned src_bytes,
+                const std::source_location& where) {
+  Thread& t = current_thread("cp.async");
+  {
+    const TsanIgnored ignored;
+    const auto fail_copy = [&](const std::string& why) {
+      throw SimtError("cp.async of " + std::to_string(bytes) + " bytes at " + site_string(where) +
+                      " " + why);
+    };
+    if (bytes != 4 && bytes != 8 && bytes != 16) fail_copy("(the size must be 4, 8 or 16)");
+    if (src_bytes > bytes) {
+      fail_copy("reads " + std::to_string(src_bytes) + " source bytes, more than it copies");
+    }
+    if (address(dst) % bytes != 0 || address(src) % bytes != 0) {
+      fail_copy("has a destination or source address not aligned to its size");
+    }
+    if (!in_shared_memory(tl_worker->block, dst, bytes)) {
+      fail_copy("writes outside the block's shared memory (GLIA_DYNAMIC_SHARED or " +
+                std::string("GLIA_STATIC_SHARED arrays)"));
+    }
+    t.async_copies.push_back(AsyncCopy{dst, src, bytes, src_bytes, AsyncCopy::kUncommitted, where});
+  }
+  // Unreadable until the wait that covers it: a write of this thread, as far as TSan is concerned.
+  std::memset(dst, 0xFF, bytes);
+}
+
+void async_commit() {
+  Thread& t = current_thread("cp.async.commit_group");
+  const TsanIgnored ignored;
+  for (AsyncCopy& c : t.async_copies) {
+    if (c.group == AsyncCopy::kUncommitted) c.group = t.async_groups;
+  }
+  ++t.async_groups;
+}
+
+void async_wait(unsigned pending_groups) {
+  Thread& t = current_thread("cp.async.wait_group");
+  tsan::ignore_begin();
+  const std::uint64_t done = t.async_groups > pending_groups ? t.async_groups - pending_groups : 0;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < t.async_copies.size(); ++i) {
+    const AsyncCopy c = t.async_copies[i];
+    if (c.group != AsyncCopy::kUncommitted && c.group < done) {
+      // The copy itself is this thread's read of global and write of shared memory.
+      tsan::ignore_end();
+      auto* d = static_cast<unsigned char*>(c.dst);
+      std::memcpy(d, c.src, c.src_bytes);
+      std::memset(d + c.src_bytes, 0, c.bytes - c.src_bytes);
+      tsan::ignore_begin();
+    } else {
+      t.async_copies[kept++] = c;
+    }
+  }
+  t.async_copies.resize(kept);
+  tsan::ignore_end();
+}
+
+void check_alignment(const void* p, std::size_t alignment, const char* access,
+                     const std::source_location& where) {
+  if (address(p) % alignment == 0) return;
+  throw SimtError(std::string(access) + " at " + site_string(where) + " of a pointer that is " +
+                  "not aligned to " + std::to_string(alignment) + " bytes");
+}
 
 void Worker::run_block(LaunchState& launch, std::uint64_t linear) {
   BlockState& b = block;
@@ -636,6 +771,8 @@ void Worker::run_block(LaunchState& launch, std::uint64_t linear) {
         t.runner = nullptr;
         t.rendezvous = 0;
         t.barrier_count = 0;
+        t.async_copies.clear();
+        t.async_groups = 0;
       }
     }
   }
@@ -659,6 +796,8 @@ void Worker::run_block(LaunchState& launch, std::uint64_t linear) {
   b.barrier = Barrier{};
   b.aborting = false;
   b.fault.clear();
+  b.static_shared.clear();
+  b.static_shared_bytes = 0;
 
   // Poisoned, so a read before any write gives NaN as float and 0xFF.. as integers.
   const std::size_t bytes = launch.dynamic_shared_bytes;

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <source_location>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/simt/simt.h"
@@ -25,6 +26,7 @@ struct LaunchState {
   dim3 grid;
   dim3 block;
   std::size_t dynamic_shared_bytes = 0;
+  std::size_t shared_limit = 0;  // static plus dynamic shared memory one block may use
   Config config;
   std::uint64_t block_count = 0;
   std::atomic<std::uint64_t> next_block{0};
@@ -43,6 +45,18 @@ struct LaunchState {
 enum class Status : std::uint8_t { unstarted, running, ready, at_barrier, at_warp, exited };
 
 struct Runner;
+
+// A cp.async issued by a thread and not yet performed; `group` is the commit it belongs to, or
+// kUncommitted.
+struct AsyncCopy {
+  static constexpr std::uint64_t kUncommitted = ~std::uint64_t{0};
+  void* dst;
+  const void* src;
+  unsigned bytes;
+  unsigned src_bytes;
+  std::uint64_t group;
+  std::source_location site;
+};
 
 // One emulated GPU thread. The request fields are written by the thread's fiber when it blocks
 // and read by the scheduler; the result is written by the scheduler before it resumes the thread.
@@ -68,6 +82,10 @@ struct Thread {
   // acquires.
   unsigned rendezvous = 0;
   unsigned barrier_count = 0;
+
+  // cp.async copies issued but not yet waited for, in issue order, and the groups committed.
+  std::vector<AsyncCopy> async_copies;
+  std::uint64_t async_groups = 0;
 };
 
 // A fiber with its own stack that runs emulated threads. It lives as long as its worker and is
@@ -121,7 +139,10 @@ struct BlockState {
   std::vector<unsigned> warp_lanes;            // the lanes that exist, per warp
   std::vector<unsigned> warp_opened;           // rendezvous opened so far, per warp
   bool aborting = false;                       // blocked threads unwind when resumed
-  std::string fault;                           // set by a runner whose kernel code threw
+  // The static shared arrays declared so far in this block (GLIA_STATIC_SHARED) and their bytes.
+  std::vector<std::pair<const void*, std::size_t>> static_shared;
+  std::size_t static_shared_bytes = 0;
+  std::string fault;  // set by a runner whose kernel code threw
   // TSan: arrival releases and departure acquires one address per barrier phase and per warp
   // rendezvous. Two barrier phases alternate, since no thread reaches the next barrier before
   // every thread left this one; rendezvous use a ring of kRendezvousRing per warp, as a lane

@@ -68,6 +68,12 @@ std::unordered_map<const void*, std::size_t>& opt_ins() {
   return m;
 }
 
+// Kernels' __launch_bounds__ maxima, guarded by opt_in_mutex().
+std::unordered_map<const void*, unsigned>& launch_bounds() {
+  static std::unordered_map<const void*, unsigned> m;
+  return m;
+}
+
 std::string launch_head(const LaunchSite& site) {
   return std::string("SIMT error in kernel `") + site.kernel + "` launched at " + site.file + ":" +
          std::to_string(site.line) + ": ";
@@ -77,9 +83,10 @@ std::string dims(dim3 d) {
   return "(" + std::to_string(d.x) + "," + std::to_string(d.y) + "," + std::to_string(d.z) + ")";
 }
 
-// The limits of an H100 (compute capability 9.0).
-void check_limits(const LaunchSite& site, const detail::KernelCall& call, dim3 grid, dim3 block,
-                  std::size_t shared) {
+// The limits of an H100 (compute capability 9.0) and the kernel's launch bounds; returns the
+// shared memory (static plus dynamic) one block of the kernel may use.
+std::size_t check_limits(const LaunchSite& site, const detail::KernelCall& call, dim3 grid,
+                         dim3 block, std::size_t shared) {
   const auto fail = [&](const std::string& what) { throw SimtError(launch_head(site) + what); };
   if (block.x == 0 || block.y == 0 || block.z == 0) fail("empty block " + dims(block));
   if (grid.x == 0 || grid.y == 0 || grid.z == 0) fail("empty grid " + dims(grid));
@@ -94,10 +101,17 @@ void check_limits(const LaunchSite& site, const detail::KernelCall& call, dim3 g
     fail("grid " + dims(grid) + " exceeds the limits (2147483647,65535,65535)");
   }
   std::size_t limit = kDefaultSharedLimit;
+  unsigned bound = 0;
   {
     std::lock_guard lock(opt_in_mutex());
     const auto it = opt_ins().find(call.kernel);
     if (it != opt_ins().end()) limit = it->second;
+    const auto b = launch_bounds().find(call.kernel);
+    if (b != launch_bounds().end()) bound = b->second;
+  }
+  if (bound != 0 && threads > bound) {
+    fail("block " + dims(block) + " has " + std::to_string(threads) +
+         " threads, more than the kernel's __launch_bounds__ of " + std::to_string(bound));
   }
   if (shared > limit) {
     fail("asks for " + std::to_string(shared) + " bytes of dynamic shared memory, more than its " +
@@ -106,6 +120,7 @@ void check_limits(const LaunchSite& site, const detail::KernelCall& call, dim3 g
                                              std::to_string(kMaxSharedOptIn) + ")"
                                        : ""));
   }
+  return limit;
 }
 
 // Persistent worker threads; a launch hands its blocks to the first `participants` of them. The
@@ -221,6 +236,16 @@ void set_max_dynamic_shared(const void* kernel, std::size_t bytes) {
   opt_ins()[kernel] = bytes < kDefaultSharedLimit ? kDefaultSharedLimit : bytes;
 }
 
+bool set_launch_bounds(const void* kernel, unsigned max_threads) {
+  if (max_threads == 0 || max_threads > 1024) {
+    throw SimtError("SIMT error: __launch_bounds__ of " + std::to_string(max_threads) +
+                    " threads is outside 1..1024");
+  }
+  std::lock_guard lock(opt_in_mutex());
+  launch_bounds()[kernel] = max_threads;
+  return true;
+}
+
 namespace detail {
 
 void LaunchState::record_error(std::uint64_t block_linear, std::string message) {
@@ -239,8 +264,10 @@ void launch(const LaunchSite& site, const KernelCall& call, dim3 grid, dim3 bloc
     throw SimtError(launch_head(site) + "launched from inside a kernel (dynamic parallelism is " +
                     "not supported)");
   }
-  check_limits(site, call, grid, block, dynamic_shared_bytes);
+  const std::size_t shared_limit = check_limits(site, call, grid, block, dynamic_shared_bytes);
   LaunchState state;
+  // Without an opt-in static and dynamic memory share 48 KiB; with one, the block's maximum.
+  state.shared_limit = shared_limit > kDefaultSharedLimit ? kMaxSharedOptIn : kDefaultSharedLimit;
   state.site = site;
   state.call = call;
   state.grid = grid;

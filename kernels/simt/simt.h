@@ -12,10 +12,18 @@
 // lanes run between barriers is a configurable permutation. Errors are thrown from launch() as
 // SimtError naming the kernel, the launch site, the block, the threads and the call sites.
 //
-// Known limits: static __shared__ arrays are `static thread_local` variables (a block never moves
-// between worker threads and the blocks of one worker run one after another, so that is per-block
-// storage), which the emulator can neither poison nor count against the shared-memory limit. Not
-// supported: launches from a kernel, cooperative groups, `extern __shared__` (use
+// Static shared arrays are `static thread_local` variables (a block never moves between worker
+// threads and the blocks of one worker run one after another, so that is per-block storage).
+// Declared through GLIA_STATIC_SHARED (kernels/cuda/portable.cuh) they are poisoned at block start
+// and counted against the shared-memory limits (48 KiB of static memory; static plus dynamic within
+// the kernel's limit); a plain `__shared__` declaration is neither. Kernels that declare
+// `__launch_bounds__` register them with GLIA_LAUNCH_BOUNDS, and a launch over them is an error.
+// cp.async (kernels/cuda/async_copy.cuh) is performed lazily: the destination is poisoned when the
+// copy is issued and written only by the cp.async.wait_group that covers it, so a read before the
+// wait sees NaN; a thread that exits with copies it never waited for is an error. Vector accesses
+// through the portable helpers check their alignment.
+//
+// Known limits: not supported: launches from a kernel, cooperative groups, `extern __shared__` (use
 // GLIA_DYNAMIC_SHARED), half types, textures. Timing, weak memory ordering between blocks and exact
 // GPU float rounding are not modelled. Under TSan, the blocks that one worker runs are ordered
 // (they reuse its shared memory) and __threadfence orders all fencing threads, so races between
@@ -144,6 +152,10 @@ void* dynamic_shared();
 // Opts a kernel in to more than 48 KiB of dynamic shared memory, up to 227 KiB as on an H100.
 void set_max_dynamic_shared(const void* kernel, std::size_t bytes);
 
+// Records a kernel's __launch_bounds__ maximum of threads per block (GLIA_LAUNCH_BOUNDS); a launch
+// of a larger block is then an error. Returns true, so it can initialise a namespace-scope flag.
+bool set_launch_bounds(const void* kernel, unsigned max_threads);
+
 namespace detail {
 
 // A launch with its kernel and arguments type-erased, so the runtime is not a template.
@@ -220,6 +232,25 @@ inline T shuffle(WarpOp op, unsigned mask, T var, int lane_arg, int width,
 }
 
 void thread_fence();
+
+// A static shared array of the calling thread's block (GLIA_STATIC_SHARED): the first thread of a
+// block to declare it poisons it and counts its bytes against the shared-memory limits.
+void note_static_shared(void* array, std::size_t bytes, const char* name,
+                        const std::source_location& where);
+
+// cp.async: copies `src_bytes` of `bytes` (4, 8 or 16; both addresses aligned to it) from global
+// memory to the shared memory at dst and zero-fills the rest, at the cp.async.wait_group that
+// covers it; until then dst reads as poison.
+void async_copy(void* dst, const void* src, unsigned bytes, unsigned src_bytes,
+                const std::source_location& where);
+// cp.async.commit_group: the copies issued since the last commit form one group.
+void async_commit();
+// cp.async.wait_group n: completes every committed group but the newest n.
+void async_wait(unsigned pending_groups);
+
+// Throws a SimtError unless p is a multiple of `alignment`, naming the access and the call site.
+void check_alignment(const void* p, std::size_t alignment, const char* access,
+                     const std::source_location& where);
 
 }  // namespace detail
 

@@ -1,11 +1,12 @@
 // 2-D convolution on every backend against the cpu reference in double: forward (with and without
 // bias), backward data, backward filter (unsplit and split over a workspace) and backward bias.
-// Shapes cover batch 1 and 2, channels 1, 3, 17, 66 and 70 (and 64 where the emulator is not
-// involved), odd and even and non-square planes that do not divide the 64-wide tiles of
-// kernels/cuda/conv.cu, stride 1 and 2, padding 0 and 1, kernels 1, 2, 3, 5, dilation 2 and
-// per-dimension parameters. Outputs and workspaces start as NaN; sim runs under every lane order
-// and must agree bitwise. The oneDNN passes (kernels/dnnl) and the cuDNN fallback meet the same
-// reference on the same cases.
+// Shapes cover batch 1 and 2, channels 1, 3, 17, 66, 70, 129 and 130 (and 64 where the emulator
+// is not involved), odd and even and non-square planes that do not divide the 128-wide tiles of
+// kernels/cuda/conv.cu, stride 1, 2 and 3, padding 0, 1 and 2, kernels 1 to 5, dilation 2 and 3
+// and per-dimension parameters; the strided cases reach every kind of stride phase of the data
+// gradient (several taps, one tap as in a ConvTranspose2d with kernel == stride, none). Outputs and
+// workspaces start as NaN; sim runs under every lane order and must agree bitwise. The oneDNN
+// passes (kernels/dnnl) and the cuDNN fallback meet the same reference on the same cases.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -65,6 +66,18 @@ const std::vector<Case>& cases() {
       // the second 64-channel tile.
       {1, 3, 5, 4, 70, 3, 3, 1, 1, 1, 1},   // c_out over one tile
       {1, 70, 4, 5, 66, 2, 2, 1, 1, 1, 1},  // c_in and c_out over one tile
+      // Over the 128-wide tiles of kernels/cuda/conv.cu: channels, patch entries and pixels.
+      {1, 3, 5, 4, 130, 3, 3, 1, 1, 1, 1},    // c_out over one tile
+      {1, 130, 4, 3, 129, 2, 2, 1, 1, 1, 1},  // c_in, c_out and the patch over one tile
+      // The stride phases of the data gradient: more than one tile of pixels per phase, phases
+      // with different tap counts, phases that no tap reaches, strides with dilation.
+      {2, 5, 23, 25, 6, 3, 3, 2, 2, 1, 1},        // 3x3 stride 2, odd planes
+      {2, 4, 16, 18, 3, 2, 2, 2, 2},              // ConvTranspose2d k=2 s=2: one tap per phase
+      {1, 1, 7, 6, 1, 3, 3, 2, 2, 1, 1},          // one channel in, one out, strided
+      {1, 2, 10, 9, 2, 4, 4, 3, 3, 2, 1},         // stride 3, kernel 4: two or one taps
+      {1, 2, 8, 7, 3, 2, 2, 3, 3},                // stride 3, kernel 2: phases without taps
+      {1, 3, 11, 10, 4, 3, 3, 2, 2, 1, 1, 2, 2},  // stride 2, dilation 2: odd phases empty
+      {1, 2, 9, 9, 3, 3, 3, 2, 2, 1, 1, 3, 3},    // stride 2, dilation 3: taps alternate
   };
   return all;
 }

@@ -1,6 +1,8 @@
 // GEMM on every backend against the cpu reference in double: all four transpose combinations,
-// sizes that do and do not divide the 64 x 64 x 16 tiles of kernels/cuda/gemm.cu, batch 1 and 3,
-// padded leading dimensions and batch strides, alpha/beta with beta == 0 ignoring NaN in C, k == 0.
+// sizes that do and do not divide the 128 x 128 x 8 tiles of kernels/cuda/gemm.cu, leading
+// dimensions that allow its 16-byte copies (multiples of 4 floats) and ones that do not, batch 1,
+// 2 and 3, padded leading dimensions and batch strides, alpha/beta with beta == 0 ignoring NaN in
+// C, k == 0.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -109,6 +111,12 @@ const std::vector<Case>& cases() {
       {65, 64, 33, 3, 0.5, -1.5},
       {7, 65, 130, 3, -2.0, 0.0, 3},
       {64, 33, 1, 1, 1.0, 1.0, 1},
+      // Over the 128 x 128 tiles; leading dimensions that allow the 16-byte copies (pad 2 makes
+      // 130 + 2 and 66 + 2 multiples of 4, so the last group of a row is partial) and ones that
+      // do not (odd sizes, pad 1 and 3 above).
+      {130, 66, 20, 1, 1.0, 0.0, 2},
+      {132, 136, 9, 2},
+      {129, 257, 17},
   };
   return all;
 }
