@@ -59,6 +59,13 @@ class Sampler {
   std::vector<std::size_t> indices() const;
   // The number of indices per epoch (this rank's).
   std::size_t length() const;
+  // Where position `local` of indices() lies in global_indices() (padding positions continue past
+  // its end): local * world_size + rank. Augmentation draws are keyed by it, so a data-parallel
+  // run augments each item of the shared order as a single process would.
+  std::size_t global_position(std::size_t local) const {
+    return local * static_cast<std::size_t>(config_.world_size) +
+           static_cast<std::size_t>(config_.rank);
+  }
   // The order every rank shares, and its length.
   std::vector<std::size_t> global_indices() const;
   std::size_t global_length() const;
