@@ -100,11 +100,17 @@ class NcclCommunicator : public Communicator {
     NcclRequest(*this, record(stream), t, mpi_->next_seq(), "broadcast").wait();
   }
 
-  void barrier() override { mpi_->barrier(); }
+  // Host values and barriers go through MPI, under this communicator's timeout.
+  void barrier() override {
+    mpi_->set_timeout(timeout_);
+    mpi_->barrier();
+  }
   void all_reduce_host(std::vector<double>& values, ReduceOp op) override {
+    mpi_->set_timeout(timeout_);
     mpi_->all_reduce_host(values, op);
   }
   std::vector<double> all_gather_host(const std::vector<double>& values) override {
+    mpi_->set_timeout(timeout_);
     return mpi_->all_gather_host(values);
   }
   [[noreturn]] void abort(const std::string& message) override {

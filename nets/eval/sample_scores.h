@@ -34,7 +34,7 @@ std::vector<SampleResult> score_samples(MultiTaskUNet& model, data::Loader& load
 // every rank); returns, on every rank, all ranks' results ordered by dataset index, so that
 // summarize() computes exact counts, Dice means and ROC-AUC over the whole split (not averages of
 // the ranks' averages) and equals a single process's result. Source names are restored from the
-// dataset. Tested in tests/dist/eval_test.cpp.
+// dataset. Tested in tests/dist/ddp_test.cpp and, through validation, tests/dist/train_e2e.sh.
 std::vector<SampleResult> gather_results(const std::vector<SampleResult>& mine,
                                          dist::Communicator& comm, const data::Dataset& dataset);
 

@@ -3,6 +3,7 @@
 // - the shards of an epoch's order (data/input/sampler.h) against PyTorch's DistributedSampler
 //   rule (disjoint, padded with the order's beginning, together the order);
 // - host collectives against their definition (sums, max, gather in rank order);
+// - sharded evaluation: gathered per-sample results summarise exactly as one process's;
 // - broadcast_module: every rank ends with rank 0's initialisation;
 // - the gradient reducer: W ranks with per-rank batch B, after several SGD-with-momentum steps,
 //   have the weights of one process that trains on the doubled (W * B) batch in the same order;
@@ -15,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -29,6 +31,7 @@
 #include "engine/ops.h"
 #include "engine/optim/sgd.h"
 #include "engine/random.h"
+#include "nets/eval/sample_scores.h"
 #include "tests/common/tolerance.h"
 
 #if defined(GLIA_HAVE_CUDA)
@@ -244,6 +247,56 @@ TEST(DdpTest, BroadcastGivesEveryRankRankZerosState) {
   const auto got = model->state_dict(), want = reference->state_dict();
   for (const auto& [name, t] : want) {
     EXPECT_TRUE(all_close(got.at(name).to_vector<float>(), t.to_vector<float>())) << name;
+  }
+}
+
+// --- evaluation ---------------------------------------------------------------------------------
+
+// Each rank scores its unpadded shard; gathered, the results are every sample's in dataset order
+// with its source, so summarize() gives exactly the single-process summary.
+TEST(DdpTest, GatheredEvaluationEqualsOneProcess) {
+  auto comm = world();
+  data::InMemoryDataset dataset;
+  std::vector<nets::SampleResult> all;
+  for (std::size_t i = 0; i < 11; ++i) {
+    data::Sample s;
+    s.height = s.width = 1;
+    s.image = {0.0f};
+    s.label = static_cast<int>(i % 2);
+    s.source = i % 3 == 0 ? "kaggle" : "brats";
+    dataset.add(s);
+    nets::SampleResult r;
+    r.index = i;
+    r.source = s.source;
+    r.label = s.label;
+    r.probability = static_cast<double>((i * 7) % 11) / 11.0;
+    r.has_mask = s.source == "brats";
+    r.overlap = {static_cast<std::int64_t>(i), static_cast<std::int64_t>(2 * i), 5};
+    r.seg = r.overlap.scores();
+    all.push_back(r);
+  }
+  std::vector<std::size_t> order(all.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::vector<nets::SampleResult> mine;
+  for (std::size_t i : data::shard_indices(order, comm->rank(), comm->size(), false)) {
+    mine.push_back(all[i]);
+  }
+  const auto gathered = nets::gather_results(mine, *comm, dataset);
+  ASSERT_EQ(gathered.size(), all.size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(gathered[i].index, all[i].index);
+    EXPECT_EQ(gathered[i].source, all[i].source);
+    EXPECT_EQ(gathered[i].probability, all[i].probability);
+    EXPECT_EQ(gathered[i].overlap.predicted, all[i].overlap.predicted);
+  }
+  const auto got = nets::summarize(gathered), want = nets::summarize(all);
+  for (const auto& [name, s] : want) {
+    EXPECT_EQ(got.at(name).count, s.count) << name;
+    // NaN where undefined (no masked sample in "kaggle"): then NaN in both.
+    auto same = [](double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); };
+    EXPECT_TRUE(same(got.at(name).dice.mean, s.dice.mean)) << name;
+    EXPECT_TRUE(same(got.at(name).roc_auc, s.roc_auc)) << name;
+    EXPECT_EQ(got.at(name).counts.tp, s.counts.tp) << name;
   }
 }
 
