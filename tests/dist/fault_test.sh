@@ -9,7 +9,10 @@ mode="$3"
 timeout_ms="$4"
 start=$(date +%s)
 # The outer timeout only guards the test itself; the job must end long before it.
-out=$(timeout 60 "$mpiexec" --oversubscribe -np 2 "$bin" "$mode" "$timeout_ms" 2>&1)
+# --foreground: timeout keeps mpirun in the caller's process group, where OpenMPI's terminal
+# handling cannot stop it (SIGTTOU/SIGTTIN) when the test runs from a background job.
+out=$(timeout --foreground 60 "$mpiexec" --oversubscribe -np 2 "$bin" "$mode" "$timeout_ms" \
+  </dev/null 2>&1)
 status=$?
 elapsed=$(( $(date +%s) - start ))
 echo "$out"

@@ -16,7 +16,11 @@ rm -rf "$dir"
 mkdir -p "$dir"
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "train_e2e: $*" >&2; exit 1; }
-run2() { timeout 120 "$mpiexec" --oversubscribe -np 2 "$train" --distributed "$@"; }
+# --foreground: timeout keeps mpirun in this script's process group, where OpenMPI's terminal
+# handling cannot stop it (SIGTTOU/SIGTTIN) when the test runs from a background job.
+run2() {
+  timeout --foreground 120 "$mpiexec" --oversubscribe -np 2 "$train" --distributed "$@" </dev/null
+}
 
 tiny="--stage 1 --set demo.brats_subjects=3 --set demo.kaggle_images=8 --set demo.size=32
       --set model.base_filters=2 --set model.depth=2 --set model.cls_hidden=8
@@ -59,8 +63,8 @@ grep -q '"interrupted": false' "$dir/cut/stage1/summary.json" || fail "the resum
 
 # SIGINT to rank 1 alone: both ranks stop at the same step, rank 0 saves, exit 130.
 # shellcheck disable=SC2086
-timeout 120 "$mpiexec" --oversubscribe -np 2 "$train" --distributed --out "$dir/sig" $tiny \
-  --set train.batch_size=2 --set train.epochs=1000 >"$dir/sig.txt" 2>&1 &
+timeout --foreground 120 "$mpiexec" --oversubscribe -np 2 "$train" --distributed --out "$dir/sig" \
+  $tiny --set train.batch_size=2 --set train.epochs=1000 </dev/null >"$dir/sig.txt" 2>&1 &
 launcher=$!
 i=0
 until [ -f "$dir/sig/stage1/last.safetensors" ] || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done
