@@ -13,6 +13,7 @@ namespace glia {
 namespace {
 
 thread_local bool t_grad_enabled = true;
+thread_local GradReadyHook* t_grad_ready_hook = nullptr;
 
 // Adds `g` into impl->grad. The first gradient is cloned because backward functions may hand the
 // same tensor to several inputs, and zero_grad later writes into the stored one.
@@ -66,13 +67,35 @@ void run_backward(const Tensor& root, Tensor gradient, bool retain_graph) {
   gradient = gradient.detach();
   if (root.is_leaf()) {
     accumulate(*root.impl(), gradient);
+    if (t_grad_ready_hook != nullptr) (*t_grad_ready_hook)(root.impl_ptr());
     return;
   }
 
+  const std::vector<Node*> order = topological_order(root.grad_fn().get());
+  // With a gradient-ready hook: how many edges of this pass still lead to each leaf.
+  std::unordered_map<TensorImpl*, std::size_t> leaf_edges_left;
+  if (t_grad_ready_hook != nullptr) {
+    for (Node* node : order) {
+      for (const Node::Edge& edge : node->edges()) {
+        if (edge.leaf) ++leaf_edges_left[edge.leaf.get()];
+      }
+    }
+  }
+  auto leaf_edges_done = [&](Node* node) {
+    if (t_grad_ready_hook == nullptr) return;
+    for (const Node::Edge& edge : node->edges()) {
+      if (!edge.leaf || --leaf_edges_left[edge.leaf.get()] != 0) continue;
+      if (edge.leaf->grad) (*t_grad_ready_hook)(edge.leaf);
+    }
+  };
+
   std::unordered_map<Node*, Tensor> pending{{root.grad_fn().get(), gradient}};
-  for (Node* node : topological_order(root.grad_fn().get())) {
+  for (Node* node : order) {
     auto it = pending.find(node);
-    if (it == pending.end()) continue;
+    if (it == pending.end()) {
+      leaf_edges_done(node);
+      continue;
+    }
     const Tensor grad_output = std::move(it->second);
     pending.erase(it);
 
@@ -96,10 +119,20 @@ void run_backward(const Tensor& root, Tensor gradient, bool retain_graph) {
       }
     }
     if (!retain_graph) node->release();
+    leaf_edges_done(node);
   }
 }
 
 }  // namespace
+
+GradReadyHookGuard::GradReadyHookGuard(GradReadyHook hook)
+    : hook_(std::move(hook)), previous_(t_grad_ready_hook) {
+  t_grad_ready_hook = &hook_;
+}
+
+GradReadyHookGuard::~GradReadyHookGuard() {
+  t_grad_ready_hook = previous_;
+}
 
 bool GradMode::enabled() {
   return t_grad_enabled;

@@ -21,7 +21,14 @@
 // counting a write never races, but the check sees a write made before the backward, not one
 // racing with it.
 //
-// Tested in tests/engine/autograd_test.cpp and tests/engine/version_counter_test.cpp.
+// Gradient-ready hooks: while a GradReadyHookGuard is alive on a thread, backward() on that thread
+// calls its hook once per leaf as soon as the leaf's gradient is final for the pass (every node
+// of the pass with an edge to the leaf has run), in that order, while the rest of the tape is
+// still to run. Data-parallel training starts a gradient's all-reduce from there, as PyTorch's
+// DDP does with its post-accumulate hooks (engine/dist/reducer.h).
+//
+// Tested in tests/engine/autograd_test.cpp and tests/engine/version_counter_test.cpp; the hook
+// in tests/dist/ddp_test.cpp.
 #pragma once
 
 #include <cstdint>
@@ -86,6 +93,20 @@ class Node {
   std::vector<Edge> edges_;
   std::vector<Saved> saved_;
   std::weak_ptr<TensorImpl> output_;
+};
+
+// See "Gradient-ready hooks" above. Guards nest: the innermost one's hook is called.
+using GradReadyHook = std::function<void(const std::shared_ptr<TensorImpl>& leaf)>;
+class GradReadyHookGuard {
+ public:
+  explicit GradReadyHookGuard(GradReadyHook hook);
+  ~GradReadyHookGuard();
+  GradReadyHookGuard(const GradReadyHookGuard&) = delete;
+  GradReadyHookGuard& operator=(const GradReadyHookGuard&) = delete;
+
+ private:
+  GradReadyHook hook_;
+  GradReadyHook* previous_;
 };
 
 // True when grad mode is on and any defined input requires grad: the op must record.

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -15,6 +16,10 @@
 #include "engine/tensor.h"
 
 namespace glia {
+
+namespace dist {
+class Communicator;
+}
 
 // --- copy.cpp: moves between devices and dtypes (differentiable for floating dtypes) ----------
 Tensor to_device(const Tensor& x, Device device);
@@ -117,6 +122,18 @@ Tensor batch_norm_relu2d(const Tensor& x, const Tensor& weight, const Tensor& bi
                          Tensor& running_mean, Tensor& running_var, bool training,
                          double momentum = 0.1, double eps = 1e-5,
                          std::optional<KernelPolicy> policy = std::nullopt);
+
+// Synchronised batch norm (SyncBatchNorm) of a data-parallel run: in training, the statistics
+// are those of the global batch, every rank's x together. Forward all-reduces, per channel, the
+// sum, the sum of squares and the count (one collective); backward all-reduces sum gy and
+// sum gy * xhat (one collective) for the input gradient, while the weight and bias gradients
+// stay this rank's own sums (the gradient reducer averages them, as for every parameter). The
+// running statistics get the global batch's mean and unbiased variance. Evaluation mode is
+// batch_norm2d. Every rank must call it (it is a collective); cpu, sim and cuda run the batch-norm
+// kernels of batch_norm2d (the native ones). Tested in tests/dist/ddp_test.cpp.
+Tensor sync_batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         Tensor& running_mean, Tensor& running_var, bool training, double momentum,
+                         double eps, const std::shared_ptr<dist::Communicator>& comm);
 
 // --- pool.cpp -----------------------------------------------------------------------------------
 // 2-D pooling of NCHW x with a square window; stride 0 means stride = kernel; padding at most half

@@ -2,12 +2,16 @@
 //   glia-train [--config FILE] [--set key=value]... [--out DIR] [--device cpu|sim|cuda]
 //              [--kernels native|cudnn|dnnl|auto] [--stage 1|2|3|all] [--resume DIR]
 //              [--init-only] [--max-steps N] [--data-cache DIR] [--no-progress]
+//              [--distributed]
 // With no arguments it runs the built-in demo: configs/demo.yaml, all three stages, on synthetic
 // phantoms generated (once) into the data cache, on cuda when a GPU is present and cpu otherwise.
 // SIGINT / SIGTERM save a resumable checkpoint and exit with code 130; `--resume DIR` continues
-// the run in DIR with the arguments it was started with. Only parses arguments: the work is in
+// the run in DIR with the arguments it was started with. `mpirun -np N glia-train --distributed
+// ...` (or srun) trains one data-parallel replica per process (nets/train/trainer.h,
+// RunOptions::comm); rank 0 prints and writes. Only parses arguments: the work is in
 // nets/. Tested end to end in tests/apps/CMakeLists.txt.
 #include <unistd.h>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -15,9 +19,11 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
+#include "engine/dist/communicator.h"
 #include "io/atomic_file.h"
 #include "nets/model/checkpoint.h"
 #include "nets/train/train_config.h"
@@ -32,10 +38,12 @@ const char* kUsage =
     "usage: glia-train [--config FILE] [--set key=value]... [--out DIR]\n"
     "                  [--device cpu|sim|cuda] [--kernels native|cudnn|dnnl|auto]\n"
     "                  [--stage 1|2|3|all] [--resume DIR] [--init-only] [--max-steps N]\n"
-    "                  [--data-cache DIR] [--no-progress]\n"
+    "                  [--data-cache DIR] [--no-progress] [--distributed]\n"
     "With no arguments: the built-in demo (configs/demo.yaml, all stages, synthetic data).\n"
     "--stage defaults to the config file's own stage, or all for the demo. --init-only writes\n"
-    "OUT/init.safetensors, the freshly initialised model of the configuration, and exits.\n";
+    "OUT/init.safetensors, the freshly initialised model of the configuration, and exits.\n"
+    "--distributed: data-parallel training, one replica per process of `mpirun -np N` or\n"
+    "`srun` (cpu: MPI; cuda: NCCL, one GPU per local rank); train.batch_size is per process.\n";
 
 void on_signal(int) {
   glia::nets::request_stop();
@@ -58,11 +66,11 @@ std::string device_choice(const glia::Device& d) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  glia::nets::TrainRequest request;
   try {
-    glia::nets::TrainRequest request;
     std::string device_text, resume_dir;
     bool init_only = false, progress = isatty(STDERR_FILENO) != 0, stage_given = false;
-    bool kernels_given = false;
+    bool kernels_given = false, distributed = false;
     std::string kernels_text;
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
@@ -94,6 +102,8 @@ int main(int argc, char** argv) {
         request.data_cache = value();
       } else if (arg == "--no-progress") {
         progress = false;
+      } else if (arg == "--distributed") {
+        distributed = true;
       } else if (arg == "--help" || arg == "-h") {
         std::fputs(kUsage, stdout);
         return 0;
@@ -119,6 +129,7 @@ int main(int argc, char** argv) {
         request.data_cache = saved.at("data_cache").get<std::string>();
       request.out_dir = resume_dir;
       request.resume = true;
+      distributed = distributed || saved.value("distributed", false);
     } else if (request.config_file.empty()) {
       // The built-in demo (or any run without a file: the demo's settings are the baseline).
       request.config_file = fs::path(GLIA_SOURCE_DIR) / "configs" / "demo.yaml";
@@ -133,6 +144,21 @@ int main(int argc, char** argv) {
                          : glia::Device::parse(device_text);
     if (kernels_given) request.kernels = glia::parse_kernel_policy(kernels_text);
     request.progress_bar = progress;
+    // Only rank 0 prints; the others train silently.
+    std::ostream* out = &std::cout;
+    std::ostringstream quiet;
+    if (distributed && !init_only) {
+      // The collective timeout comes from the configuration once it is loaded (trainer).
+      const glia::dist::DistributedSetup setup =
+          glia::dist::init_distributed(request.device.type, std::chrono::minutes(10));
+      request.comm = setup.comm;
+      request.device = setup.device;
+      if (setup.comm->rank() != 0) {
+        out = &quiet;
+        request.progress_bar = false;
+      }
+    }
+    const bool writer = !request.comm || request.comm->rank() == 0;
 
     if (init_only) {
       const glia::io::Config config = glia::nets::load_training_config(
@@ -145,29 +171,36 @@ int main(int argc, char** argv) {
       return 0;
     }
 
-    fs::create_directories(request.out_dir);
-    if (!request.resume) {
+    if (writer) fs::create_directories(request.out_dir);
+    if (!request.resume && writer) {
       const json run = {{"config", request.config_file.string()},
                         {"overrides", request.overrides},
                         {"stage", request.stage},
                         {"device", device_choice(request.device)},
-                        {"data_cache", request.data_cache.string()}};
+                        {"data_cache", request.data_cache.string()},
+                        {"distributed", distributed}};
       glia::io::write_file_atomic(request.out_dir / "run.json", run.dump(2) + "\n");
     }
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
-    std::cout << "glia-train: config " << request.config_file.string() << ", stage "
-              << request.stage << ", device " << request.device.to_string() << ", out "
-              << request.out_dir.string() << "\n";
-    const glia::nets::TrainReport report = glia::nets::run_training(request, std::cout);
-    std::cout << glia::nets::format_report(report);
+    *out << "glia-train: config " << request.config_file.string() << ", stage " << request.stage
+         << ", device " << request.device.to_string() << ", out " << request.out_dir.string();
+    if (request.comm) *out << ", " << request.comm->size() << " processes";
+    *out << "\n";
+    const glia::nets::TrainReport report = glia::nets::run_training(request, *out);
+    *out << glia::nets::format_report(report);
     if (report.interrupted) {
-      std::cout << "interrupted: continue with glia-train --resume " << request.out_dir.string()
-                << "\n";
-      return glia::nets::stop_requested() ? 130 : 0;
+      *out << "interrupted: continue with glia-train --resume " << request.out_dir.string() << "\n";
+      const bool signalled = request.comm ? request.comm->any(glia::nets::stop_requested())
+                                          : glia::nets::stop_requested();
+      return signalled ? 130 : 0;
     }
     return 0;
   } catch (const std::exception& e) {
+    // One failing rank must not leave the others waiting in a collective: end them all.
+    if (request.comm && request.comm->size() > 1) {
+      request.comm->abort(std::string("glia-train: ") + e.what());
+    }
     std::fprintf(stderr, "glia-train: %s\n", e.what());
     return 1;
   }

@@ -135,7 +135,7 @@ Batch Loader::build(std::size_t k) const {
     Sample s;
     try {
       s = dataset_->load(idx);
-      transforms_.apply(s, config_.seed, epoch_, begin + j);
+      transforms_.apply(s, config_.seed, epoch_, sampler_.global_position(begin + j));
       s.check(dataset_->describe(idx));
     } catch (const std::exception& e) {
       throw std::runtime_error("loader: " + dataset_->describe(idx) + ": " + e.what());

@@ -7,7 +7,9 @@
 //   labels   N (i32)         tumour class
 // plus the sources and dataset indices. Batch k holds the epoch positions [k*B, (k+1)*B); the last
 // batch is shorter unless drop_last. Sample p of epoch e is transformed with the stream
-// (seed, e, p), so batches are identical whatever the number of workers.
+// (seed, e, p), so batches are identical whatever the number of workers; p is the position in the
+// order all ranks share (Sampler::global_position), so a data-parallel rank augments an item as
+// one process would.
 // Workers: 0 builds each batch in the calling thread; n > 0 starts n threads per epoch that claim
 // batches in order and hand them back through a bounded window of n * prefetch batches (a worker
 // waits while the consumer is that far behind); next() returns batches strictly in order. An

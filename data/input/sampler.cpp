@@ -20,6 +20,10 @@ Sampler::Sampler(const Dataset& dataset, SamplerConfig config)
     : config_(std::move(config)), dataset_size_(dataset.size()) {
   if (dataset_size_ == 0) throw std::invalid_argument("sampler: the dataset is empty");
   if (config_.epoch_length == 0) config_.epoch_length = dataset_size_;
+  if (config_.world_size < 1 || config_.rank < 0 || config_.rank >= config_.world_size) {
+    throw std::invalid_argument("sampler: rank " + std::to_string(config_.rank) +
+                                " is outside a world of " + std::to_string(config_.world_size));
+  }
 
   if (config_.mode == SamplerMode::weighted) {
     std::vector<std::string> groups(dataset_size_);
@@ -83,6 +87,39 @@ Sampler::Sampler(const Dataset& dataset, SamplerConfig config)
 }
 
 std::size_t Sampler::length() const {
+  const auto n = global_length();
+  const auto world = static_cast<std::size_t>(config_.world_size);
+  if (world == 1) return n;
+  if (config_.pad_shards) return (n + world - 1) / world;
+  const auto rank = static_cast<std::size_t>(config_.rank);
+  return n / world + (rank < n % world ? 1 : 0);
+}
+
+std::vector<std::size_t> Sampler::indices() const {
+  if (config_.world_size == 1) return global_indices();
+  return shard_indices(global_indices(), config_.rank, config_.world_size, config_.pad_shards);
+}
+
+std::vector<std::size_t> shard_indices(const std::vector<std::size_t>& order, int rank,
+                                       int world_size, bool pad) {
+  if (world_size < 1 || rank < 0 || rank >= world_size) {
+    throw std::invalid_argument("sampler: rank " + std::to_string(rank) +
+                                " is outside a world of " + std::to_string(world_size));
+  }
+  const auto world = static_cast<std::size_t>(world_size);
+  std::vector<std::size_t> padded = order;
+  if (pad && !order.empty()) {
+    const std::size_t total = (order.size() + world - 1) / world * world;
+    for (std::size_t i = 0; padded.size() < total; ++i) padded.push_back(order[i % order.size()]);
+  }
+  std::vector<std::size_t> shard;
+  for (std::size_t i = static_cast<std::size_t>(rank); i < padded.size(); i += world) {
+    shard.push_back(padded[i]);
+  }
+  return shard;
+}
+
+std::size_t Sampler::global_length() const {
   if (config_.mode == SamplerMode::ratio) {
     const std::size_t batches = std::max<std::size_t>(1, config_.epoch_length / config_.batch_size);
     return batches * config_.batch_size;
@@ -95,8 +132,8 @@ std::vector<std::size_t> Sampler::shuffled(std::uint64_t stream_index) const {
   return random_permutation(dataset_size_, rng);
 }
 
-std::vector<std::size_t> Sampler::indices() const {
-  const std::size_t n = length();
+std::vector<std::size_t> Sampler::global_indices() const {
+  const std::size_t n = global_length();
   std::vector<std::size_t> out;
   out.reserve(n);
   switch (config_.mode) {

@@ -11,6 +11,12 @@
 //               least one).
 // All randomness comes from SampleRng(seed, epoch, ., sampler stream): set_epoch(e) changes the
 // order, reproducibly. The epoch length defaults to the dataset size.
+// Data-parallel runs (world_size > 1): every rank draws the same epoch order and keeps its shard,
+// positions rank, rank + world, rank + 2 world, ... (shard_indices); as PyTorch's
+// DistributedSampler, the order is first padded with its own beginning to a multiple of the
+// world size, so every rank gets the same number of items and the shards together are the order
+// (plus the padding). Evaluation shards without padding (pad_shards false), so that every item is
+// counted exactly once when the ranks' metrics are summed.
 // Tested in tests/data/input/sampler_test.cpp.
 #pragma once
 
@@ -35,6 +41,9 @@ struct SamplerConfig {
   std::size_t batch_size = 0;                  // ratio mode
   std::size_t epoch_length = 0;                // 0: the dataset size
   std::uint64_t seed = 0;
+  int rank = 0;            // this process's shard
+  int world_size = 1;      // the number of shards
+  bool pad_shards = true;  // pad the order to a multiple of world_size (training)
 };
 
 class Sampler {
@@ -46,10 +55,20 @@ class Sampler {
 
   void set_epoch(std::uint64_t epoch) { epoch_ = epoch; }
   std::uint64_t epoch() const { return epoch_; }
-  // The dataset indices of the current epoch, in order.
+  // The dataset indices of the current epoch, in order: this rank's shard of global_indices().
   std::vector<std::size_t> indices() const;
-  // The number of indices per epoch.
+  // The number of indices per epoch (this rank's).
   std::size_t length() const;
+  // Where position `local` of indices() lies in global_indices() (padding positions continue past
+  // its end): local * world_size + rank. Augmentation draws are keyed by it, so a data-parallel
+  // run augments each item of the shared order as a single process would.
+  std::size_t global_position(std::size_t local) const {
+    return local * static_cast<std::size_t>(config_.world_size) +
+           static_cast<std::size_t>(config_.rank);
+  }
+  // The order every rank shares, and its length.
+  std::vector<std::size_t> global_indices() const;
+  std::size_t global_length() const;
   const SamplerConfig& config() const { return config_; }
   // Weighted mode: the per-item probabilities (summing to 1); empty in other modes.
   const std::vector<double>& probabilities() const { return probabilities_; }
@@ -67,6 +86,12 @@ class Sampler {
   std::map<std::string, std::vector<std::size_t>> by_source_;
   std::map<std::string, std::size_t> batch_counts_;
 };
+
+// Rank `rank`'s positions of `order` among `world_size` shards (see above): with `pad`, the order
+// padded with its own beginning to a multiple of world_size. Throws for rank outside
+// [0, world_size).
+std::vector<std::size_t> shard_indices(const std::vector<std::size_t>& order, int rank,
+                                       int world_size, bool pad);
 
 // Fisher-Yates permutation of 0..n-1 drawn from `rng`.
 std::vector<std::size_t> random_permutation(std::size_t n, SampleRng& rng);

@@ -81,13 +81,30 @@ BatchNorm2d::BatchNorm2d(index_t channels, BatchNormOptions options) : options_(
 }
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
+  if (sync_) {
+    return sync_batch_norm2d(x, weight, bias, running_mean, running_var, is_training(),
+                             options_.momentum, options_.eps, sync_);
+  }
   return batch_norm2d(x, weight, bias, running_mean, running_var, is_training(), options_.momentum,
                       options_.eps);
 }
 
 Tensor BatchNorm2d::forward_relu(const Tensor& x) {
+  if (sync_) return relu(forward(x));  // the statistics of every rank's batch, then the ReLU
   return batch_norm_relu2d(x, weight, bias, running_mean, running_var, is_training(),
                            options_.momentum, options_.eps);
+}
+
+int convert_sync_batchnorm(Module& root, const std::shared_ptr<dist::Communicator>& comm) {
+  int converted = 0;
+  if (auto* bn = dynamic_cast<BatchNorm2d*>(&root)) {
+    bn->set_sync(comm);
+    ++converted;
+  }
+  for (auto& [name, child] : root.named_children()) {
+    converted += convert_sync_batchnorm(*child, comm);
+  }
+  return converted;
 }
 
 Dropout::Dropout(double p, std::shared_ptr<Generator> generator)

@@ -60,14 +60,23 @@ class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(index_t channels, BatchNormOptions options = {});
   // Batch statistics (and a running-statistics update) in train mode, the running ones in eval.
+  // With a communicator (set_sync), train mode uses the statistics of every rank's batch
+  // together (sync_batch_norm2d, PyTorch's SyncBatchNorm).
   Tensor forward(const Tensor& x) override;
   // relu(forward(x)) in the same passes over memory (batch_norm_relu2d).
   Tensor forward_relu(const Tensor& x);
+  void set_sync(std::shared_ptr<dist::Communicator> comm) { sync_ = std::move(comm); }
+  const std::shared_ptr<dist::Communicator>& sync() const { return sync_; }
   Tensor weight, bias, running_mean, running_var;
 
  private:
   BatchNormOptions options_;
+  std::shared_ptr<dist::Communicator> sync_;
 };
+
+// Makes every BatchNorm2d in `root` (itself included) synchronise its statistics over `comm`
+// (null: back to per-rank statistics); returns how many (torch's convert_sync_batchnorm).
+int convert_sync_batchnorm(Module& root, const std::shared_ptr<dist::Communicator>& comm);
 
 class MaxPool2d : public Module {
  public:

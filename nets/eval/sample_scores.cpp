@@ -1,6 +1,7 @@
 // Per-sample scores of a model over a loader; see sample_scores.h.
 #include "nets/eval/sample_scores.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/grad_mode.h"
@@ -61,6 +62,54 @@ std::vector<SampleResult> score_samples(MultiTaskUNet& model, data::Loader& load
     }
   }
   model.train(was_training);
+  return results;
+}
+
+namespace {
+
+// Every field of a SampleResult but the source, as doubles (counts are exact below 2^53).
+constexpr std::size_t kFields = 12;
+
+void pack(const SampleResult& r, std::vector<double>& out) {
+  out.insert(
+      out.end(),
+      {static_cast<double>(r.index), static_cast<double>(r.label), r.probability,
+       r.has_mask ? 1.0 : 0.0, r.seg.dice, r.seg.iou, static_cast<double>(r.overlap.intersection),
+       static_cast<double>(r.overlap.predicted), static_cast<double>(r.overlap.target),
+       r.pixel_accuracy, r.boundary_f, r.hausdorff95});
+}
+
+SampleResult unpack(const double* v, const data::Dataset& dataset) {
+  SampleResult r;
+  r.index = static_cast<std::size_t>(v[0]);
+  r.source = dataset.source(r.index);
+  r.label = static_cast<int>(v[1]);
+  r.probability = v[2];
+  r.has_mask = v[3] != 0.0;
+  r.seg = {v[4], v[5]};
+  r.overlap = {static_cast<std::int64_t>(v[6]), static_cast<std::int64_t>(v[7]),
+               static_cast<std::int64_t>(v[8])};
+  r.pixel_accuracy = v[9];
+  r.boundary_f = v[10];
+  r.hausdorff95 = v[11];
+  return r;
+}
+
+}  // namespace
+
+std::vector<SampleResult> gather_results(const std::vector<SampleResult>& mine,
+                                         dist::Communicator& comm, const data::Dataset& dataset) {
+  std::vector<double> packed;
+  packed.reserve(mine.size() * kFields);
+  for (const SampleResult& r : mine) pack(r, packed);
+  const std::vector<double> all = comm.all_gather_host(packed);
+  std::vector<SampleResult> results;
+  results.reserve(all.size() / kFields);
+  for (std::size_t i = 0; i + kFields <= all.size(); i += kFields) {
+    results.push_back(unpack(all.data() + i, dataset));
+  }
+  std::stable_sort(results.begin(), results.end(),
+                   [](const SampleResult& a, const SampleResult& b) { return a.index < b.index; });
   return results;
 }
 

@@ -35,6 +35,13 @@ io::ConfigSchema make_schema() {
       .add_number_map("sampler.source_ratio", {}, 0.0, 1.0,
                       "mode ratio: each source's share of every batch")
       .add_int("sampler.epoch_length", 0, 0, 1e9, "samples per epoch; 0 = the split's size");
+  s.add_bool("distributed.sync_batchnorm", false,
+             "--distributed: batch norm over every rank's batch (SyncBatchNorm), not per rank")
+      .add_number("distributed.timeout_s", 600, 0.1, 86400,
+                  "--distributed: a collective waiting this long ends the run naming the "
+                  "missing rank")
+      .add_number("distributed.bucket_mb", 25, 0.001, 4096,
+                  "--distributed: gradient all-reduce bucket size (MiB)");
   s.add_bool("augment.enabled", true, "augment training samples")
       .add_number("augment.hflip_p", 0.5, 0.0, 1.0, "probability of a horizontal flip")
       .add_number("augment.vflip_p", 0.5, 0.0, 1.0, "probability of a vertical flip")
@@ -185,6 +192,8 @@ TrainConfig to_train_config(const io::Config& c) {
                 c.get_int("schedule.step_size"), c.get_number("schedule.gamma"),
                 c.get_number("schedule.min_lr"), c.get_int("schedule.patience"),
                 c.get_number("schedule.factor")};
+  t.distributed = {c.get_bool("distributed.sync_batchnorm"), c.get_number("distributed.timeout_s"),
+                   c.get_number("distributed.bucket_mb")};
   t.epochs = c.get_int("train.epochs");
   t.batch_size = c.get_int("train.batch_size");
   t.seed = static_cast<std::uint64_t>(c.get_int("train.seed"));

@@ -73,6 +73,13 @@ struct ScheduleConfig {
   double factor = 0.1;
 };
 
+// Used by data-parallel runs only (glia-train --distributed).
+struct DistributedConfig {
+  bool sync_batchnorm = false;
+  double timeout_s = 600;
+  double bucket_mb = 25;
+};
+
 struct TrainConfig {
   int stage = 1;
   UNetConfig model;
@@ -83,6 +90,7 @@ struct TrainConfig {
   LossConfig loss;
   OptimConfig optim;
   ScheduleConfig schedule;
+  DistributedConfig distributed;
   std::int64_t epochs = 10;
   std::int64_t batch_size = 8;
   std::uint64_t seed = 0;

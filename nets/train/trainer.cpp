@@ -17,6 +17,8 @@
 #include <stdexcept>
 
 #include "data/input/loader.h"
+#include "engine/dist/reducer.h"
+#include "engine/nn/layers.h"
 #include "engine/ops.h"
 #include "engine/optim/adam.h"
 #include "engine/optim/clip_grad.h"
@@ -92,10 +94,21 @@ data::SamplerConfig make_sampler_config(const TrainConfig& t) {
   return s;
 }
 
+// A data-parallel rank's shard, or the whole order for one process.
+void set_shard(data::SamplerConfig& s, const std::shared_ptr<dist::Communicator>& comm, bool pad) {
+  if (!comm) return;
+  s.rank = comm->rank();
+  s.world_size = comm->size();
+  s.pad_shards = pad;
+}
+
+// Evaluation shards are not padded: every sample is scored once over all ranks.
 std::unique_ptr<data::Loader> make_eval_loader(const std::shared_ptr<const data::Dataset>& d,
-                                               const TrainConfig& t) {
+                                               const TrainConfig& t,
+                                               const std::shared_ptr<dist::Communicator>& comm) {
   data::SamplerConfig s;
   s.mode = data::SamplerMode::sequential;
+  set_shard(s, comm, false);
   data::LoaderConfig l;
   l.batch_size = static_cast<std::size_t>(t.batch_size);
   l.workers = t.data.workers;
@@ -314,13 +327,16 @@ Schedules make_schedules(optim::Optimizer& optimizer, const TrainConfig& t, std:
 }
 
 std::unique_ptr<data::Loader> make_train_loader(const std::shared_ptr<const data::Dataset>& d,
-                                                const TrainConfig& t) {
+                                                const TrainConfig& t,
+                                                const std::shared_ptr<dist::Communicator>& comm) {
+  data::SamplerConfig s = make_sampler_config(t);
+  set_shard(s, comm, true);
   data::LoaderConfig l;
   l.batch_size = static_cast<std::size_t>(t.batch_size);
   l.workers = t.data.workers;
   l.seed = t.seed;
   return std::make_unique<data::Loader>(
-      d, data::Sampler(*d, make_sampler_config(t)),
+      d, data::Sampler(*d, s),
       t.augment_enabled ? data::train_transforms(t.augment) : data::val_transforms(t.augment), l);
 }
 
@@ -386,6 +402,15 @@ class StageRun {
   EvalOptions eval_options_;
   std::int64_t steps_here_ = 0, epoch_samples_here_ = 0;
   StageResult result_;
+  // Data-parallel runs: the communicator and the gradient reducer; only the writer (rank 0, or
+  // the single process) writes files.
+  std::shared_ptr<dist::Communicator> comm_;
+  std::unique_ptr<dist::GradReducer> reducer_;
+  bool writer_ = true;
+  // Scores a loader's samples on every rank's shard, gathered (see RunOptions::comm).
+  std::vector<SampleResult> score(data::Loader& loader, const data::Dataset& dataset);
+  // True on every rank when `flag` is true on any (a single process: the flag).
+  bool on_any_rank(bool flag) { return comm_ ? comm_->any(flag) : flag; }
 };
 
 StageRun::StageRun(const io::Config& config, const TrainData& data, const RunOptions& options)
@@ -393,27 +418,46 @@ StageRun::StageRun(const io::Config& config, const TrainData& data, const RunOpt
       stage_(t_.stage),
       options_(options),
       log_(options.log),
-      files_(options.out_dir) {
+      files_(options.out_dir),
+      comm_(options.comm),
+      writer_(!options.comm || options.comm->rank() == 0) {
   if (options.out_dir.empty()) throw std::invalid_argument("train_stage: no output folder");
   if (!data.train || !data.val) {
     throw std::invalid_argument("train_stage: the training and validation splits are required");
   }
-  fs::create_directories(options.out_dir);
-  io::remove_stale_temporaries(options.out_dir);
+  if (comm_)
+    comm_->set_timeout(
+        std::chrono::milliseconds(static_cast<std::int64_t>(t_.distributed.timeout_s * 1000.0)));
+  if (writer_) {
+    fs::create_directories(options.out_dir);
+    io::remove_stale_temporaries(options.out_dir);
+  }
   data_ = stage_splits(data, stage_);
-  guarded("writing the stage's configuration", [&] { config.save(files_.config); });
+  if (writer_) {
+    guarded("writing the stage's configuration", [&] { config.save(files_.config); });
+  }
   load_or_init_model();
+  if (comm_) {
+    // DDP's start: every replica begins from rank 0's parameters and buffers.
+    dist::broadcast_module(*comm_, *model_);
+    if (t_.distributed.sync_batchnorm) nn::convert_sync_batchnorm(*model_, comm_);
+  }
   set_trainable(*model_, t_);
   optimizer_ = make_optimizer(*model_, t_);
   params_ = trainable_parameters(*optimizer_);
-  train_loader_ = make_train_loader(data_.train, t_);
+  if (comm_) {
+    reducer_ = std::make_unique<dist::GradReducer>(
+        comm_, params_,
+        dist::ReducerOptions{static_cast<std::size_t>(t_.distributed.bucket_mb * (1 << 20))});
+  }
+  train_loader_ = make_train_loader(data_.train, t_, comm_);
   schedules_ = make_schedules(*optimizer_, t_,
                               static_cast<std::int64_t>(train_loader_->batches_per_epoch()));
   // One stream per stage, so the stages of one seed do not repeat each other's masks.
   generator_ = std::make_shared<Generator>(t_.seed + 7919 * static_cast<std::uint64_t>(stage_));
   model_->set_dropout_generator(generator_);
   if (options.resume) restore_resumed_state();
-  val_loader_ = make_eval_loader(data_.val, t_);
+  val_loader_ = make_eval_loader(data_.val, t_, comm_);
   train_seg_ = stage_needs_seg(stage_) || (stage_ == 2 && !t_.freeze_decoder);
   train_cls_ = stage_needs_cls(stage_);
   eval_options_.device = options.device;
@@ -456,7 +500,20 @@ void StageRun::restore_resumed_state() {
     throw std::runtime_error(files_.last.string() + ": no trainer_state in the metadata");
   }
   state_ = LoopState::from_json(it->second, files_.last.string());
+  const auto world = resumed_metadata_.find("world_size");
+  const std::string saved_world = world == resumed_metadata_.end() ? "1" : world->second;
+  const std::string this_world = std::to_string(comm_ ? comm_->size() : 1);
+  if (saved_world != this_world) {
+    throw std::runtime_error("--resume: " + files_.last.string() + " was saved by a run of " +
+                             saved_world +
+                             " process(es); resume it with the same number (this "
+                             "run has " +
+                             this_world + ")");
+  }
+  // Rank 0 may promote the pending optimiser state (a rename); the others read after it.
+  if (comm_ && !writer_) comm_->barrier();
   restore_optimizer_state();
+  if (comm_ && writer_) comm_->barrier();
   if (schedules_.per_batch) schedules_.per_batch->set_step(state_.schedule_step);
   if (schedules_.plateau) schedules_.plateau->set_state(state_.plateau);
   generator_->set_offset(state_.generator_offset);
@@ -480,7 +537,7 @@ void StageRun::restore_optimizer_state() {
   if (fs::exists(files_.optim_pending) &&
       matches(io::load_safetensors(files_.optim_pending).metadata)) {
     load_optimizer_state(files_.optim_pending, *optimizer_);
-    fs::rename(files_.optim_pending, files_.optim);
+    if (writer_) fs::rename(files_.optim_pending, files_.optim);
     return;
   }
   const io::Metadata m = load_optimizer_state(files_.optim, *optimizer_);
@@ -520,7 +577,7 @@ void StageRun::train_epochs() {
       if (log_) *log_ << "early stop: " << state_.bad_epochs << " epochs without improvement\n";
       break;
     }
-    if (stop_requested()) {
+    if (on_any_rank(stop_requested())) {
       result_.interrupted = true;
       break;
     }
@@ -548,7 +605,9 @@ bool StageRun::train_epoch(clock::time_point epoch_started) {
     }
     ++steps_here_;
     if (options_.after_step) options_.after_step();
-    if (stop_requested() || (options_.max_steps > 0 && steps_here_ >= options_.max_steps)) {
+    // Every rank stops at the same step when any was asked to (SIGINT on one rank).
+    if (on_any_rank(stop_requested()) ||
+        (options_.max_steps > 0 && steps_here_ >= options_.max_steps)) {
       return false;
     }
   }
@@ -564,13 +623,31 @@ void StageRun::train_step(const data::Batch& batch) {
   optimizer_->zero_grad();
   const MultiTaskOutput out = model_->forward(images, train_seg_, train_cls_);
   const LossParts loss = multitask_loss(out, masks, has_mask, labels, t_.loss, stage_);
-  const double value = loss.total.item<float>();
-  if (!std::isfinite(value)) {
+  double value = loss.total.item<float>();
+  // The epoch's sums are the global batch's (the same on every rank, so a resume from rank 0's
+  // state is exact), and a non-finite loss on any rank stops every rank.
+  auto n = static_cast<std::int64_t>(batch.size());
+  double seg = loss.seg, cls = loss.cls, nonfinite = std::isfinite(value) ? 0.0 : 1.0;
+  if (comm_) {
+    std::vector<double> sums{value * static_cast<double>(n), seg * static_cast<double>(n),
+                             cls * static_cast<double>(n), static_cast<double>(n), nonfinite};
+    comm_->all_reduce_host(sums, dist::ReduceOp::sum);
+    n = static_cast<std::int64_t>(sums[3]);
+    value = sums[0] / sums[3];
+    seg = sums[1] / sums[3];
+    cls = sums[2] / sums[3];
+    nonfinite = sums[4];
+  }
+  if (nonfinite > 0 || !std::isfinite(value)) {
     fail("non-finite loss (" + std::to_string(value) + ") at epoch " +
          std::to_string(state_.epoch + 1) + ", batch " + std::to_string(state_.batch + 1) +
          " (step " + std::to_string(state_.global_step + 1) + ")");
   }
-  loss.total.backward();
+  if (reducer_) {
+    reducer_->backward(loss.total);  // the gradients averaged over the ranks
+  } else {
+    loss.total.backward();
+  }
   if (t_.optim.grad_clip > 0) {
     const double norm = optim::clip_grad_norm_(params_, t_.optim.grad_clip);
     if (!std::isfinite(norm)) {
@@ -579,10 +656,9 @@ void StageRun::train_step(const data::Batch& batch) {
   }
   optimizer_->step();
   if (schedules_.per_batch) schedules_.per_batch->step();
-  const auto n = static_cast<std::int64_t>(batch.size());
   state_.loss_sum += value * static_cast<double>(n);
-  state_.seg_sum += loss.seg * static_cast<double>(n);
-  state_.cls_sum += loss.cls * static_cast<double>(n);
+  state_.seg_sum += seg * static_cast<double>(n);
+  state_.cls_sum += cls * static_cast<double>(n);
   state_.samples += n;
   epoch_samples_here_ += n;
   ++state_.batch;
@@ -605,10 +681,14 @@ void StageRun::fail(const std::string& what) const {
                            (fs::exists(files_.last) ? files_.last.string() : std::string("none")));
 }
 
+std::vector<SampleResult> StageRun::score(data::Loader& loader, const data::Dataset& dataset) {
+  std::vector<SampleResult> mine = score_samples(*model_, loader, eval_options_);
+  return comm_ ? gather_results(mine, *comm_, dataset) : mine;
+}
+
 Validation StageRun::validate() {
   Validation v;
-  v.summaries = summarize(score_samples(*model_, *val_loader_, eval_options_), t_.cls_threshold,
-                          t_.metric_dice_weight);
+  v.summaries = summarize(score(*val_loader_, *data_.val), t_.cls_threshold, t_.metric_dice_weight);
   v.metric = v.summaries.at("overall").combined;
   v.better = std::isfinite(v.metric) &&
              (!std::isfinite(state_.best_metric) || v.metric > state_.best_metric);
@@ -633,7 +713,7 @@ void StageRun::record_epoch(const Validation& v, double train_seconds) {
                          {"best", v.better}, {"metrics", summaries_json(v.summaries)}};
   metric_lines_.push_back(train_line.dump());
   metric_lines_.push_back(val_line.dump());
-  write_lines(files_.metrics, metric_lines_);
+  if (writer_) write_lines(files_.metrics, metric_lines_);
   if (!log_) return;
   const Summary& o = v.summaries.at("overall");
   *log_ << "stage " << stage_ << " epoch " << state_.epoch + 1 << "/" << t_.epochs << "  loss "
@@ -650,10 +730,12 @@ void StageRun::end_epoch(const Validation& v) {
     state_.best_metric = v.metric;
     state_.best_epoch = state_.epoch;
     state_.bad_epochs = 0;
-    save_checkpoint(files_.best, *model_,
-                    {{"stage", std::to_string(stage_)},
-                     {"epoch", std::to_string(state_.epoch + 1)},
-                     {"metrics", summaries_json(v.summaries).dump()}});
+    if (writer_) {
+      save_checkpoint(files_.best, *model_,
+                      {{"stage", std::to_string(stage_)},
+                       {"epoch", std::to_string(state_.epoch + 1)},
+                       {"metrics", summaries_json(v.summaries).dump()}});
+    }
   } else {
     ++state_.bad_epochs;
   }
@@ -673,6 +755,8 @@ void StageRun::save_last(const std::string& val_metrics) {
                     {"epoch", std::to_string(state_.epoch)},
                     {"trainer_state", state_.to_json()}};
   if (!val_metrics.empty()) meta["metrics"] = val_metrics;
+  if (comm_) meta["world_size"] = std::to_string(comm_->size());
+  if (!writer_) return;
   // Two files cannot be renamed at once: the new optimiser state waits under its pending name
   // until the model is committed, so a kill between any two steps leaves a matching pair.
   save_optimizer_state(
@@ -683,14 +767,16 @@ void StageRun::save_last(const std::string& val_metrics) {
 }
 
 void StageRun::test_best() {
+  // Rank 0's last write of best.safetensors is complete before any rank reads it.
+  if (comm_) comm_->barrier();
   if (result_.interrupted || !fs::exists(files_.best) || !data_.test || data_.test->size() == 0) {
     return;
   }
   const io::SafetensorsContent best = io::load_safetensors(files_.best);
   load_weights(*model_, best.tensors, true, files_.best.string());
-  auto test_loader = make_eval_loader(data_.test, t_);
-  result_.test = summarize(score_samples(*model_, *test_loader, eval_options_), t_.cls_threshold,
-                           t_.metric_dice_weight);
+  auto test_loader = make_eval_loader(data_.test, t_, comm_);
+  result_.test =
+      summarize(score(*test_loader, *data_.test), t_.cls_threshold, t_.metric_dice_weight);
 }
 
 StageResult StageRun::finish() {
@@ -704,7 +790,7 @@ StageResult StageRun::finish() {
                         {"interrupted", result_.interrupted},
                         {"seconds", result_.seconds},
                         {"test", summaries_json(result_.test)}};
-  io::write_file_atomic(files_.summary, summary.dump(2) + "\n");
+  if (writer_) io::write_file_atomic(files_.summary, summary.dump(2) + "\n");
   return result_;
 }
 

@@ -28,6 +28,7 @@
 
 #include "data/input/dataset.h"
 #include "engine/device.h"
+#include "engine/dist/communicator.h"
 #include "io/config.h"
 #include "nets/eval/metrics.h"
 
@@ -50,6 +51,15 @@ struct RunOptions {
   // Called on the training thread after each optimiser step (before the stop checks); for
   // progress reporting and for interleaving other work with training in tests.
   std::function<void()> after_step;
+  // Data-parallel training (glia-train --distributed): this rank's communicator; null for one
+  // process. Every rank runs train_stage with the same configuration and data on its own device:
+  // rank 0's initial state is broadcast, each rank trains on its shard of every epoch's order
+  // (per-rank batch train.batch_size), gradients are averaged every step (engine/dist/reducer.h),
+  // batch norm is per rank unless distributed.sync_batchnorm; validation and test are sharded
+  // and their per-sample results gathered, so the metrics are those of the whole split; a stop
+  // request on any rank stops every rank at the same step; only rank 0 writes files (the run
+  // folder must be one that every rank reads, for --resume, which needs the same world size).
+  std::shared_ptr<dist::Communicator> comm;
 };
 
 struct StageResult {

@@ -104,8 +104,11 @@ TrainReport run_training(const TrainRequest& request, std::ostream& log) {
   if (request.kernels) set_kernel_policy(*request.kernels);
   TrainReport report;
   report.out_dir = request.out_dir;
-  fs::create_directories(request.out_dir);
-  io::remove_stale_temporaries(request.out_dir);
+  const bool writer = !request.comm || request.comm->rank() == 0;
+  if (writer) {
+    fs::create_directories(request.out_dir);
+    io::remove_stale_temporaries(request.out_dir);
+  }
 
   fs::path previous_best;
   json stages = json::array();
@@ -116,8 +119,11 @@ TrainReport run_training(const TrainRequest& request, std::ostream& log) {
     log << "\n== stage " << stage << " ==\nresolved configuration:\n" << config.describe();
 
     if (report.data_root.empty()) {
+      // Rank 0 generates the demo data; the others find it in the cache after it.
+      if (request.comm && !writer) request.comm->barrier();
       report.data_root = t.data.root.empty() ? ensure_demo_data(request.data_cache, config, log)
                                              : fs::path(t.data.root);
+      if (request.comm && writer) request.comm->barrier();
     }
     const fs::path dir = request.out_dir / ("stage" + std::to_string(stage));
     if (request.resume && stage_finished(dir)) {
@@ -131,6 +137,7 @@ TrainReport run_training(const TrainRequest& request, std::ostream& log) {
     options.log = &log;
     options.progress_bar = request.progress_bar;
     options.max_steps = request.max_steps;
+    options.comm = request.comm;
     options.resume = request.resume && fs::exists(dir / "last.safetensors");
     if (t.init_checkpoint.empty() && stage > 1 && !previous_best.empty()) {
       options.init_checkpoint = previous_best;
@@ -161,12 +168,13 @@ TrainReport run_training(const TrainRequest& request, std::ostream& log) {
   }
   report.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const json summary = {{"data", report.data_root.string()},
-                        {"device", request.device.to_string()},
-                        {"seconds", report.seconds},
-                        {"interrupted", report.interrupted},
-                        {"stages", stages}};
-  io::write_file_atomic(request.out_dir / "summary.json", summary.dump(2) + "\n");
+  json summary = {{"data", report.data_root.string()},
+                  {"device", request.device.to_string()},
+                  {"seconds", report.seconds},
+                  {"interrupted", report.interrupted},
+                  {"stages", stages}};
+  if (request.comm) summary["world_size"] = request.comm->size();
+  if (writer) io::write_file_atomic(request.out_dir / "summary.json", summary.dump(2) + "\n");
   return report;
 }
 

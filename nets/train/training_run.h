@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/device.h"
+#include "engine/dist/communicator.h"
 #include "engine/policy.h"
 #include "nets/train/trainer.h"
 
@@ -31,6 +32,9 @@ struct TrainRequest {
   std::filesystem::path data_cache;  // where the demo data is generated (and found again)
   std::int64_t max_steps = 0;        // per stage; see RunOptions
   bool progress_bar = false;
+  // Data-parallel training (glia-train --distributed): this rank's communicator, null for one
+  // process; see RunOptions::comm. Rank 0 prepares the demo data and writes summary.json.
+  std::shared_ptr<dist::Communicator> comm;
 };
 
 struct TrainReport {

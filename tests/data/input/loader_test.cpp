@@ -254,5 +254,40 @@ TEST(LoaderTest, RejectsMismatchedShapesAndBatchSizes) {
   EXPECT_THROW(Loader(data, Sampler(*data, seq), Compose(), lc), std::invalid_argument);
 }
 
+// A data-parallel rank's batches (sampler shard of 2, batch 2) hold exactly the samples, augmented
+// alike, of one process's batches of 4 over the same order: rank r's k-th item is the single
+// order's position 2k + r, and augmentation is keyed by that position.
+TEST(LoaderTest, ShardedRanksSeeTheSingleProcessSamplesAugmentedAlike) {
+  auto data = std::make_shared<InMemoryDataset>(samples(8));
+  SamplerConfig sc;
+  sc.seed = 3;
+  LoaderConfig lc;
+  lc.seed = 8;
+  lc.batch_size = 4;
+  Loader single(data, Sampler(*data, sc), augment(), lc);
+  const std::vector<Batch> whole = run_epoch(single, 1);
+  ASSERT_EQ(whole.size(), 2u);
+  lc.batch_size = 2;
+  for (int rank : {0, 1}) {
+    SamplerConfig shard = sc;
+    shard.rank = rank;
+    shard.world_size = 2;
+    Loader loader(data, Sampler(*data, shard), augment(), lc);
+    const std::vector<Batch> mine = run_epoch(loader, 1);
+    ASSERT_EQ(mine.size(), 2u);
+    for (std::size_t b = 0; b < 2; ++b) {
+      const auto all = whole[b].images.to_vector<float>();
+      const auto got = mine[b].images.to_vector<float>();
+      for (std::size_t j = 0; j < 2; ++j) {
+        const std::size_t k = 2 * j + static_cast<std::size_t>(rank);  // position in the batch of 4
+        EXPECT_EQ(mine[b].indices[j], whole[b].indices[k]);
+        EXPECT_TRUE(
+            std::equal(got.begin() + j * 36, got.begin() + (j + 1) * 36, all.begin() + k * 36))
+            << "rank " << rank << " batch " << b << " item " << j;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace glia::data

@@ -180,5 +180,42 @@ TEST(SamplerTest, EmptyDatasetIsRejected) {
   EXPECT_THROW(Sampler(InMemoryDataset(), SamplerConfig{}), std::invalid_argument);
 }
 
+// Data-parallel shards: every rank has the same count, the shards are the padded shared order
+// taken every world_size-th position, and evaluation shards (no padding) cover it exactly once.
+TEST(SamplerTest, RankShardsPartitionTheSharedOrder) {
+  const InMemoryDataset d = mixed(4, 3, 2, 2);  // 11 items
+  for (SamplerMode mode : {SamplerMode::shuffle, SamplerMode::sequential, SamplerMode::weighted}) {
+    SamplerConfig c;
+    c.mode = mode;
+    c.seed = 5;
+    Sampler whole(d, c);
+    whole.set_epoch(2);
+    const std::vector<std::size_t> order = whole.indices();
+    for (bool pad : {true, false}) {
+      std::vector<std::size_t> merged(pad ? 12 : 11, 99);
+      for (int rank : {0, 1}) {
+        SamplerConfig rc = c;
+        rc.rank = rank;
+        rc.world_size = 2;
+        rc.pad_shards = pad;
+        Sampler s(d, rc);
+        s.set_epoch(2);
+        EXPECT_EQ(s.global_indices(), order);
+        const std::vector<std::size_t> mine = s.indices();
+        EXPECT_EQ(mine.size(), s.length());
+        EXPECT_EQ(mine.size(), pad ? 6u : (rank == 0 ? 6u : 5u));
+        for (std::size_t k = 0; k < mine.size(); ++k) merged[s.global_position(k)] = mine[k];
+      }
+      for (std::size_t p = 0; p < merged.size(); ++p) {
+        EXPECT_EQ(merged[p], order[p % order.size()]) << "position " << p << " pad " << pad;
+      }
+    }
+  }
+  SamplerConfig bad;
+  bad.rank = 2;
+  bad.world_size = 2;
+  EXPECT_THROW(Sampler(d, bad), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace glia::data
