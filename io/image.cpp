@@ -47,13 +47,53 @@ bool dht_is_valid(std::string_view p) {
   return true;
 }
 
+// The Huffman tables a DHT payload defines, as bits of `dc` and `ac` (table ids 0-3; dht_is_valid
+// has checked the layout).
+void mark_defined_tables(std::string_view p, unsigned& dc, unsigned& ac) {
+  std::size_t i = 0;
+  while (i + 17 <= p.size()) {
+    const unsigned class_id = static_cast<unsigned char>(p[i]);
+    const unsigned table = class_id & 15;
+    if (table < 4) ((class_id >> 4) == 0 ? dc : ac) |= 1u << table;
+    std::size_t symbols = 0;
+    for (std::size_t k = 1; k <= 16; ++k) symbols += static_cast<unsigned char>(p[i + k]);
+    i += 17 + symbols;
+  }
+}
+
+// Whether every Huffman table a scan (SOS payload) decodes with was defined before it. stb_image
+// 2.27 does not check this: it allocates its decoder state without clearing it and decodes with
+// whatever the heap held, which trips its own assertion (an abort in Debian's build) or decodes
+// garbage, depending on earlier allocations (found by tests/fuzz/image.cpp). Baseline scans use
+// both tables of each component; progressive ones the DC table in a first DC scan (Ss = 0,
+// Ah = 0) and the AC table in any AC scan (Ss > 0).
+bool scan_tables_defined(std::string_view p, bool progressive, unsigned dc, unsigned ac) {
+  if (p.empty()) return false;
+  const std::size_t components = static_cast<unsigned char>(p[0]);
+  if (p.size() < 1 + 2 * components + 3) return false;
+  const unsigned ss = static_cast<unsigned char>(p[1 + 2 * components]);
+  const unsigned ah = static_cast<unsigned char>(p[3 + 2 * components]) >> 4;
+  const bool uses_dc = !progressive || (ss == 0 && ah == 0);
+  const bool uses_ac = !progressive || ss > 0;
+  for (std::size_t k = 0; k < components; ++k) {
+    const unsigned tables = static_cast<unsigned char>(p[2 + 2 * k]);
+    const unsigned td = tables >> 4, ta = tables & 15;
+    if (td > 3 || ta > 3) return false;
+    if (uses_dc && (dc & (1u << td)) == 0) return false;
+    if (uses_ac && (ac & (1u << ta)) == 0) return false;
+  }
+  return true;
+}
+
 // Walks the JPEG marker segments and the entropy-coded scans and reports whether the end-of-image
-// marker is reached inside the data with every Huffman table well formed; a truncated file runs
-// out first.
+// marker is reached inside the data with every Huffman table well formed and defined before a
+// scan uses it; a truncated file runs out first.
 bool jpeg_is_complete(std::string_view b) {
   const auto at = [&](std::size_t i) { return static_cast<unsigned char>(b[i]); };
   const std::size_t n = b.size();
   std::size_t i = jpeg_start(b);
+  unsigned dc_defined = 0, ac_defined = 0;
+  bool progressive = false;
   while (i < n) {
     if (at(i) != 0xFF) return false;
     while (i < n && at(i) == 0xFF) ++i;  // fill bytes before a marker
@@ -64,7 +104,15 @@ bool jpeg_is_complete(std::string_view b) {
     if (i + 2 > n) return false;
     const std::size_t len = (std::size_t{at(i)} << 8) | at(i + 1);
     if (len < 2 || i + len > n) return false;
-    if (marker == 0xC4 && !dht_is_valid(b.substr(i + 2, len - 2))) return false;
+    const std::string_view payload = b.substr(i + 2, len - 2);
+    if (marker == 0xC4) {
+      if (!dht_is_valid(payload)) return false;
+      mark_defined_tables(payload, dc_defined, ac_defined);
+    }
+    if (marker == 0xC2) progressive = true;
+    if (marker == 0xDA && !scan_tables_defined(payload, progressive, dc_defined, ac_defined)) {
+      return false;
+    }
     i += len;
     if (marker != 0xDA) continue;
     // Scan data: 0xFF00 is a stuffed byte and 0xFFD0..D7 a restart marker; any other 0xFFxx ends
@@ -177,7 +225,8 @@ GrayImage read_gray(const std::filesystem::path& path) {
   if (is_jpeg(bytes) && !jpeg_is_complete(bytes)) {
     throw std::runtime_error(
         "cannot decode image " + name +
-        ": truncated or corrupt JPEG (no end-of-image marker, or a malformed Huffman table)");
+        ": truncated or corrupt JPEG (no end-of-image marker, or a Huffman table malformed or "
+        "used before it is defined)");
   }
   if (is_png(bytes) && !png_is_complete(bytes)) {
     throw std::runtime_error("cannot decode image " + name +

@@ -169,6 +169,26 @@ TEST_F(ImageTest, JpegHuffmanTablesOverTheSymbolLimitAreRefused) {
   EXPECT_NO_THROW(read_gray(dir_ / "ok.jpg"));
 }
 
+// A scan that decodes with a Huffman table no DHT segment defined: stb_image 2.27 would decode with
+// uninitialised memory (and abort on its own assertion, depending on what the heap held: found by
+// fuzzing, kept in tests/fuzz/regressions/image/). Built from a real baseline JPEG by pointing the
+// scan's first component at DC table 2, or AC table 3, which the file never defines.
+TEST_F(ImageTest, JpegScansUsingUndefinedHuffmanTablesAreRefused) {
+  write_jpeg_gray(dir_ / "ok.jpg", random_bytes(16 * 16, 6), 16, 16);
+  const std::string jpg = read_file(dir_ / "ok.jpg");
+  const std::size_t sos = jpg.find("\xff\xda");
+  ASSERT_NE(sos, std::string::npos);
+  ASSERT_GE(jpg[sos + 4], '\x01');  // the first component's table selectors are at sos + 6
+  for (const unsigned char selectors : {0x20, 0x03}) {
+    std::string bad = jpg;
+    bad[sos + 6] = static_cast<char>(selectors);
+    write_file_atomic(dir_ / "undefined.jpg", bad);
+    EXPECT_TRUE(throws_naming([&] { read_gray(dir_ / "undefined.jpg"); }, "undefined.jpg"));
+    EXPECT_TRUE(throws_naming([&] { read_gray(dir_ / "undefined.jpg"); }, "before it is defined"));
+  }
+  EXPECT_NO_THROW(read_gray(dir_ / "ok.jpg"));
+}
+
 // A PNG whose chunks are all valid (CRCs, IEND) but whose IHDR claims width x height 8-bit grey
 // pixels; its one IDAT holds a few bytes, far fewer than that size needs.
 std::string png_claiming(std::uint32_t width, std::uint32_t height) {
