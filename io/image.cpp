@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -239,11 +241,16 @@ GrayImage read_gray(const std::filesystem::path& path) {
   const auto* encoded = reinterpret_cast<const stbi_uc*>(bytes.data());
   // The header alone first: the size is checked before stb_image allocates the pixels. A file
   // stb_image cannot even parse the header of fails in the decode below with its reason.
-  if (stbi_info_from_memory(encoded, static_cast<int>(bytes.size()), &width, &height, &channels) &&
-      (width > kMaxImageSide || height > kMaxImageSide ||
-       std::int64_t{width} * height > kMaxImagePixels)) {
-    throw std::runtime_error("cannot decode image " + name + ": " + std::to_string(width) + "x" +
-                             std::to_string(height) + " pixels exceed the limit of " +
+  // A top-down BMP's height comes back negated (stb_image 2.27's probe does not take the
+  // magnitude its decoder allocates for), so the limits apply to the magnitudes.
+  const bool probed =
+      stbi_info_from_memory(encoded, static_cast<int>(bytes.size()), &width, &height, &channels);
+  const std::int64_t probed_width = std::abs(std::int64_t{width});
+  const std::int64_t probed_height = std::abs(std::int64_t{height});
+  if (probed && (probed_width > kMaxImageSide || probed_height > kMaxImageSide ||
+                 probed_width * probed_height > kMaxImagePixels)) {
+    throw std::runtime_error("cannot decode image " + name + ": " + std::to_string(probed_width) +
+                             "x" + std::to_string(probed_height) + " pixels exceed the limit of " +
                              std::to_string(kMaxImageSide) + " per side and " +
                              std::to_string(kMaxImagePixels) + " in all");
   }

@@ -232,6 +232,15 @@ TEST_F(ImageTest, SizesOverTheLimitsAreRefusedBeforeDecoding) {
   bmp[26] = 1, bmp[28] = 24;
   write_file_atomic(dir_ / "wide.bmp", bmp);
   EXPECT_TRUE(throws_naming([&] { read_gray(dir_ / "wide.bmp"); }, limit));
+  // A top-down BMP stores its height negated; stb_image's header probe reports it so, while its
+  // decoder allocates for the magnitude (the serve fuzz target's 32 x 16,777,184 BMP took 11 GB).
+  le32(18, 32), le32(22, static_cast<std::uint32_t>(-16777184));
+  write_file_atomic(dir_ / "top_down.bmp", bmp);
+  EXPECT_TRUE(throws_naming([&] { read_gray(dir_ / "top_down.bmp"); }, "32x16777184"));
+  le32(22, static_cast<std::uint32_t>(-4097)), le32(18, kMaxImageSide);
+  write_file_atomic(dir_ / "top_down_big.bmp", bmp);
+  EXPECT_TRUE(throws_naming([&] { read_gray(dir_ / "top_down_big.bmp"); },
+                            std::to_string(kMaxImagePixels) + " in all"));
   // Within the limits, the same kind of file gets to the decoder, which finds the data missing.
   write_file_atomic(dir_ / "small.png", png_claiming(64, 64));
   EXPECT_FALSE(throws_naming([&] { read_gray(dir_ / "small.png"); }, "exceed the limit"));
