@@ -16,6 +16,7 @@
 #include <string>
 #include <utility>
 
+#include "kernels/simt/asan.h"
 #include "kernels/simt/runtime.h"
 #include "kernels/simt/tsan.h"
 
@@ -124,8 +125,11 @@ std::uint64_t splitmix(std::uint64_t x) {
 }
 
 void suspend_to_scheduler(Worker& w) {
+  void* fake_stack = nullptr;
+  asan::start_switch(&fake_stack, w.asan_scheduler_bottom, w.asan_scheduler_size);
   tsan::switch_to(w.tsan_scheduler);
   w.scheduler = std::move(w.scheduler).resume();
+  asan::finish_switch(fake_stack, &w.asan_scheduler_bottom, &w.asan_scheduler_size);
 }
 
 // The next thread of the current pass, if it has not started: a runner whose thread exited runs
@@ -198,6 +202,7 @@ void run_threads(Worker& w, Runner& r) {
 boost::context::fiber runner_main(Runner& r, boost::context::fiber&& scheduler) {
   tsan::ignore_begin();  // the runner's own code is bookkeeping; only kernels are watched
   Worker& w = *tl_worker;
+  asan::finish_switch(nullptr, &w.asan_scheduler_bottom, &w.asan_scheduler_size);
   w.scheduler = std::move(scheduler);
   for (;;) {
     if (r.thread != nullptr) run_threads(w, r);
@@ -261,6 +266,8 @@ Runner::Runner() {
   boost::context::stack_context sctx;
   sctx.size = kStackBytes;
   sctx.sp = static_cast<char*>(stack) + stack_bytes;
+  stack_bottom = static_cast<char*>(stack) + page;
+  stack_size = kStackBytes;
   context = boost::context::fiber(std::allocator_arg,
                                   boost::context::preallocated(sctx.sp, sctx.size, sctx),
                                   KeepStack{}, [this](boost::context::fiber&& scheduler) {
@@ -270,7 +277,13 @@ Runner::Runner() {
 }
 
 Runner::~Runner() {
-  context = boost::context::fiber();  // unwinds the fiber's stack before it is unmapped
+  if (context) {
+    // Unwinding runs on the fiber's stack and comes back here.
+    void* fake_stack = nullptr;
+    asan::start_switch(&fake_stack, stack_bottom, stack_size);
+    context = boost::context::fiber();  // unwinds the fiber's stack before it is unmapped
+    asan::finish_switch(fake_stack, nullptr, nullptr);
+  }
   munmap(stack, stack_bytes);
 }
 
@@ -414,8 +427,11 @@ class Scheduler {
   void switch_to(Runner& r) {
     tl_thread = r.thread;
     if (r.thread != nullptr) tl_thread_idx = r.thread->idx;
+    void* fake_stack = nullptr;
+    asan::start_switch(&fake_stack, r.stack_bottom, r.stack_size);
     tsan::switch_to(r.tsan_fiber);
     r.context = std::move(r.context).resume();
+    asan::finish_switch(fake_stack, nullptr, nullptr);
     tl_thread = nullptr;
   }
 

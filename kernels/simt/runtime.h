@@ -101,6 +101,8 @@ struct Runner {
   void* tsan_fiber = nullptr;
   void* stack = nullptr;  // mapping: guard page, then the stack
   std::size_t stack_bytes = 0;
+  const void* stack_bottom = nullptr;  // the usable stack, above the guard page (for ASan)
+  std::size_t stack_size = 0;
 };
 
 // An open warp rendezvous: the lanes of `mask` that arrived so far at one collective call.
@@ -156,6 +158,9 @@ struct BlockState {
 struct Worker {
   boost::context::fiber scheduler;  // the scheduler, while a runner runs
   void* tsan_scheduler = nullptr;
+  // ASan: the scheduler's stack (the worker thread's own), learnt when a runner is entered.
+  const void* asan_scheduler_bottom = nullptr;
+  std::size_t asan_scheduler_size = 0;
   std::vector<std::unique_ptr<Runner>> runners;
   std::vector<Runner*> idle;
   BlockState block;
