@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/args.h"
 #include "engine/dist/communicator.h"
 #include "engine/dist/reducer.h"
 #include "engine/losses.h"
@@ -38,24 +39,20 @@ int run(int argc, char** argv) {
   int batch = 4, size = 64, steps = 10;
   double bucket_mb = 25;
   bool sync_bn = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--batch") {
-      batch = std::stoi(value());
-    } else if (arg == "--size") {
-      size = std::stoi(value());
-    } else if (arg == "--steps") {
-      steps = std::stoi(value());
-    } else if (arg == "--bucket-mb") {
-      bucket_mb = std::stod(value());
-    } else if (arg == "--sync-bn") {
+  for (glia::bench::Args args(argc, argv); args.next();) {
+    if (args.is("--batch")) {
+      batch = args.integer(1);
+    } else if (args.is("--size")) {
+      size = args.integer(1);
+    } else if (args.is("--steps")) {
+      steps = args.integer(1);
+    } else if (args.is("--bucket-mb")) {
+      bucket_mb = args.number();
+    } else if (args.is("--sync-bn")) {
       sync_bn = true;
     } else {
-      throw std::invalid_argument("unknown argument '" + arg + "'");
+      args.unknown(
+          "glia-bench-distributed [--batch N] [--size S] [--steps K] [--bucket-mb MB] [--sync-bn]");
     }
   }
   const glia::dist::DistributedSetup setup =
@@ -121,10 +118,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "glia-bench-distributed: %s\n", e.what());
-    return 1;
-  }
+  return glia::bench::run_main("glia-bench-distributed", [&] { return run(argc, argv); });
 }

@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/args.h"
 #include "kernels/conv_shape.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/types.h"
@@ -755,10 +756,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "glia-bench-layers: %s\n", e.what());
-    return 1;
-  }
+  return glia::bench::run_main("glia-bench-layers", [&] { return run(argc, argv); });
 }

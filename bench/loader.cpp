@@ -23,6 +23,7 @@
 
 #include <unistd.h>
 
+#include "bench/args.h"
 #include "data/input/dataset.h"
 #include "data/input/loader.h"
 #include "data/input/sample_rng.h"
@@ -180,30 +181,25 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
   Options o;
   try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
-        return argv[++i];
-      };
-      if (a == "--data") {
-        o.data = value();
-      } else if (a == "--split") {
-        o.split = value();
-      } else if (a == "--count") {
-        o.count = std::stoul(value());
-      } else if (a == "--batch") {
-        o.batch = std::stoul(value());
-      } else if (a == "--rounds") {
-        o.rounds = std::stoi(value());
-      } else if (a == "--quick") {
+    for (glia::bench::Args args(argc, argv); args.next();) {
+      if (args.is("--data")) {
+        o.data = args.value();
+      } else if (args.is("--split")) {
+        o.split = args.value();
+      } else if (args.is("--count")) {
+        o.count = static_cast<std::size_t>(args.integer(1));
+      } else if (args.is("--batch")) {
+        o.batch = static_cast<std::size_t>(args.integer(1));
+      } else if (args.is("--rounds")) {
+        o.rounds = args.integer(1);
+      } else if (args.is("--quick")) {
         o.count = 32;
         o.batch = 8;
         o.rounds = 1;
       } else {
-        throw std::invalid_argument("unknown option " + a +
-                                    "; usage: glia-bench-loader [--data DIR] [--split S] "
-                                    "[--count N] [--batch B] [--rounds R] [--quick]");
+        args.unknown(
+            "glia-bench-loader [--data DIR] [--split S] [--count N] [--batch B] [--rounds R] "
+            "[--quick]");
       }
     }
     if (o.count == 0 || o.batch == 0 || o.rounds <= 0) {

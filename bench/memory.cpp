@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/args.h"
 #include "engine/losses.h"
 #include "engine/ops.h"
 #include "engine/optim/adam.h"
@@ -161,26 +162,20 @@ int main(int argc, char** argv) {
     bool quick = false;
     fs::path scratch =
         fs::temp_directory_path() / ("glia-bench-memory." + std::to_string(getpid()));
-    for (int i = 1; i < argc; ++i) {
-      const std::string arg = argv[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
-        return argv[++i];
-      };
-      if (arg == "--batch") {
-        batches.push_back(std::stoi(value()));
-      } else if (arg == "--size") {
-        sizes.push_back(std::stoi(value()));
-      } else if (arg == "--epochs") {
-        epochs = std::stoi(value());
-      } else if (arg == "--cache") {
-        scratch = value();
-      } else if (arg == "--quick") {
+    for (glia::bench::Args args(argc, argv); args.next();) {
+      if (args.is("--batch")) {
+        batches.push_back(args.integer(1));
+      } else if (args.is("--size")) {
+        sizes.push_back(args.integer(1));
+      } else if (args.is("--epochs")) {
+        epochs = args.integer(3);
+      } else if (args.is("--cache")) {
+        scratch = args.value();
+      } else if (args.is("--quick")) {
         quick = true;
       } else {
-        throw std::invalid_argument("unknown argument '" + arg +
-                                    "': glia-bench-memory [--batch N]... [--size S]... "
-                                    "[--epochs E] [--quick] [--cache DIR]");
+        args.unknown(
+            "glia-bench-memory [--batch N]... [--size S]... [--epochs E] [--quick] [--cache DIR]");
       }
     }
     if (batches.empty()) batches = quick ? std::vector<int>{1, 4} : std::vector<int>{1, 4, 16};

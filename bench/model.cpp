@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/args.h"
 #include "engine/grad_mode.h"
 #include "engine/losses.h"
 #include "engine/ops.h"
@@ -125,30 +126,25 @@ int main(int argc, char** argv) {
     std::vector<Device> devices;
     int reps = 3, size = 256;
     std::string export_dir;
-    for (int i = 1; i < argc; ++i) {
-      const std::string arg = argv[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
-        return argv[++i];
-      };
-      if (arg == "--batch") {
-        batches.push_back(std::stoi(value()));
-      } else if (arg == "--reps") {
-        reps = std::stoi(value());
-      } else if (arg == "--size") {
-        size = std::stoi(value());
-      } else if (arg == "--export") {
-        export_dir = value();
-      } else if (arg == "--device") {
-        devices.push_back(Device::parse(value()));
-      } else if (arg == "--quick") {
+    for (glia::bench::Args args(argc, argv); args.next();) {
+      if (args.is("--batch")) {
+        batches.push_back(args.integer(1));
+      } else if (args.is("--reps")) {
+        reps = args.integer(1);
+      } else if (args.is("--size")) {
+        size = args.integer(8);
+      } else if (args.is("--export")) {
+        export_dir = args.value();
+      } else if (args.is("--device")) {
+        devices.push_back(Device::parse(args.value()));
+      } else if (args.is("--quick")) {
         batches = {1};
         reps = 1;
         size = 64;
       } else {
-        throw std::invalid_argument(
-            "usage: glia-bench-model [--batch N]... [--reps R] [--size S] "
-            "[--device cpu|sim|cuda]... [--quick] | --export DIR [--size S]");
+        args.unknown(
+            "glia-bench-model [--batch N]... [--reps R] [--size S] [--device cpu|sim|cuda]... "
+            "[--quick] | --export DIR [--size S]");
       }
     }
     if (size < 8 || size % 8 != 0) throw std::invalid_argument("--size must be a multiple of 8");

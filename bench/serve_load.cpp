@@ -29,7 +29,7 @@
 #include <thread>
 #include <vector>
 
-#include "apps/args.h"
+#include "bench/args.h"
 
 namespace {
 
@@ -204,47 +204,45 @@ void print_level(const Level& l) {
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--server") {
-      o.server = value();
-    } else if (arg == "--checkpoint") {
-      o.checkpoint = value();
-    } else if (arg == "--image") {
-      o.image = value();
-    } else if (arg == "--endpoint") {
-      o.endpoint = value();
-    } else if (arg == "--query") {
-      o.query = value();
-    } else if (arg == "--clients") {
+  for (glia::bench::Args args(argc, argv); args.next();) {
+    if (args.is("--server")) {
+      o.server = args.value();
+    } else if (args.is("--checkpoint")) {
+      o.checkpoint = args.value();
+    } else if (args.is("--image")) {
+      o.image = args.value();
+    } else if (args.is("--endpoint")) {
+      o.endpoint = args.value();
+    } else if (args.is("--query")) {
+      o.query = args.value();
+    } else if (args.is("--clients")) {
       o.clients.clear();
-      std::istringstream in(value());
+      std::istringstream in(args.value());
       for (std::string n; std::getline(in, n, ',');) {
-        o.clients.push_back(static_cast<int>(glia::apps::parse_integer(arg, n, 1)));
+        o.clients.push_back(static_cast<int>(glia::apps::parse_integer(args.flag(), n, 1)));
       }
-    } else if (arg == "--seconds") {
-      o.seconds = glia::apps::parse_number(arg, value());
-    } else if (arg == "--soak-seconds") {
-      o.soak_seconds = glia::apps::parse_number(arg, value());
-    } else if (arg == "--soak-clients") {
-      o.soak_clients = static_cast<int>(glia::apps::parse_integer(arg, value(), 1));
-    } else if (arg == "--max-queue") {
-      o.max_queue = static_cast<int>(glia::apps::parse_integer(arg, value(), 1));
-    } else if (arg == "--max-batch") {
-      o.max_batch = static_cast<int>(glia::apps::parse_integer(arg, value(), 1));
-    } else if (arg == "--batch-wait-ms") {
-      o.batch_wait_ms = static_cast<int>(glia::apps::parse_integer(arg, value(), 0));
-    } else if (arg == "--quick") {
+    } else if (args.is("--seconds")) {
+      o.seconds = args.number();
+    } else if (args.is("--soak-seconds")) {
+      o.soak_seconds = args.number();
+    } else if (args.is("--soak-clients")) {
+      o.soak_clients = args.integer(1);
+    } else if (args.is("--max-queue")) {
+      o.max_queue = args.integer(1);
+    } else if (args.is("--max-batch")) {
+      o.max_batch = args.integer(1);
+    } else if (args.is("--batch-wait-ms")) {
+      o.batch_wait_ms = args.integer(0);
+    } else if (args.is("--quick")) {
       o.clients = {1, 4};
       o.seconds = 2;
       o.soak_seconds = 4;
       o.soak_clients = 4;
     } else {
-      throw std::invalid_argument("unknown argument " + arg);
+      args.unknown(
+          "glia-bench-serve --server BIN --checkpoint FILE --image FILE [--endpoint E] [--query Q] "
+          "[--clients N,N...] [--seconds S] [--soak-seconds S] [--soak-clients N] "
+          "[--max-queue N] [--max-batch N] [--batch-wait-ms MS] [--quick]");
     }
   }
   if (o.server.empty() || o.checkpoint.empty() || o.image.empty()) {
