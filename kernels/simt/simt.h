@@ -208,11 +208,27 @@ enum class BlockSync { plain, count, all, any };
 // Arrives at a block barrier; returns the reduction of the predicates (count/all/any).
 int block_sync(BlockSync op, int predicate, const std::source_location& where);
 
-enum class WarpOp { syncwarp, shfl, shfl_up, shfl_down, shfl_xor, ballot, any, all };
+enum class WarpOp { syncwarp, shfl, shfl_up, shfl_down, shfl_xor, ballot, any, all, matrix };
 // Arrives at a warp rendezvous; returns this lane's result (bits of the shuffled value, or the
 // ballot / any / all result) once every lane of `mask` arrived at the same call.
 std::uint64_t warp_sync(WarpOp op, unsigned mask, std::uint64_t value, int lane_arg, int width,
                         const std::source_location& where);
+
+// A warp-wide matrix instruction (mma.sync, ldmatrix: kernels/simt/tensor_core.h): every lane of
+// the warp brings in_words 32-bit words; once all 32 lanes arrived at the same call with the same
+// op, compute(in, out) maps the warp's words (in[lane][word]) to each lane's out_words results.
+inline constexpr unsigned kMatrixWords = 16;
+using MatrixWords = std::uint32_t[kMatrixWords];
+struct WarpMatrixOp {
+  const char* name;  // the PTX instruction, named in messages
+  unsigned in_words;
+  unsigned out_words;
+  void (*compute)(const MatrixWords* in, MatrixWords* out);
+};
+// Arrives at a warp rendezvous of the whole warp (these instructions take no mask: every lane of
+// the warp must execute them) with this lane's words `in`; returns with its words in `out`.
+void warp_matrix(const WarpMatrixOp& op, const std::uint32_t* in, std::uint32_t* out,
+                 const std::source_location& where);
 
 template <class T>
 inline constexpr bool is_shuffle_type =
@@ -247,6 +263,11 @@ void async_copy(void* dst, const void* src, unsigned bytes, unsigned src_bytes,
 void async_commit();
 // cp.async.wait_group n: completes every committed group but the newest n.
 void async_wait(unsigned pending_groups);
+
+// Throws a SimtError unless [p, p + bytes) lies in the calling block's shared memory (dynamic, or
+// a GLIA_STATIC_SHARED array), naming the access and the call site.
+void check_shared(const void* p, std::size_t bytes, const char* access,
+                  const std::source_location& where);
 
 // Throws a SimtError unless p is a multiple of `alignment`, naming the access and the call site.
 void check_alignment(const void* p, std::size_t alignment, const char* access,
