@@ -392,9 +392,11 @@ class Scheduler {
 
   void run() {
     const LaneOrder order = b_.launch->config.order;
+    std::uint64_t coin = splitmix(b_.launch->config.seed ^ splitmix(~b_.linear));
     for (;;) {
       for (b_.cursor = 0; b_.cursor < b_.size;) {
         Thread& t = b_.threads[b_.order[b_.cursor++]];
+        const unsigned ready_before = b_.ready - (t.status == Status::ready ? 1u : 0u);
         if (t.status == Status::unstarted) {
           Runner& r = take_runner(t);
           r.thread = &t;
@@ -402,6 +404,16 @@ class Scheduler {
         } else if (t.status == Status::ready) {
           --b_.ready;
           resume(*t.runner);
+        } else {
+          continue;
+        }
+        // Under the random order, threads that this one released (a warp collective or a
+        // barrier it completed) may run ahead at once instead of at the next pass: so warps do
+        // not advance in step, and a shared tile overwritten without a barrier while another
+        // warp still reads it shows, as it can on a GPU.
+        if (order == LaneOrder::random && b_.ready > ready_before) {
+          coin = splitmix(coin);
+          if (coin & 1u) b_.cursor = 0;
         }
       }
       if (b_.exited == b_.size) return;

@@ -112,6 +112,8 @@ struct LaunchSite {
 
 // The order in which the scheduler resumes the runnable threads of a block. A kernel that is
 // correct gives the same result under every order; one that lacks a barrier usually does not.
+// Under forward and reverse, the threads released by a barrier or warp collective run at the next
+// pass, so warps advance in step; under random, they may also (seeded coin) run ahead at once.
 enum class LaneOrder { forward, reverse, random };
 
 struct Config {
