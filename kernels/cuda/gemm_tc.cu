@@ -36,7 +36,9 @@ constexpr int kWM = 32, kWN = 32;             // one warp's tile
 constexpr int kMi = kWM / 16, kNi = kWN / 8;  // mma tiles per warp
 constexpr int kLoads = kBM * kBK / kThreads;  // elements of each operand per thread and slice
 constexpr index_t kMaxGridYZ = 65535;
-static_assert(kBM == kBN && kBM * kBK % kThreads == 0, "A and B slices load alike");
+constexpr int kLogBM = 6, kLogBK = 4;
+static_assert(kBM == kBN && kBM == 1 << kLogBM && kBK == 1 << kLogBK && kBM * kBK % kThreads == 0,
+              "A and B slices load alike, with power-of-two extents");
 
 // Shared-memory elements: 16-bit patterns, or TF32 values kept in floats. Rows are padded by 16
 // bytes, which keeps each row 16-byte aligned for ldmatrix and staggers the banks.
@@ -65,18 +67,17 @@ struct SliceLoader {
   index_t rows, depth;  // rows left in this tile, and k
   bool k_contiguous;
 
+  // Branch-free, so that nvcc does not version the loops over both layouts.
   __device__ void position(int e, int& row, int& k) const {
     const int idx = static_cast<int>(threadIdx.x) + e * kThreads;
-    if (k_contiguous) {
-      row = idx / kBK;
-      k = idx % kBK;
-    } else {
-      row = idx % kBM;
-      k = idx / kBM;
-    }
+    const int shift = k_contiguous ? kLogBK : kLogBM;  // the fast dimension's extent
+    const int fast = idx & ((1 << shift) - 1), slow = idx >> shift;
+    row = k_contiguous ? slow : fast;
+    k = k_contiguous ? fast : slow;
   }
 
   __device__ void load(index_t k0, float (&v)[kLoads]) const {
+    GLIA_UNROLL
     for (int e = 0; e < kLoads; ++e) {
       int row = 0, k = 0;
       position(e, row, k);
@@ -86,6 +87,7 @@ struct SliceLoader {
 
   template <TensorFormat F>
   __device__ void store(const float (&v)[kLoads], Elem<F> (*tile)[kBK + kPad<F>]) const {
+    GLIA_UNROLL
     for (int e = 0; e < kLoads; ++e) {
       int row = 0, k = 0;
       position(e, row, k);
@@ -107,17 +109,24 @@ __device__ void multiply_slice(const Elem<F> (*as)[kBK + kPad<F>],
                                float (&acc)[kMi][kNi][4]) {
   if constexpr (F == TensorFormat::tf32) {
     const int g = lane >> 2, t = lane % 4;
+    GLIA_UNROLL
     for (int kk = 0; kk < kBK; kk += 8) {
       std::uint32_t a[kMi][4], b[kNi][2];
+      GLIA_UNROLL
       for (int mi = 0; mi < kMi; ++mi) {
+        GLIA_UNROLL
         for (int i = 0; i < 4; ++i) {
           a[mi][i] = bits_of(as[wm + mi * 16 + g + 8 * (i & 1)][kk + t + 4 * (i >> 1)]);
         }
       }
+      GLIA_UNROLL
       for (int ni = 0; ni < kNi; ++ni) {
+        GLIA_UNROLL
         for (int i = 0; i < 2; ++i) b[ni][i] = bits_of(bs[wn + ni * 8 + g][kk + t + 4 * i]);
       }
+      GLIA_UNROLL
       for (int mi = 0; mi < kMi; ++mi) {
+        GLIA_UNROLL
         for (int ni = 0; ni < kNi; ++ni) mma_sync<8, F>(acc[mi][ni], a[mi], b[ni], acc[mi][ni]);
       }
     }
@@ -125,13 +134,17 @@ __device__ void multiply_slice(const Elem<F> (*as)[kBK + kPad<F>],
     // A: matrices (rows 0-7 | 8-15) x (k 0-7 | 8-15) from lanes 0-7, 8-15, 16-23, 24-31 are
     // registers a0..a3; B: k 0-7 and 8-15 of 8 columns from lanes 0-7 and 8-15 are b0, b1.
     std::uint32_t a[kMi][4], b[kNi][2];
+    GLIA_UNROLL
     for (int mi = 0; mi < kMi; ++mi) {
       ldmatrix_sync<4>(a[mi], &as[wm + mi * 16 + lane % 16][8 * (lane / 16)]);
     }
+    GLIA_UNROLL
     for (int ni = 0; ni < kNi; ++ni) {
       ldmatrix_sync<2>(b[ni], &bs[wn + ni * 8 + lane % 8][8 * ((lane / 8) % 2)]);
     }
+    GLIA_UNROLL
     for (int mi = 0; mi < kMi; ++mi) {
+      GLIA_UNROLL
       for (int ni = 0; ni < kNi; ++ni) mma_sync<16, F>(acc[mi][ni], a[mi], b[ni], acc[mi][ni]);
     }
   }
@@ -167,7 +180,17 @@ __device__ void gemm_tc_block(const GemmShape& s, const float* a, const float* b
                              n_left,
                              s.k,
                              s.trans_b};
-    float acc[kMi][kNi][4] = {};
+    float acc[kMi][kNi][4];
+    GLIA_UNROLL
+    for (int mi = 0; mi < kMi; ++mi) {
+      GLIA_UNROLL
+      GLIA_UNROLL
+      for (int ni = 0; ni < kNi; ++ni) {
+        GLIA_UNROLL
+        GLIA_UNROLL
+        for (int i = 0; i < 4; ++i) acc[mi][ni][i] = 0.0f;
+      }
+    }
     float va[kLoads], vb[kLoads];
     load_a.load(0, va);
     load_b.load(0, vb);
@@ -184,8 +207,11 @@ __device__ void gemm_tc_block(const GemmShape& s, const float* a, const float* b
     }
 
     const int g = lane >> 2, t = lane % 4;
+    GLIA_UNROLL
     for (int mi = 0; mi < kMi; ++mi) {
+      GLIA_UNROLL
       for (int ni = 0; ni < kNi; ++ni) {
+        GLIA_UNROLL
         for (int i = 0; i < 4; ++i) {
           const index_t m = wm + mi * 16 + g + 8 * (i >> 1);
           const index_t n = wn + ni * 8 + 2 * t + (i & 1);
