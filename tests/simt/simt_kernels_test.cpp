@@ -388,7 +388,7 @@ TEST(SimtOrderTest, AMissingBarrierChangesTheResult) {
 // Two warps refill a shared tile each round and read the other warp's half, with a __syncwarp
 // between the read and the next refill; only the first barrier keeps a warp from refilling the
 // tile while the other warp has yet to read it. out[t] = the sum over rounds of the value read.
-__global__ void refill_shared_tile(int* out, bool with_first_barrier) {
+[[maybe_unused]] __global__ void refill_shared_tile(int* out, bool with_first_barrier) {
   GLIA_STATIC_SHARED(int[64], tile);
   const int t = static_cast<int>(threadIdx.x);
   int sum = 0;

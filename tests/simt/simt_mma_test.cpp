@@ -388,7 +388,10 @@ TEST(SimtMmaTest, HalfAWarpAtTheInstructionIsAnError) {
 
 __global__ void ldmatrix_bad_row(const std::uint16_t* global, int offset, std::uint32_t* out) {
   GLIA_STATIC_SHARED(std::uint16_t[8][16], tile);
-  for (int i = 0; i < 16; ++i) tile[threadIdx.x % 8][i] = 0;
+  if (threadIdx.x < 8) {
+    for (int i = 0; i < 16; ++i) tile[threadIdx.x][i] = 0;
+  }
+  __syncwarp();
   std::uint32_t r[1];
   const std::uint16_t* row = global != nullptr ? global : &tile[threadIdx.x % 8][offset];
   ldmatrix_sync<1>(r, row);
