@@ -21,7 +21,10 @@
 // cp.async (kernels/cuda/async_copy.cuh) is performed lazily: the destination is poisoned when the
 // copy is issued and written only by the cp.async.wait_group that covers it, so a read before the
 // wait sees NaN; a thread that exits with copies it never waited for is an error. Vector accesses
-// through the portable helpers check their alignment.
+// through the portable helpers check their alignment. mma.sync and ldmatrix (kernels/cuda/mma.cuh)
+// meet at a rendezvous of the whole warp (warp_matrix) that computes the per-lane fragment layouts
+// of the PTX ISA (kernels/simt/tensor_core.h); ldmatrix's rows are read by the lanes that address
+// them, before they arrive, so TSan sees those reads as theirs.
 //
 // Known limits: not supported: launches from a kernel, cooperative groups, `extern __shared__` (use
 // GLIA_DYNAMIC_SHARED), half types, textures. Timing, weak memory ordering between blocks and exact
