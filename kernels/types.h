@@ -260,3 +260,16 @@ struct Pool2dShape {
 };
 
 }  // namespace glia::kernels
+
+// --- tensor-core operand formats (kernels/cuda/mma.cuh, kernels/cuda/gemm_tc.cu) ---------------
+namespace glia::kernels {
+
+// The format that the operands of a tensor-core product are rounded to (products and sums stay
+// FP32): tf32 (1, 8, 10 bits, round_to_tf32), bf16 and f16 (kernels/half.h).
+enum class TensorFormat : int { tf32, bf16, f16 };
+
+inline const char* format_name(TensorFormat f) {
+  return f == TensorFormat::tf32 ? "tf32" : f == TensorFormat::bf16 ? "bf16" : "f16";
+}
+
+}  // namespace glia::kernels

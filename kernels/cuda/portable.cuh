@@ -9,6 +9,7 @@
 //                                                              emulator poisons and counts
 //   GLIA_LAUNCH_BOUNDS(kernel, max_threads);                   after a kernel declared with
 //                                                              __launch_bounds__(max_threads)
+//   GLIA_UNROLL                                                #pragma unroll under nvcc
 // plus __global__/__device__, threadIdx & co, static __shared__ arrays, __syncthreads*, the _sync
 // warp intrinsics, atomics and the float math intrinsics. No host runtime calls, no CUB/Thrust.
 #pragma once
@@ -27,6 +28,9 @@ using Declared = T;
 #include <string>
 
 #define GLIA_KERNEL_NS cuda
+
+// Before a loop of a constant trip count whose arrays must stay in registers.
+#define GLIA_UNROLL _Pragma("unroll")
 
 namespace glia::kernels::cuda {
 // Turns a failed launch into an exception naming the kernel and the call site.
@@ -67,6 +71,8 @@ inline void check_launch(const char* kernel, const char* file, int line) {
 #include "kernels/simt/simt.h"
 
 #define GLIA_KERNEL_NS sim
+
+#define GLIA_UNROLL
 
 #define GLIA_LAUNCH(kernel, grid, block, shmem, stream, ...)                                    \
   do {                                                                                          \

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <cstdio>
@@ -73,8 +74,15 @@ const char* op_name(WarpOp op) {
       return "__any_sync";
     case WarpOp::all:
       return "__all_sync";
+    case WarpOp::matrix:
+      return "a warp matrix instruction";
   }
   return "?";
+}
+
+// The name of a warp collective in messages: a matrix instruction's own PTX name.
+std::string op_label(WarpOp op, const WarpMatrixOp* matrix) {
+  return op == WarpOp::matrix && matrix != nullptr ? matrix->name : op_name(op);
 }
 
 bool is_shuffle(WarpOp op) {
@@ -238,7 +246,7 @@ std::string whereabouts(const Thread& t) {
     case Status::at_barrier:
       return std::string("waits at ") + op_name(t.block_op) + " (" + site_string(t.site) + ")";
     case Status::at_warp:
-      return std::string("waits at ") + op_name(t.warp_op) + " (" + site_string(t.site) +
+      return "waits at " + op_label(t.warp_op, t.matrix) + " (" + site_string(t.site) +
              ") with mask " + hex(t.mask);
     default:
       return "is still running";
@@ -357,6 +365,24 @@ std::uint64_t warp_sync(WarpOp op, unsigned mask, std::uint64_t value, int lane_
   return result;
 }
 
+void warp_matrix(const WarpMatrixOp& op, const std::uint32_t* in, std::uint32_t* out,
+                 const std::source_location& where) {
+  Thread* t = tl_thread;
+  if (t == nullptr) {
+    throw SimtError(std::string("SIMT error: ") + op.name + " called outside a kernel at " +
+                    site_string(where));
+  }
+  tsan::ignore_begin();
+  t->matrix = &op;
+  std::copy(in, in + op.in_words, t->words_in);
+  tsan::ignore_end();
+  // The whole warp, as the instruction has no mask; the rendezvous checks that it exists.
+  warp_sync(WarpOp::matrix, 0xffffffffu, 0, 0, warpSize, where);
+  tsan::ignore_begin();
+  std::copy(t->words_out, t->words_out + op.out_words, out);
+  tsan::ignore_end();
+}
+
 namespace {
 
 // The scheduler side, on the worker's own stack.
@@ -366,9 +392,11 @@ class Scheduler {
 
   void run() {
     const LaneOrder order = b_.launch->config.order;
+    std::uint64_t coin = splitmix(b_.launch->config.seed ^ splitmix(~b_.linear));
     for (;;) {
       for (b_.cursor = 0; b_.cursor < b_.size;) {
         Thread& t = b_.threads[b_.order[b_.cursor++]];
+        const unsigned ready_before = b_.ready - (t.status == Status::ready ? 1u : 0u);
         if (t.status == Status::unstarted) {
           Runner& r = take_runner(t);
           r.thread = &t;
@@ -376,6 +404,16 @@ class Scheduler {
         } else if (t.status == Status::ready) {
           --b_.ready;
           resume(*t.runner);
+        } else {
+          continue;
+        }
+        // Under the random order, threads that this one released (a warp collective or a
+        // barrier it completed) may run ahead at once instead of at the next pass: so warps do
+        // not advance in step, and a shared tile overwritten without a barrier while another
+        // warp still reads it shows, as it can on a GPU.
+        if (order == LaneOrder::random && b_.ready > ready_before) {
+          coin = splitmix(coin);
+          if (coin & 1u) b_.cursor = 0;
         }
       }
       if (b_.exited == b_.size) return;
@@ -496,6 +534,13 @@ class Scheduler {
     const unsigned lanes = b_.warp_lanes[t.warp];
     const bool bad_width = is_shuffle(t.warp_op) &&
                            (t.width < 1 || t.width > warpSize || (t.width & (t.width - 1)) != 0);
+    if (t.warp_op == WarpOp::matrix && lanes != 0xffffffffu) {
+      fail(b_, "warp " + std::to_string(t.warp) + ": " + lane_string(t) + " calls " +
+                   t.matrix->name + " (" + site_string(t.site) +
+                   "), which needs all 32 lanes of the warp, but the warp has only " +
+                   lanes_string(lanes) + " (the block has " + std::to_string(b_.size) +
+                   " threads)");
+    }
     if ((t.mask & bit) == 0 || (t.mask & ~lanes) != 0 || bad_width) {
       const std::string who = "warp " + std::to_string(t.warp) + ": " + lane_string(t) + " calls " +
                               op_name(t.warp_op) + " (" + site_string(t.site) + ") with mask " +
@@ -511,15 +556,19 @@ class Scheduler {
     std::vector<Rendezvous>& open = b_.warps[t.warp];
     std::size_t k = 0;
     while (k < open.size() && (open[k].mask & t.mask) == 0) ++k;
+    const WarpMatrixOp* matrix = t.warp_op == WarpOp::matrix ? t.matrix : nullptr;
     if (k == open.size()) {
-      open.push_back(Rendezvous{b_.warp_opened[t.warp]++, t.warp_op, t.mask, 0, t.site, t.lane});
+      open.push_back(
+          Rendezvous{b_.warp_opened[t.warp]++, t.warp_op, t.mask, 0, t.site, t.lane, matrix});
     } else {
       const Rendezvous& rv = open[k];
-      if (rv.mask != t.mask || rv.op != t.warp_op || !same_site(rv.site, t.site)) {
+      if (rv.mask != t.mask || rv.op != t.warp_op || !same_site(rv.site, t.site) ||
+          rv.matrix != matrix) {
         fail(b_, "warp " + std::to_string(t.warp) + ": " + lanes_wait(rv.arrived) + " at " +
-                     op_name(rv.op) + " (" + site_string(rv.site) + ") with mask " + hex(rv.mask) +
-                     ", but " + lane_string(t) + " arrives at " + op_name(t.warp_op) + " (" +
-                     site_string(t.site) + ") with mask " + hex(t.mask));
+                     op_label(rv.op, rv.matrix) + " (" + site_string(rv.site) + ") with mask " +
+                     hex(rv.mask) + ", but " + lane_string(t) + " arrives at " +
+                     op_label(t.warp_op, matrix) + " (" + site_string(t.site) + ") with mask " +
+                     hex(t.mask));
       }
     }
     open[k].arrived |= bit;
@@ -532,6 +581,19 @@ class Scheduler {
   // Every lane of the mask arrived: compute each lane's result and release them all.
   void complete(unsigned warp, const Rendezvous& rv) {
     Thread* lanes = &b_.threads[warp * warpSize];
+    if (rv.op == WarpOp::matrix) {
+      // The mask is the whole warp (arrive_at_rendezvous checked that it exists).
+      MatrixWords in[warpSize], out[warpSize] = {};
+      for (unsigned i = 0; i < warpSize; ++i) std::copy_n(lanes[i].words_in, kMatrixWords, in[i]);
+      rv.matrix->compute(in, out);
+      for (unsigned i = 0; i < warpSize; ++i) {
+        std::copy_n(out[i], kMatrixWords, lanes[i].words_out);
+        lanes[i].result = 0;
+        lanes[i].status = Status::ready;
+      }
+      b_.ready += warpSize;
+      return;
+    }
     std::uint64_t bits = 0;
     for (unsigned m = rv.mask; m != 0; m &= m - 1) {
       const auto i = static_cast<unsigned>(std::countr_zero(m));
@@ -612,8 +674,8 @@ class Scheduler {
         const unsigned missing = rv.mask & ~rv.arrived;
         const Thread& absent = b_.threads[warp * warpSize + std::countr_zero(missing)];
         fail(b_, "warp " + std::to_string(warp) + ": " + lanes_wait(rv.arrived) + " at " +
-                     op_name(rv.op) + " (" + site_string(rv.site) + ") with mask " + hex(rv.mask) +
-                     ", but " + lane_string(absent) + " " + whereabouts(absent));
+                     op_label(rv.op, rv.matrix) + " (" + site_string(rv.site) + ") with mask " +
+                     hex(rv.mask) + ", but " + lane_string(absent) + " " + whereabouts(absent));
       }
     }
     const Barrier& bar = b_.barrier;
@@ -754,6 +816,16 @@ void async_wait(unsigned pending_groups) {
   }
   t.async_copies.resize(kept);
   tsan::ignore_end();
+}
+
+void check_shared(const void* p, std::size_t bytes, const char* access,
+                  const std::source_location& where) {
+  current_thread(access);
+  const TsanIgnored ignored;
+  if (in_shared_memory(tl_worker->block, p, bytes)) return;
+  throw SimtError(std::string(access) + " at " + site_string(where) + " reads " +
+                  std::to_string(bytes) + " bytes outside the block's shared memory " +
+                  "(GLIA_DYNAMIC_SHARED or GLIA_STATIC_SHARED arrays)");
 }
 
 void check_alignment(const void* p, std::size_t alignment, const char* access,

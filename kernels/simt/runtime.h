@@ -76,6 +76,10 @@ struct Thread {
   int lane_arg = 0;
   int width = 0;
   std::uint64_t result = 0;
+  // A warp matrix instruction's op and this lane's words in and out (WarpOp::matrix).
+  const WarpMatrixOp* matrix = nullptr;
+  MatrixWords words_in{};
+  MatrixWords words_out{};
 
   // TSan: the rendezvous this thread waits at (its number within the warp), and the number of
   // barriers it passed; both pick the address that its arrival releases and its departure
@@ -113,6 +117,7 @@ struct Rendezvous {
   unsigned arrived;
   std::source_location site;
   unsigned first_lane;
+  const WarpMatrixOp* matrix;  // WarpOp::matrix only
 };
 
 struct Barrier {

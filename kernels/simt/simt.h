@@ -21,7 +21,10 @@
 // cp.async (kernels/cuda/async_copy.cuh) is performed lazily: the destination is poisoned when the
 // copy is issued and written only by the cp.async.wait_group that covers it, so a read before the
 // wait sees NaN; a thread that exits with copies it never waited for is an error. Vector accesses
-// through the portable helpers check their alignment.
+// through the portable helpers check their alignment. mma.sync and ldmatrix (kernels/cuda/mma.cuh)
+// meet at a rendezvous of the whole warp (warp_matrix) that computes the per-lane fragment layouts
+// of the PTX ISA (kernels/simt/tensor_core.h); ldmatrix's rows are read by the lanes that address
+// them, before they arrive, so TSan sees those reads as theirs.
 //
 // Known limits: not supported: launches from a kernel, cooperative groups, `extern __shared__` (use
 // GLIA_DYNAMIC_SHARED), half types, textures. Timing, weak memory ordering between blocks and exact
@@ -112,6 +115,8 @@ struct LaunchSite {
 
 // The order in which the scheduler resumes the runnable threads of a block. A kernel that is
 // correct gives the same result under every order; one that lacks a barrier usually does not.
+// Under forward and reverse, the threads released by a barrier or warp collective run at the next
+// pass, so warps advance in step; under random, they may also (seeded coin) run ahead at once.
 enum class LaneOrder { forward, reverse, random };
 
 struct Config {
@@ -208,11 +213,27 @@ enum class BlockSync { plain, count, all, any };
 // Arrives at a block barrier; returns the reduction of the predicates (count/all/any).
 int block_sync(BlockSync op, int predicate, const std::source_location& where);
 
-enum class WarpOp { syncwarp, shfl, shfl_up, shfl_down, shfl_xor, ballot, any, all };
+enum class WarpOp { syncwarp, shfl, shfl_up, shfl_down, shfl_xor, ballot, any, all, matrix };
 // Arrives at a warp rendezvous; returns this lane's result (bits of the shuffled value, or the
 // ballot / any / all result) once every lane of `mask` arrived at the same call.
 std::uint64_t warp_sync(WarpOp op, unsigned mask, std::uint64_t value, int lane_arg, int width,
                         const std::source_location& where);
+
+// A warp-wide matrix instruction (mma.sync, ldmatrix: kernels/simt/tensor_core.h): every lane of
+// the warp brings in_words 32-bit words; once all 32 lanes arrived at the same call with the same
+// op, compute(in, out) maps the warp's words (in[lane][word]) to each lane's out_words results.
+inline constexpr unsigned kMatrixWords = 16;
+using MatrixWords = std::uint32_t[kMatrixWords];
+struct WarpMatrixOp {
+  const char* name;  // the PTX instruction, named in messages
+  unsigned in_words;
+  unsigned out_words;
+  void (*compute)(const MatrixWords* in, MatrixWords* out);
+};
+// Arrives at a warp rendezvous of the whole warp (these instructions take no mask: every lane of
+// the warp must execute them) with this lane's words `in`; returns with its words in `out`.
+void warp_matrix(const WarpMatrixOp& op, const std::uint32_t* in, std::uint32_t* out,
+                 const std::source_location& where);
 
 template <class T>
 inline constexpr bool is_shuffle_type =
@@ -247,6 +268,11 @@ void async_copy(void* dst, const void* src, unsigned bytes, unsigned src_bytes,
 void async_commit();
 // cp.async.wait_group n: completes every committed group but the newest n.
 void async_wait(unsigned pending_groups);
+
+// Throws a SimtError unless [p, p + bytes) lies in the calling block's shared memory (dynamic, or
+// a GLIA_STATIC_SHARED array), naming the access and the call site.
+void check_shared(const void* p, std::size_t bytes, const char* access,
+                  const std::source_location& where);
 
 // Throws a SimtError unless p is a multiple of `alignment`, naming the access and the call site.
 void check_alignment(const void* p, std::size_t alignment, const char* access,
