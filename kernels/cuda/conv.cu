@@ -424,7 +424,7 @@ GLIA_LAUNCH_BOUNDS(sum_filter_splits_kernel, kThreadsPerBlock);
 // shared-memory tree adds the shares in a fixed order.
 __global__ void __launch_bounds__(kBiasThreads)
     conv2d_backward_bias_kernel(ConvShape s, const float* gy, float* gb) {
-  __shared__ float shares[kBiasThreads];
+  GLIA_STATIC_SHARED(float[kBiasThreads], shares);
   const int t = threadIdx.x;
   const index_t co = blockIdx.x;
   float total = 0.0f;

@@ -9,8 +9,10 @@
 //                                                              emulator poisons and counts
 //   GLIA_LAUNCH_BOUNDS(kernel, max_threads);                   after a kernel declared with
 //                                                              __launch_bounds__(max_threads)
-// plus __global__/__device__, threadIdx & co, static __shared__ arrays, __syncthreads*, the _sync
-// warp intrinsics, atomics and the float math intrinsics. No host runtime calls, no CUB/Thrust.
+// plus __global__/__device__, threadIdx & co, __syncthreads*, the _sync warp intrinsics, atomics
+// and the float math intrinsics. No host runtime calls, no CUB/Thrust. Shared memory is declared
+// only through the two macros (a raw `__shared__` outside this file fails the test
+// cpu:kernels.no_raw_shared, tests/kernels/no_raw_shared.cmake).
 #pragma once
 
 namespace glia::kernels {

@@ -128,8 +128,8 @@ __device__ inline ArgMax warp_argmax(ArgMax v) {
 
 // The arg-max of v over the block, valid in thread 0. blockDim.x is a multiple of 32.
 __device__ inline ArgMax block_argmax(ArgMax v) {
-  __shared__ float warp_values[kWarpSize];
-  __shared__ std::int32_t warp_indices[kWarpSize];
+  GLIA_STATIC_SHARED(float[kWarpSize], warp_values);
+  GLIA_STATIC_SHARED(std::int32_t[kWarpSize], warp_indices);
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
   v = warp_argmax(v);
   if (lane == 0) {

@@ -18,7 +18,7 @@ constexpr index_t kMaxGridYZ = 65535;
 
 __global__ void transpose_kernel(const float* x, float* y, index_t batch, index_t rows,
                                  index_t cols) {
-  __shared__ float tile[kTile][kTile + 1];
+  GLIA_STATIC_SHARED(float[kTile][kTile + 1], tile);
   const index_t row_tiles = (rows + kTile - 1) / kTile;
   const index_t c0 = static_cast<index_t>(blockIdx.x) * kTile;
   for (index_t b = blockIdx.z; b < batch; b += gridDim.z) {
