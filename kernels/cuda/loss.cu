@@ -211,8 +211,10 @@ struct DiceBceGrad {
 
 // gx[n, e] = gloss[n] * grad(x[n, e], t[n, e], sums of n): grid (blocks along a sample, samples),
 // V floats per thread per step (float4 when aligned), no division per element.
+// The explicit 4 blocks per SM leave ptxas up to 64 registers: with the bound alone it spilled
+// around the division's slow path (sm_90).
 template <int V, class Grad>
-__global__ void __launch_bounds__(kThreadsPerBlock)
+__global__ void __launch_bounds__(kThreadsPerBlock, 4)
     sample_backward_kernel(const float* x, const float* t, const float* sums, const float* gloss,
                            float* gx, index_t samples, index_t elements, Grad grad) {
   const index_t loads = elements / V;
