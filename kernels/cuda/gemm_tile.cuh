@@ -40,7 +40,6 @@ inline constexpr int kThreadsOf = (M / kMicro) * kThreadsN;
 // per thread (at 128 registers, as four blocks, the 64-row GEMM spilled 152 bytes, ptxas sm_90).
 template <int M>
 inline constexpr int kMinBlocksOf = M == kM ? 2 : 3;
-inline constexpr int kThreads = kThreadsOf<kM>;
 static_assert(kThreadsOf<kM> * 4 == kM * kK && kThreadsOf<kSmallM> * 4 == kSmallM * kK,
               "four elements of A per thread and stage");
 
