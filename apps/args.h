@@ -1,6 +1,6 @@
 // Number and switch arguments of the command-line apps: the whole text must parse, and the error
 // names the flag and the text; and the cuDNN flags that glia-infer and glia-serve share. Used by
-// apps/eval, apps/infer, apps/model and apps/serve.
+// apps/eval, apps/infer, apps/model, apps/serve and apps/train.
 #pragma once
 
 #include <stdexcept>

@@ -23,6 +23,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "apps/args.h"
 #include "engine/dist/communicator.h"
 #include "io/atomic_file.h"
 #include "nets/model/checkpoint.h"
@@ -110,7 +111,8 @@ int main(int argc, char** argv) {
       } else if (arg == "--cudnn-deterministic" || arg == "--cudnn-find") {
         // Configuration keys (cudnn.*): checked, printed and kept for --resume with the rest.
         const std::string key = arg == "--cudnn-find" ? "cudnn.find" : "cudnn.deterministic";
-        request.overrides.push_back(key + "=" + value());
+        const bool on = glia::apps::parse_bool(arg, value());
+        request.overrides.push_back(key + (on ? "=true" : "=false"));
       } else if (arg == "--help" || arg == "-h") {
         std::fputs(kUsage, stdout);
         return 0;
