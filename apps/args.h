@@ -1,9 +1,12 @@
-// Number arguments of the command-line apps: the whole text must parse, and the error names the
-// flag and the text. Used by apps/eval, apps/infer and apps/model.
+// Number and switch arguments of the command-line apps: the whole text must parse, and the error
+// names the flag and the text; and the cuDNN flags that glia-infer and glia-serve share. Used by
+// apps/eval, apps/infer, apps/model, apps/serve and apps/train.
 #pragma once
 
 #include <stdexcept>
 #include <string>
+
+#include "engine/policy.h"
 
 namespace glia::apps {
 
@@ -50,6 +53,27 @@ inline long long parse_integer(const std::string& flag, const std::string& text,
                                 ", got '" + text + "'");
   }
   return v;
+}
+
+// "true" or "false".
+inline bool parse_bool(const std::string& flag, const std::string& text) {
+  if (text == "true") return true;
+  if (text == "false") return false;
+  throw std::invalid_argument(flag + " needs true or false, got '" + text + "'");
+}
+
+// --cudnn-deterministic true|false and --cudnn-find true|false (engine/policy.h CudnnChoices):
+// whether `flag` is one of them; its value, taken with `value()`, is then parsed into `choices`.
+template <class Value>
+bool parse_cudnn_flag(const std::string& flag, Value&& value, CudnnChoices& choices) {
+  if (flag == "--cudnn-deterministic") {
+    choices.deterministic = parse_bool(flag, value());
+  } else if (flag == "--cudnn-find") {
+    choices.find = parse_bool(flag, value());
+  } else {
+    return false;
+  }
+  return true;
 }
 
 }  // namespace glia::apps

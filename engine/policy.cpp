@@ -1,4 +1,4 @@
-// The kernel-policy settings and the auto_select cache; see policy.h. Tested in
+// The kernel-policy settings, the auto_select cache and the cuDNN choices; see policy.h. Tested in
 // tests/engine/policy_test.cpp.
 #include "engine/policy.h"
 
@@ -10,6 +10,10 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+
+#if defined(GLIA_HAVE_CUDA)
+#include "kernels/cudnn/settings.h"
+#endif
 
 namespace glia {
 namespace {
@@ -163,5 +167,38 @@ void clear_autotune_cache() {
   std::lock_guard<std::mutex> lock(g_cache_mutex);
   g_cache.clear();
 }
+
+#if defined(GLIA_HAVE_CUDA)
+
+CudnnChoices cudnn_choices() {
+  const kernels::cudnn::Settings s = kernels::cudnn::settings();
+  return {s.deterministic, s.find};
+}
+
+void set_cudnn_choices(const CudnnChoices& choices) {
+  kernels::cudnn::Settings s = kernels::cudnn::settings();
+  s.deterministic = choices.deterministic;
+  s.find = choices.find;
+  kernels::cudnn::set_settings(s);
+}
+
+#else
+
+namespace {
+std::mutex g_cudnn_mutex;
+CudnnChoices g_cudnn_choices;
+}  // namespace
+
+CudnnChoices cudnn_choices() {
+  std::lock_guard<std::mutex> lock(g_cudnn_mutex);
+  return g_cudnn_choices;
+}
+
+void set_cudnn_choices(const CudnnChoices& choices) {
+  std::lock_guard<std::mutex> lock(g_cudnn_mutex);
+  g_cudnn_choices = choices;
+}
+
+#endif
 
 }  // namespace glia

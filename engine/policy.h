@@ -88,4 +88,19 @@ void autotune_store(OpFamily family, const AutotuneKey& key, KernelPolicy winner
 std::size_t autotune_cache_size();
 void clear_autotune_cache();
 
+// The cuDNN choices of a run (kernels/cudnn/settings.h holds them process-wide, with the math
+// mode, which these leave as it is): deterministic, only algorithms that cuDNN reports
+// deterministic (default, as torch.backends.cudnn.deterministic = True); find, cudnnFind times
+// the candidate algorithms once per shape instead of cuDNN's heuristics picking one (as
+// cudnn.benchmark). auto_select times the cuDNN candidate with the algorithm these choose, and
+// remembers winners per choice. Set by the training configuration's cudnn.* keys and the apps'
+// --cudnn-deterministic / --cudnn-find flags; builds without CUDA keep them for nothing.
+struct CudnnChoices {
+  bool deterministic = true;
+  bool find = false;
+  bool operator==(const CudnnChoices&) const = default;
+};
+CudnnChoices cudnn_choices();
+void set_cudnn_choices(const CudnnChoices& choices);
+
 }  // namespace glia

@@ -2,7 +2,8 @@
 // volumes with a trained checkpoint.
 //   glia-infer --checkpoint CKPT --input PATH... --out DIR [--device cpu|sim|cuda] [--batch N]
 //              [--save-raw FILE] [--threshold 0.5] [--cls-threshold 0.3] [--gradcam]
-//              [--mc-dropout N] [--fail-fast]
+//              [--mc-dropout N] [--fail-fast] [--cudnn-deterministic true|false]
+//              [--cudnn-find true|false]
 // A PATH may be a folder: its image files and .npz slices, sorted by name. Per input it writes
 // DIR/<name>.json (tumour probability, predicted class, mask_available, tumour pixel count and
 // percentage, recommendation, latency_ms, MC-dropout mean and std), DIR/<name>_mask.png (0/255;
@@ -34,11 +35,14 @@ using glia::apps::parse_number;
 const char* kUsage =
     "usage: glia-infer --checkpoint CKPT --input PATH... --out DIR [--device cpu|sim|cuda]\n"
     "                  [--batch N] [--save-raw FILE] [--threshold 0.5] [--cls-threshold 0.3]\n"
-    "                  [--gradcam] [--mc-dropout N] [--fail-fast]\n";
+    "                  [--gradcam] [--mc-dropout N] [--fail-fast]\n"
+    "                  [--cudnn-deterministic true|false] [--cudnn-find true|false]\n";
 
-// The options of a command line; nullopt after --help.
+// The options of a command line; nullopt after --help. The cuDNN flags set the process-wide
+// choices (engine/policy.h).
 std::optional<glia::nets::InferOptions> parse(int argc, char** argv) {
   glia::nets::InferOptions options;
+  glia::CudnnChoices cudnn = glia::cudnn_choices();
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&]() -> std::string {
@@ -77,6 +81,8 @@ std::optional<glia::nets::InferOptions> parse(int argc, char** argv) {
       options.save_raw = value();
     } else if (arg == "--fail-fast") {
       options.fail_fast = true;
+    } else if (glia::apps::parse_cudnn_flag(arg, value, cudnn)) {
+      // --cudnn-deterministic or --cudnn-find, applied once the line is parsed
     } else if (arg == "--help" || arg == "-h") {
       return std::nullopt;
     } else {
@@ -86,6 +92,7 @@ std::optional<glia::nets::InferOptions> parse(int argc, char** argv) {
   if (options.checkpoint.empty()) throw std::invalid_argument("--checkpoint is required");
   if (options.inputs.empty()) throw std::invalid_argument("--input is required");
   if (options.out_dir.empty()) throw std::invalid_argument("--out is required");
+  glia::set_cudnn_choices(cudnn);
   return options;
 }
 

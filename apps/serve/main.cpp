@@ -2,6 +2,7 @@
 //   glia-serve --checkpoint CKPT [--host 127.0.0.1] [--port 8000] [--device cpu|sim|cuda]
 //              [--max-batch 8] [--batch-wait-ms 5] [--max-queue 64] [--max-upload-mb 20]
 //              [--eval-results FILE] [--api-key-file FILE]
+//              [--cudnn-deterministic true|false] [--cudnn-find true|false]
 // Binds to loopback unless --host says otherwise; --port 0 takes any free port. Prints
 // "glia-serve: listening on http://HOST:PORT/" once it accepts requests. SIGTERM or SIGINT stops
 // accepting, finishes the requests in flight and exits 0. Only parses arguments: the server is
@@ -30,7 +31,8 @@ using glia::apps::parse_number;
 const char* kUsage =
     "usage: glia-serve --checkpoint CKPT [--host 127.0.0.1] [--port 8000] [--device cpu|sim|cuda]\n"
     "                  [--max-batch 8] [--batch-wait-ms 5] [--max-queue 64] [--max-upload-mb 20]\n"
-    "                  [--eval-results FILE] [--api-key-file FILE]\n";
+    "                  [--eval-results FILE] [--api-key-file FILE]\n"
+    "                  [--cudnn-deterministic true|false] [--cudnn-find true|false]\n";
 
 // The key is the file's first line, without surrounding white space.
 std::string read_api_key(const std::string& path) {
@@ -45,8 +47,11 @@ std::string read_api_key(const std::string& path) {
   return key;
 }
 
+// The options of a command line; nullopt after --help. The cuDNN flags set the process-wide
+// choices (engine/policy.h).
 std::optional<glia::serve::ServeOptions> parse(int argc, char** argv) {
   glia::serve::ServeOptions options;
+  glia::CudnnChoices cudnn = glia::cudnn_choices();
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&]() -> std::string {
@@ -76,6 +81,8 @@ std::optional<glia::serve::ServeOptions> parse(int argc, char** argv) {
       options.eval_results = value();
     } else if (arg == "--api-key-file") {
       options.api_key = read_api_key(value());
+    } else if (glia::apps::parse_cudnn_flag(arg, value, cudnn)) {
+      // --cudnn-deterministic or --cudnn-find, applied once the line is parsed
     } else if (arg == "--help" || arg == "-h") {
       std::cout << kUsage;
       return std::nullopt;
@@ -84,6 +91,7 @@ std::optional<glia::serve::ServeOptions> parse(int argc, char** argv) {
     }
   }
   if (options.checkpoint.empty()) throw std::invalid_argument("--checkpoint is required");
+  glia::set_cudnn_choices(cudnn);
   return options;
 }
 

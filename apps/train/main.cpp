@@ -2,7 +2,7 @@
 //   glia-train [--config FILE] [--set key=value]... [--out DIR] [--device cpu|sim|cuda]
 //              [--kernels native|cudnn|dnnl|auto] [--stage 1|2|3|all] [--resume DIR]
 //              [--init-only] [--max-steps N] [--data-cache DIR] [--no-progress]
-//              [--distributed]
+//              [--distributed] [--cudnn-deterministic true|false] [--cudnn-find true|false]
 // With no arguments it runs the built-in demo: configs/demo.yaml, all three stages, on synthetic
 // phantoms generated (once) into the data cache, on cuda when a GPU is present and cpu otherwise.
 // SIGINT / SIGTERM save a resumable checkpoint and exit with code 130; `--resume DIR` continues
@@ -23,6 +23,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "apps/args.h"
 #include "engine/dist/communicator.h"
 #include "io/atomic_file.h"
 #include "nets/model/checkpoint.h"
@@ -39,11 +40,14 @@ const char* kUsage =
     "                  [--device cpu|sim|cuda] [--kernels native|cudnn|dnnl|auto]\n"
     "                  [--stage 1|2|3|all] [--resume DIR] [--init-only] [--max-steps N]\n"
     "                  [--data-cache DIR] [--no-progress] [--distributed]\n"
+    "                  [--cudnn-deterministic true|false] [--cudnn-find true|false]\n"
     "With no arguments: the built-in demo (configs/demo.yaml, all stages, synthetic data).\n"
     "--stage defaults to the config file's own stage, or all for the demo. --init-only writes\n"
     "OUT/init.safetensors, the freshly initialised model of the configuration, and exits.\n"
     "--distributed: data-parallel training, one replica per process of `mpirun -np N` or\n"
-    "`srun` (cpu: MPI; cuda: NCCL, one GPU per local rank); train.batch_size is per process.\n";
+    "`srun` (cpu: MPI; cuda: NCCL, one GPU per local rank); train.batch_size is per process.\n"
+    "--cudnn-deterministic / --cudnn-find V: the same as --set cudnn.deterministic=V / "
+    "cudnn.find=V.\n";
 
 void on_signal(int) {
   glia::nets::request_stop();
@@ -104,6 +108,11 @@ int main(int argc, char** argv) {
         progress = false;
       } else if (arg == "--distributed") {
         distributed = true;
+      } else if (arg == "--cudnn-deterministic" || arg == "--cudnn-find") {
+        // Configuration keys (cudnn.*): checked, printed and kept for --resume with the rest.
+        const std::string key = arg == "--cudnn-find" ? "cudnn.find" : "cudnn.deterministic";
+        const bool on = glia::apps::parse_bool(arg, value());
+        request.overrides.push_back(key + (on ? "=true" : "=false"));
       } else if (arg == "--help" || arg == "-h") {
         std::fputs(kUsage, stdout);
         return 0;

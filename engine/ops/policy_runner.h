@@ -37,6 +37,7 @@
 #include <cuda_runtime.h>
 
 #include "engine/cuda/runtime.h"
+#include "kernels/cudnn/settings.h"
 #endif
 
 namespace glia::ops {
@@ -86,7 +87,19 @@ struct CudnnContext {
   cublasHandle_t cublas() const { return cudart::cublas_handle(device); }
 };
 
-// Mean time of `run` over a few calls after a warm-up, in milliseconds, on `stream`.
+// The key under which auto_select remembers a cuda winner: the device, the cuDNN settings in
+// force (math, deterministic, find: the cuDNN candidate runs the algorithm they choose, so a
+// winner timed under other settings says nothing), then the op's problem key.
+inline AutotuneKey cuda_autotune_key(int device, const AutotuneKey& key) {
+  const kernels::cudnn::Settings s = kernels::cudnn::settings();
+  AutotuneKey k{device, static_cast<std::int64_t>(s.math), s.deterministic ? 1 : 0, s.find ? 1 : 0};
+  k.insert(k.end(), key.begin(), key.end());
+  return k;
+}
+
+// Mean time of `run` over a few calls after a warm-up, in milliseconds, on `stream`. The warm-up
+// also makes the cuDNN candidate's plan (algorithm choice, cudnnFind's own timing when
+// settings().find), so only the chosen algorithm is timed.
 template <class Fn>
 float mean_time_ms(cudaStream_t stream, Fn&& run) {
   constexpr int kReps = 3;
@@ -174,8 +187,7 @@ KernelPolicy run_with_policy(OpFamily family, std::optional<KernelPolicy> policy
     const CudnnContext ctx{backend.device, static_cast<cudaStream_t>(backend.stream)};
     KernelPolicy chosen = resolve_kernel_policy(family, policy, PolicyDevice::cuda);
     if (chosen == KernelPolicy::auto_select) {
-      AutotuneKey device_key{backend.device};
-      device_key.insert(device_key.end(), key.begin(), key.end());
+      const AutotuneKey device_key = cuda_autotune_key(backend.device, key);
       std::optional<KernelPolicy> winner = autotune_lookup(family, device_key);
       if (!winner) {
         const float native_ms =

@@ -176,6 +176,8 @@ __global__ void __launch_bounds__(kReduceThreads)
     __syncthreads();  // the next channel's block reduction reuses the shared slots
   }
 }
+GLIA_LAUNCH_BOUNDS(stats_kernel<1>, kReduceThreads);
+GLIA_LAUNCH_BOUNDS(stats_kernel<4>, kReduceThreads);
 
 __global__ void __launch_bounds__(kCombineThreads)
     stats_combine_kernel(const float* partial, float* mean, float* invstd, float* running_mean,
@@ -197,12 +199,15 @@ __global__ void __launch_bounds__(kCombineThreads)
     if (lane == 0) finish_stats(c, mu, m2, mean, invstd, running_mean, running_var, s);
   }
 }
+GLIA_LAUNCH_BOUNDS(stats_combine_kernel, kCombineThreads);
 
-__global__ void invstd_kernel(const float* var, float* invstd, BatchNormShape s) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    invstd_kernel(const float* var, float* invstd, BatchNormShape s) {
   for (index_t c = global_thread_index(); c < s.c; c += grid_thread_count()) {
     invstd[c] = 1.0f / sqrtf(var[c] + static_cast<float>(s.eps));
   }
 }
+GLIA_LAUNCH_BOUNDS(invstd_kernel, kThreadsPerBlock);
 
 // ReLU as kernels/elementwise_math.h: NaN propagates, and the backward passes gy where y > 0.
 __device__ inline float relu(float v) {
@@ -232,6 +237,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     }
   }
 }
+GLIA_LAUNCH_BOUNDS(apply_kernel<1>, kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS(apply_kernel<4>, kThreadsPerBlock);
 
 // gy, masked by the fused ReLU's output y where there is one.
 template <int V>
@@ -275,6 +282,8 @@ __global__ void __launch_bounds__(kReduceThreads)
     __syncthreads();  // the next channel's block reduction reuses the shared slots
   }
 }
+GLIA_LAUNCH_BOUNDS(backward_reduce_kernel<1>, kReduceThreads);
+GLIA_LAUNCH_BOUNDS(backward_reduce_kernel<4>, kReduceThreads);
 
 // The per-channel sum of g alone (the convolution bias gradient), chunked as the reductions above;
 // its partials leave the second slot 0 so backward_combine_kernel serves it too.
@@ -301,6 +310,8 @@ __global__ void __launch_bounds__(kReduceThreads)
     __syncthreads();  // the next channel's block reduction reuses the shared slots
   }
 }
+GLIA_LAUNCH_BOUNDS(channel_sum_kernel<1>, kReduceThreads);
+GLIA_LAUNCH_BOUNDS(channel_sum_kernel<4>, kReduceThreads);
 
 __global__ void __launch_bounds__(kCombineThreads)
     backward_combine_kernel(const float* partial, const float* invstd, float* sum_dy,
@@ -321,6 +332,7 @@ __global__ void __launch_bounds__(kCombineThreads)
     }
   }
 }
+GLIA_LAUNCH_BOUNDS(backward_combine_kernel, kCombineThreads);
 
 template <int V>
 __global__ void __launch_bounds__(kThreadsPerBlock)
@@ -352,6 +364,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     }
   }
 }
+GLIA_LAUNCH_BOUNDS(backward_input_kernel<1>, kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS(backward_input_kernel<4>, kThreadsPerBlock);
 
 // The grid of an elementwise pass: x covers a plane in blocks of `threads`, y the n * c planes.
 struct PlaneGrid {

@@ -41,7 +41,7 @@ __device__ inline float warp_all_max(float v) {
 // 32 and every thread of the block calls it.
 template <int K>
 __device__ inline void sums_in_thread0(float (&v)[K]) {
-  __shared__ float warp_sums[K][kWarpSize];
+  GLIA_STATIC_SHARED(float[K][kWarpSize], warp_sums);
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
   for (int k = 0; k < K; ++k) v[k] = warp_sum(v[k]);
   if (lane == 0) {
@@ -63,8 +63,8 @@ __device__ inline float sum_in_thread0(float v) {
 // thread of the block calls it (it holds two barriers). Consecutive calls need no barrier between
 // them: a thread can only overwrite the shared slots after all have read the previous total.
 __device__ inline float sum(float v) {
-  __shared__ float warp_sums[kWarpSize];
-  __shared__ float total;
+  GLIA_STATIC_SHARED(float[kWarpSize], warp_sums);
+  GLIA_STATIC_SHARED(float, total);
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
   v = warp_sum(v);
   if (lane == 0) warp_sums[warp] = v;
@@ -81,8 +81,8 @@ __device__ inline float sum(float v) {
 // The max of v over the block, returned to every thread; the same contract as sum (used by the
 // block-per-row softmax, tested through tests/kernels/softmax_test.cpp).
 __device__ inline float max(float v) {
-  __shared__ float warp_maxes[kWarpSize];
-  __shared__ float total;
+  GLIA_STATIC_SHARED(float[kWarpSize], warp_maxes);
+  GLIA_STATIC_SHARED(float, total);
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
   v = warp_all_max(v);
   if (lane == 0) warp_maxes[warp] = v;

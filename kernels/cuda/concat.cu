@@ -33,6 +33,10 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     }
   }
 }
+GLIA_LAUNCH_BOUNDS((channel_copy_kernel<1, false>), kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS((channel_copy_kernel<4, false>), kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS((channel_copy_kernel<1, true>), kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS((channel_copy_kernel<4, true>), kThreadsPerBlock);
 
 template <bool kInto>
 void channel_copy(const float* src, float* dst, const ChannelSlice& s, Stream stream) {

@@ -16,8 +16,9 @@
 namespace glia::kernels::GLIA_KERNEL_NS {
 namespace {
 
-__global__ void dropout_kernel(const float* x, float* y, std::uint8_t* mask, index_t n, float p,
-                               float scale, std::uint64_t seed, std::uint64_t offset) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    dropout_kernel(const float* x, float* y, std::uint8_t* mask, index_t n, float p, float scale,
+                   std::uint64_t seed, std::uint64_t offset) {
   const index_t blocks = (n + 3) / 4;
   for (index_t j = global_thread_index(); j < blocks; j += grid_thread_count()) {
     const philox::Block block = philox::block_at(seed, offset, static_cast<std::uint64_t>(j));
@@ -29,13 +30,16 @@ __global__ void dropout_kernel(const float* x, float* y, std::uint8_t* mask, ind
     }
   }
 }
+GLIA_LAUNCH_BOUNDS(dropout_kernel, kThreadsPerBlock);
 
-__global__ void dropout_backward_kernel(const float* gy, const std::uint8_t* mask, float* gx,
-                                        index_t n, float scale) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    dropout_backward_kernel(const float* gy, const std::uint8_t* mask, float* gx, index_t n,
+                            float scale) {
   for (index_t i = global_thread_index(); i < n; i += grid_thread_count()) {
     gx[i] = mask[i] ? gy[i] * scale : 0.0f;
   }
 }
+GLIA_LAUNCH_BOUNDS(dropout_backward_kernel, kThreadsPerBlock);
 
 }  // namespace
 

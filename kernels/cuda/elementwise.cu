@@ -37,6 +37,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     y[i] = unary_value(op, x[i], a, b);  // the tail that does not fill a vector
   }
 }
+GLIA_LAUNCH_BOUNDS(unary_kernel<1>, kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS(unary_kernel<4>, kThreadsPerBlock);
 
 template <int V>
 __global__ void __launch_bounds__(kThreadsPerBlock)
@@ -55,6 +57,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     gx[i] = unary_grad(op, x[i], y[i], gy[i], a, b);
   }
 }
+GLIA_LAUNCH_BOUNDS(unary_backward_kernel<1>, kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS(unary_backward_kernel<4>, kThreadsPerBlock);
 
 // An operand read at the output's flat index, or one value broadcast to every element.
 template <int V>
@@ -82,20 +86,25 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     out[i] = binary_value(op, a[a_scalar ? 0 : i], b[b_scalar ? 0 : i]);
   }
 }
+GLIA_LAUNCH_BOUNDS(flat_binary_kernel<1>, kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS(flat_binary_kernel<4>, kThreadsPerBlock);
 
-__global__ void binary_kernel(BinaryOp op, const float* a, const float* b, float* out,
-                              BroadcastShape s) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    binary_kernel(BinaryOp op, const float* a, const float* b, float* out, BroadcastShape s) {
   for (index_t i = global_thread_index(); i < s.numel; i += grid_thread_count()) {
     const Offsets off = broadcast_offsets(s, i);
     out[i] = binary_value(op, a[off.a], b[off.b]);
   }
 }
+GLIA_LAUNCH_BOUNDS(binary_kernel, kThreadsPerBlock);
 
-__global__ void expand_kernel(const float* x, float* y, BroadcastShape s) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    expand_kernel(const float* x, float* y, BroadcastShape s) {
   for (index_t i = global_thread_index(); i < s.numel; i += grid_thread_count()) {
     y[i] = x[broadcast_offsets(s, i).a];
   }
 }
+GLIA_LAUNCH_BOUNDS(expand_kernel, kThreadsPerBlock);
 
 // How a binary operand is read: flat (its strides are the output's contiguous ones), as a single
 // value (every stride 0), or through the broadcast strides. Size-1 dims do not matter.

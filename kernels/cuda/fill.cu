@@ -13,19 +13,20 @@ namespace glia::kernels::GLIA_KERNEL_NS {
 namespace {
 
 template <class T>
-__global__ void fill_kernel(T* y, index_t n, T value) {
+__global__ void __launch_bounds__(kThreadsPerBlock) fill_kernel(T* y, index_t n, T value) {
   for (index_t i = global_thread_index(); i < n; i += grid_thread_count()) y[i] = value;
 }
 
 template <class T>
-__global__ void arange_kernel(T* y, index_t n, double start, double step) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    arange_kernel(T* y, index_t n, double start, double step) {
   for (index_t i = global_thread_index(); i < n; i += grid_thread_count()) {
     y[i] = static_cast<T>(start + static_cast<double>(i) * step);
   }
 }
 
 template <class S, class D>
-__global__ void cast_kernel(const S* x, D* y, index_t n) {
+__global__ void __launch_bounds__(kThreadsPerBlock) cast_kernel(const S* x, D* y, index_t n) {
   for (index_t i = global_thread_index(); i < n; i += grid_thread_count()) {
     y[i] = static_cast<D>(x[i]);
   }
@@ -33,12 +34,15 @@ __global__ void cast_kernel(const S* x, D* y, index_t n) {
 
 template <class T>
 void launch_fill(T* y, index_t n, T value, Stream stream) {
+  // A kernel template over types registers each instance's bounds where that is launched.
+  GLIA_LAUNCH_BOUNDS(fill_kernel<T>, kThreadsPerBlock);
   if (n == 0) return;
   GLIA_LAUNCH(fill_kernel<T>, grid_stride_blocks(n), kThreadsPerBlock, 0, stream, y, n, value);
 }
 
 template <class T>
 void launch_arange(T* y, index_t n, double start, double step, Stream stream) {
+  GLIA_LAUNCH_BOUNDS(arange_kernel<T>, kThreadsPerBlock);
   if (n == 0) return;
   GLIA_LAUNCH(arange_kernel<T>, grid_stride_blocks(n), kThreadsPerBlock, 0, stream, y, n, start,
               step);
@@ -46,6 +50,7 @@ void launch_arange(T* y, index_t n, double start, double step, Stream stream) {
 
 template <class S, class D>
 void launch_cast(const S* x, D* y, index_t n, Stream stream) {
+  GLIA_LAUNCH_BOUNDS((cast_kernel<S, D>), kThreadsPerBlock);
   if (n == 0) return;
   GLIA_LAUNCH((cast_kernel<S, D>), grid_stride_blocks(n), kThreadsPerBlock, 0, stream, x, y, n);
 }

@@ -74,8 +74,9 @@ struct DiceBceTerms {
 // Block (n, segment) sums the terms of elements [segment * segment_length, + segment_length) of
 // sample n into partial[(n * gridDim.y + segment) * K + k].
 template <class Terms>
-__global__ void sample_sums_kernel(const float* x, const float* t, float* partial, index_t elements,
-                                   index_t segment_length, Terms terms) {
+__global__ void __launch_bounds__(kSampleThreads)
+    sample_sums_kernel(const float* x, const float* t, float* partial, index_t elements,
+                       index_t segment_length, Terms terms) {
   constexpr int K = Terms::kCount;
   const index_t n = blockIdx.x, segment = blockIdx.y;
   const index_t e_begin = segment * segment_length;
@@ -89,6 +90,9 @@ __global__ void sample_sums_kernel(const float* x, const float* t, float* partia
     for (int k = 0; k < K; ++k) partial[(n * gridDim.y + segment) * K + k] = s[k];
   }
 }
+GLIA_LAUNCH_BOUNDS(sample_sums_kernel<BceTerms>, kSampleThreads);
+GLIA_LAUNCH_BOUNDS(sample_sums_kernel<DiceTerms>, kSampleThreads);
+GLIA_LAUNCH_BOUNDS(sample_sums_kernel<DiceBceTerms>, kSampleThreads);
 
 // Warp n sums the segments of sample n: total[k] = sum_segment partial[n, segment, k], in every
 // lane. May run in place (partial == the output) when there is one segment.
@@ -103,8 +107,9 @@ __device__ inline void sum_segments(const float* partial, index_t n, index_t seg
 }
 
 // Warp n (of kRowsPerBlock): loss[n] = the mean of sample n's BCE terms.
-__global__ void bce_finish_kernel(const float* partial, float* loss, index_t samples,
-                                  index_t segments, index_t elements) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    bce_finish_kernel(const float* partial, float* loss, index_t samples, index_t segments,
+                      index_t elements) {
   const int lane = threadIdx.x % kWarpSize;
   const index_t n = static_cast<index_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
   if (n >= samples) return;
@@ -112,10 +117,12 @@ __global__ void bce_finish_kernel(const float* partial, float* loss, index_t sam
   sum_segments(partial, n, segments, lane, total);
   if (lane == 0) loss[n] = elements > 0 ? total[0] / static_cast<float>(elements) : 0.0f;
 }
+GLIA_LAUNCH_BOUNDS(bce_finish_kernel, kThreadsPerBlock);
 
 // Warp n: sums[n] = {I, P, T} of sample n and loss[n] = 1 - Dice.
-__global__ void dice_finish_kernel(const float* partial, float* sums, float* loss, index_t samples,
-                                   index_t segments, float smooth) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    dice_finish_kernel(const float* partial, float* sums, float* loss, index_t samples,
+                       index_t segments, float smooth) {
   const int lane = threadIdx.x % kWarpSize;
   const index_t n = static_cast<index_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
   if (n >= samples) return;
@@ -126,12 +133,14 @@ __global__ void dice_finish_kernel(const float* partial, float* sums, float* los
     loss[n] = loss::dice_loss(total[0], total[1], total[2], smooth);
   }
 }
+GLIA_LAUNCH_BOUNDS(dice_finish_kernel, kThreadsPerBlock);
 
 // Warp n: sums[n] = {I, P, T} of sample n and loss[n] = dice_weight (1 - Dice) +
 // bce_weight BCE_mean.
-__global__ void dice_bce_finish_kernel(const float* partial, float* sums, float* loss,
-                                       index_t samples, index_t segments, index_t elements,
-                                       float dice_weight, float bce_weight, float smooth) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    dice_bce_finish_kernel(const float* partial, float* sums, float* loss, index_t samples,
+                           index_t segments, index_t elements, float dice_weight, float bce_weight,
+                           float smooth) {
   const int lane = threadIdx.x % kWarpSize;
   const index_t n = static_cast<index_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
   if (n >= samples) return;
@@ -144,53 +153,91 @@ __global__ void dice_bce_finish_kernel(const float* partial, float* sums, float*
         dice_weight * loss::dice_loss(total[0], total[1], total[2], smooth) + bce_weight * bce_mean;
   }
 }
+GLIA_LAUNCH_BOUNDS(dice_bce_finish_kernel, kThreadsPerBlock);
 
-// The per-element gradients of the per-sample losses, times gloss[n] by the caller; sn is the
-// sample's {I, P, T} (null for BCE).
+// The per-element gradients of the per-sample losses, times gloss[n] by the caller. A gradient's
+// of_sample(sn), sn the sample's {I, P, T} (null for BCE), gives the element functor of sample n:
+// what depends on the sample alone (the Dice quotients) is computed there once, so the element
+// loop holds no division but the sigmoid's.
 struct BceGrad {
   float pos_weight, inv_elements;
-  __device__ float operator()(float x, float t, const float*) const {
+  __device__ BceGrad of_sample(const float*) const { return *this; }
+  __device__ float operator()(float x, float t) const {
     return inv_elements * loss::bce_with_logits_grad(x, t, pos_weight);
   }
 };
 
-struct DiceGrad {
-  float smooth;
-  __device__ float operator()(float x, float t, const float* sn) const {
-    const float p = loss::sigmoid(x);
-    return loss::dice_grad_p(t, sn[0], sn[1], sn[2], smooth) * p * (1.0f - p);
+// d(1 - D)/dp = c0 - c1 t, which is loss::dice_grad_p rearranged: ((2 I + smooth) - 2 t d) / d^2
+// with d = P + T + smooth (0 when d is 0).
+struct DiceGradP {
+  float c0, c1;
+  __device__ static DiceGradP of(const float* sn, float smooth) {
+    const float d = sn[1] + sn[2] + smooth;
+    if (d == 0.0f) return {0.0f, 0.0f};
+    const float inv_d = 1.0f / d;
+    return {(2.0f * sn[0] + smooth) * inv_d * inv_d, 2.0f * inv_d};
   }
+  __device__ float operator()(float t) const { return c0 - c1 * t; }
 };
 
+struct DiceGrad {
+  float smooth;
+  struct Sample {
+    DiceGradP dice;
+    __device__ float operator()(float x, float t) const {
+      const float p = loss::sigmoid(x);
+      return dice(t) * p * (1.0f - p);
+    }
+  };
+  __device__ Sample of_sample(const float* sn) const { return {DiceGradP::of(sn, smooth)}; }
+};
+
+// loss::dice_bce_grad with the Dice part as above.
 struct DiceBceGrad {
   float inv_elements, dice_weight, bce_weight, smooth, pos_weight;
-  __device__ float operator()(float x, float t, const float* sn) const {
-    return loss::dice_bce_grad(x, t, sn[0], sn[1], sn[2], inv_elements, dice_weight, bce_weight,
-                               smooth, pos_weight);
+  struct Sample {
+    DiceGradP dice;
+    float dice_weight, bce_scale, pos_weight;
+    __device__ float operator()(float x, float t) const {
+      const float p = loss::sigmoid(x);
+      return dice_weight * dice(t) * p * (1.0f - p) +
+             bce_scale * loss::bce_with_logits_grad(x, t, pos_weight);
+    }
+  };
+  __device__ Sample of_sample(const float* sn) const {
+    return {DiceGradP::of(sn, smooth), dice_weight, bce_weight * inv_elements, pos_weight};
   }
 };
 
 // gx[n, e] = gloss[n] * grad(x[n, e], t[n, e], sums of n): grid (blocks along a sample, samples),
 // V floats per thread per step (float4 when aligned), no division per element.
+// The explicit 4 blocks per SM leave ptxas up to 64 registers: with the bound alone it spilled
+// around the division's slow path (sm_90).
 template <int V, class Grad>
-__global__ void __launch_bounds__(kThreadsPerBlock)
+__global__ void __launch_bounds__(kThreadsPerBlock, 4)
     sample_backward_kernel(const float* x, const float* t, const float* sums, const float* gloss,
                            float* gx, index_t samples, index_t elements, Grad grad) {
   const index_t loads = elements / V;
   for (index_t n = blockIdx.y; n < samples; n += gridDim.y) {
     const float g = gloss[n];
-    const float* sn = sums != nullptr ? sums + 3 * n : nullptr;
+    const auto grad_n = grad.of_sample(sums != nullptr ? sums + 3 * n : nullptr);
     const index_t base = n * elements;
     for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < loads;
          i += static_cast<index_t>(gridDim.x) * blockDim.x) {
       float vx[V], vt[V];
       load<V>(x + base + i * V, vx);
       load<V>(t + base + i * V, vt);
-      for (int k = 0; k < V; ++k) vx[k] = g * grad(vx[k], vt[k], sn);
+      for (int k = 0; k < V; ++k) vx[k] = g * grad_n(vx[k], vt[k]);
       store<V>(gx + base + i * V, vx);
     }
   }
 }
+GLIA_LAUNCH_BOUNDS((sample_backward_kernel<1, BceGrad>), kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS((sample_backward_kernel<4, BceGrad>), kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS((sample_backward_kernel<1, DiceGrad>), kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS((sample_backward_kernel<4, DiceGrad>), kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS((sample_backward_kernel<1, DiceBceGrad>), kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS((sample_backward_kernel<4, DiceBceGrad>), kThreadsPerBlock);
 
 // log sum_c exp(x[c]) of a row, max-subtracted, in every lane of the calling warp.
 __device__ inline float row_log_sum_exp(const float* xn, index_t classes, int lane) {
@@ -207,10 +254,10 @@ __device__ inline bool valid_target(std::int32_t t, index_t classes) {
 }
 
 // Warp n (of the block's kRowsPerBlock): the cross-entropy of row n.
-__global__ void cross_entropy_kernel(const float* x, const std::int32_t* target,
-                                     const float* class_weight, float* loss, float* lse,
-                                     float* target_weight, index_t rows, index_t classes,
-                                     float smoothing) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    cross_entropy_kernel(const float* x, const std::int32_t* target, const float* class_weight,
+                         float* loss, float* lse, float* target_weight, index_t rows,
+                         index_t classes, float smoothing) {
   const int lane = threadIdx.x % kWarpSize;
   const index_t n = static_cast<index_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
   if (n >= rows) return;  // whole warps leave together
@@ -234,12 +281,13 @@ __global__ void cross_entropy_kernel(const float* x, const std::int32_t* target,
     lse[n] = row_lse;
   }
 }
+GLIA_LAUNCH_BOUNDS(cross_entropy_kernel, kThreadsPerBlock);
 
 // Warp n writes gx[n, :].
-__global__ void cross_entropy_backward_kernel(const float* x, const std::int32_t* target,
-                                              const float* class_weight, const float* lse,
-                                              const float* gloss, float* gx, index_t rows,
-                                              index_t classes, float smoothing) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    cross_entropy_backward_kernel(const float* x, const std::int32_t* target,
+                                  const float* class_weight, const float* lse, const float* gloss,
+                                  float* gx, index_t rows, index_t classes, float smoothing) {
   const int lane = threadIdx.x % kWarpSize;
   const index_t n = static_cast<index_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
   if (n >= rows) return;
@@ -260,10 +308,12 @@ __global__ void cross_entropy_backward_kernel(const float* x, const std::int32_t
         gloss[n] * loss::cross_entropy_grad(p, c == t, w_c, w_t, weight_sum, smoothing, classes);
   }
 }
+GLIA_LAUNCH_BOUNDS(cross_entropy_backward_kernel, kThreadsPerBlock);
 
 // Warp n: the focal loss of row n.
-__global__ void focal_kernel(const float* x, const std::int32_t* target, const float* alpha,
-                             float* loss, float* lse, index_t rows, index_t classes, float gamma) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    focal_kernel(const float* x, const std::int32_t* target, const float* alpha, float* loss,
+                 float* lse, index_t rows, index_t classes, float gamma) {
   const int lane = threadIdx.x % kWarpSize;
   const index_t n = static_cast<index_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
   if (n >= rows) return;
@@ -277,11 +327,13 @@ __global__ void focal_kernel(const float* x, const std::int32_t* target, const f
     lse[n] = row_lse;
   }
 }
+GLIA_LAUNCH_BOUNDS(focal_kernel, kThreadsPerBlock);
 
 // Warp n writes gx[n, :] = gloss[n] * dl/dlogp_t * ([c == t] - p_c).
-__global__ void focal_backward_kernel(const float* x, const std::int32_t* target,
-                                      const float* alpha, const float* lse, const float* gloss,
-                                      float* gx, index_t rows, index_t classes, float gamma) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    focal_backward_kernel(const float* x, const std::int32_t* target, const float* alpha,
+                          const float* lse, const float* gloss, float* gx, index_t rows,
+                          index_t classes, float gamma) {
   const int lane = threadIdx.x % kWarpSize;
   const index_t n = static_cast<index_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
   if (n >= rows) return;
@@ -295,6 +347,7 @@ __global__ void focal_backward_kernel(const float* x, const std::int32_t* target
     gx[n * classes + c] = g * ((c == t ? 1.0f : 0.0f) - expf(xn[c] - lse[n]));
   }
 }
+GLIA_LAUNCH_BOUNDS(focal_backward_kernel, kThreadsPerBlock);
 
 unsigned row_blocks(const char* op, index_t rows) {
   const index_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;

@@ -14,19 +14,23 @@
 namespace glia::kernels::GLIA_KERNEL_NS {
 namespace {
 
-__global__ void sgd_step_kernel(SgdCoefficients<float> c, float* param, const float* grad,
-                                float* momentum_buf, index_t n) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    sgd_step_kernel(SgdCoefficients<float> c, float* param, const float* grad, float* momentum_buf,
+                    index_t n) {
   for (index_t i = global_thread_index(); i < n; i += grid_thread_count()) {
     sgd_update(c, param, grad, momentum_buf, i);
   }
 }
+GLIA_LAUNCH_BOUNDS(sgd_step_kernel, kThreadsPerBlock);
 
-__global__ void adam_step_kernel(AdamCoefficients<float> c, float* param, const float* grad,
-                                 float* exp_avg, float* exp_avg_sq, index_t n) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    adam_step_kernel(AdamCoefficients<float> c, float* param, const float* grad, float* exp_avg,
+                     float* exp_avg_sq, index_t n) {
   for (index_t i = global_thread_index(); i < n; i += grid_thread_count()) {
     adam_update(c, param, grad, exp_avg, exp_avg_sq, i);
   }
 }
+GLIA_LAUNCH_BOUNDS(adam_step_kernel, kThreadsPerBlock);
 
 }  // namespace
 

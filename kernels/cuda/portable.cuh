@@ -8,10 +8,15 @@
 //   GLIA_STATIC_SHARED(type, name);                            a static shared array, which the
 //                                                              emulator poisons and counts
 //   GLIA_LAUNCH_BOUNDS(kernel, max_threads);                   after a kernel declared with
-//                                                              __launch_bounds__(max_threads)
+//                                                              __launch_bounds__(max_threads), at
+//                                                              namespace scope once per template
+//                                                              instance ((k<1, T>) in parentheses)
+//                                                              or in a launcher template
 //   GLIA_UNROLL                                                #pragma unroll under nvcc
-// plus __global__/__device__, threadIdx & co, static __shared__ arrays, __syncthreads*, the _sync
-// warp intrinsics, atomics and the float math intrinsics. No host runtime calls, no CUB/Thrust.
+// plus __global__/__device__, threadIdx & co, __syncthreads*, the _sync warp intrinsics, atomics
+// and the float math intrinsics. No host runtime calls, no CUB/Thrust. Shared memory is declared
+// only through the two macros (a raw `__shared__` outside this file fails the test
+// cpu:kernels.no_raw_shared, tests/kernels/no_raw_shared.cmake).
 #pragma once
 
 namespace glia::kernels {
@@ -92,9 +97,12 @@ inline void check_launch(const char* kernel, const char* file, int line) {
   ::glia::simt::detail::note_static_shared(&name, sizeof(name), #name,   \
                                            std::source_location::current())
 
-// Registered before main runs, so every launch of the kernel is checked against its bounds.
-#define GLIA_LAUNCH_BOUNDS(kernel, max_threads)             \
-  [[maybe_unused]] const bool glia_launch_bounds_##kernel = \
+// Registered before main runs, so every launch of the kernel is checked against its bounds. The
+// flag's name is made unique by the line, so that `kernel` may be a template-id.
+#define GLIA_LAUNCH_BOUNDS_FLAG_(line) glia_launch_bounds_##line
+#define GLIA_LAUNCH_BOUNDS_FLAG(line) GLIA_LAUNCH_BOUNDS_FLAG_(line)
+#define GLIA_LAUNCH_BOUNDS(kernel, max_threads)                          \
+  [[maybe_unused]] static const bool GLIA_LAUNCH_BOUNDS_FLAG(__LINE__) = \
       ::glia::simt::set_launch_bounds(reinterpret_cast<const void*>(&kernel), (max_threads))
 
 #endif

@@ -23,8 +23,9 @@ __device__ inline void store_block(float* y, index_t n, index_t j, const float v
   for (int w = 0; w < count; ++w) y[first + w] = values[w];
 }
 
-__global__ void uniform_kernel(float* y, index_t n, std::uint64_t seed, std::uint64_t offset,
-                               float lo, float hi) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    uniform_kernel(float* y, index_t n, std::uint64_t seed, std::uint64_t offset, float lo,
+                   float hi) {
   const index_t blocks = (n + 3) / 4;
   for (index_t j = global_thread_index(); j < blocks; j += grid_thread_count()) {
     const philox::Block block = philox::block_at(seed, offset, static_cast<std::uint64_t>(j));
@@ -33,9 +34,11 @@ __global__ void uniform_kernel(float* y, index_t n, std::uint64_t seed, std::uin
     store_block(y, n, j, values);
   }
 }
+GLIA_LAUNCH_BOUNDS(uniform_kernel, kThreadsPerBlock);
 
-__global__ void normal_kernel(float* y, index_t n, std::uint64_t seed, std::uint64_t offset,
-                              float mean, float stddev) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    normal_kernel(float* y, index_t n, std::uint64_t seed, std::uint64_t offset, float mean,
+                  float stddev) {
   const index_t blocks = (n + 3) / 4;
   for (index_t j = global_thread_index(); j < blocks; j += grid_thread_count()) {
     float values[4];
@@ -44,6 +47,7 @@ __global__ void normal_kernel(float* y, index_t n, std::uint64_t seed, std::uint
     store_block(y, n, j, values);
   }
 }
+GLIA_LAUNCH_BOUNDS(normal_kernel, kThreadsPerBlock);
 
 }  // namespace
 

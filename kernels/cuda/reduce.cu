@@ -42,8 +42,9 @@ constexpr index_t kTwoPassMaxSegments = 1024;
 
 // Block (out, segment) sums x[o, r, i] for r in [segment * segment_length, + segment_length),
 // where out = o * inner + i, and writes scale * sum to y[out * gridDim.y + segment].
-__global__ void sum_segments_kernel(const float* x, float* y, index_t reduce, index_t inner,
-                                    index_t segment_length, float scale) {
+__global__ void __launch_bounds__(kSegmentThreads)
+    sum_segments_kernel(const float* x, float* y, index_t reduce, index_t inner,
+                        index_t segment_length, float scale) {
   const index_t out = blockIdx.x, segment = blockIdx.y;
   const index_t o = out / inner, i = out % inner;
   const float* column = x + o * reduce * inner + i;
@@ -54,10 +55,12 @@ __global__ void sum_segments_kernel(const float* x, float* y, index_t reduce, in
   const float total = block_reduce::sum_in_thread0(partial);
   if (threadIdx.x == 0) y[out * gridDim.y + segment] = scale * total;
 }
+GLIA_LAUNCH_BOUNDS(sum_segments_kernel, kSegmentThreads);
 
 // Thread out = o * inner + i sums its column x[o, :, i].
-__global__ void sum_columns_kernel(const float* x, float* y, index_t outer, index_t reduce,
-                                   index_t inner, float scale) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    sum_columns_kernel(const float* x, float* y, index_t outer, index_t reduce, index_t inner,
+                       float scale) {
   for (index_t out = global_thread_index(); out < outer * inner; out += grid_thread_count()) {
     const index_t o = out / inner, i = out % inner;
     const float* column = x + o * reduce * inner + i;
@@ -66,6 +69,7 @@ __global__ void sum_columns_kernel(const float* x, float* y, index_t outer, inde
     y[out] = scale * total;
   }
 }
+GLIA_LAUNCH_BOUNDS(sum_columns_kernel, kThreadsPerBlock);
 
 enum class SumPath { segments, columns, two_pass };
 
@@ -128,8 +132,8 @@ __device__ inline ArgMax warp_argmax(ArgMax v) {
 
 // The arg-max of v over the block, valid in thread 0. blockDim.x is a multiple of 32.
 __device__ inline ArgMax block_argmax(ArgMax v) {
-  __shared__ float warp_values[kWarpSize];
-  __shared__ std::int32_t warp_indices[kWarpSize];
+  GLIA_STATIC_SHARED(float[kWarpSize], warp_values);
+  GLIA_STATIC_SHARED(std::int32_t[kWarpSize], warp_indices);
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
   v = warp_argmax(v);
   if (lane == 0) {
@@ -145,8 +149,9 @@ __device__ inline ArgMax block_argmax(ArgMax v) {
 }
 
 // Block out = o * inner + i finds the arg-max of x[o, :, i], each thread over a strided share.
-__global__ void max_segments_kernel(const float* x, float* y, std::int32_t* idx, index_t reduce,
-                                    index_t inner) {
+__global__ void __launch_bounds__(kSegmentThreads)
+    max_segments_kernel(const float* x, float* y, std::int32_t* idx, index_t reduce,
+                        index_t inner) {
   const index_t out = blockIdx.x;
   const index_t o = out / inner, i = out % inner;
   const float* column = x + o * reduce * inner + i;
@@ -160,10 +165,12 @@ __global__ void max_segments_kernel(const float* x, float* y, std::int32_t* idx,
     idx[out] = best.index;
   }
 }
+GLIA_LAUNCH_BOUNDS(max_segments_kernel, kSegmentThreads);
 
 // Thread out = o * inner + i finds the arg-max of its column x[o, :, i].
-__global__ void max_columns_kernel(const float* x, float* y, std::int32_t* idx, index_t outer,
-                                   index_t reduce, index_t inner) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    max_columns_kernel(const float* x, float* y, std::int32_t* idx, index_t outer, index_t reduce,
+                       index_t inner) {
   for (index_t out = global_thread_index(); out < outer * inner; out += grid_thread_count()) {
     const index_t o = out / inner, i = out % inner;
     const float* column = x + o * reduce * inner + i;
@@ -175,16 +182,19 @@ __global__ void max_columns_kernel(const float* x, float* y, std::int32_t* idx, 
     idx[out] = best.index;
   }
 }
+GLIA_LAUNCH_BOUNDS(max_columns_kernel, kThreadsPerBlock);
 
 // Thread e = (o * reduce + r) * inner + i writes gx[o, r, i].
-__global__ void max_backward_kernel(const float* gy, const std::int32_t* idx, float* gx,
-                                    index_t outer, index_t reduce, index_t inner) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    max_backward_kernel(const float* gy, const std::int32_t* idx, float* gx, index_t outer,
+                        index_t reduce, index_t inner) {
   for (index_t e = global_thread_index(); e < outer * reduce * inner; e += grid_thread_count()) {
     const index_t i = e % inner, r = (e / inner) % reduce, o = e / (inner * reduce);
     const index_t out = o * inner + i;
     gx[e] = idx[out] == r ? gy[out] : 0.0f;
   }
 }
+GLIA_LAUNCH_BOUNDS(max_backward_kernel, kThreadsPerBlock);
 
 }  // namespace
 

@@ -56,7 +56,8 @@ __device__ inline float forward_value(float x, float m, float sum) {
 
 // Warp n of the grid: row n, lane l strided over the classes.
 template <bool kLog>
-__global__ void softmax_warp_kernel(const float* x, float* y, index_t rows, index_t classes) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    softmax_warp_kernel(const float* x, float* y, index_t rows, index_t classes) {
   const int lane = threadIdx.x % kWarpSize;
   const index_t n = static_cast<index_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
   if (n >= rows) return;  // the whole warp leaves together
@@ -71,10 +72,13 @@ __global__ void softmax_warp_kernel(const float* x, float* y, index_t rows, inde
     y[n * classes + c] = forward_value<kLog>(xn[c], m, sum);
   }
 }
+GLIA_LAUNCH_BOUNDS(softmax_warp_kernel<false>, kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS(softmax_warp_kernel<true>, kThreadsPerBlock);
 
 // Block n: row n, thread t strided over the classes.
 template <bool kLog>
-__global__ void softmax_block_kernel(const float* x, float* y, index_t classes) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    softmax_block_kernel(const float* x, float* y, index_t classes) {
   const index_t n = blockIdx.x;
   const float* xn = x + n * classes;
   float m = -INFINITY;
@@ -87,10 +91,13 @@ __global__ void softmax_block_kernel(const float* x, float* y, index_t classes) 
     y[n * classes + c] = forward_value<kLog>(xn[c], m, sum);
   }
 }
+GLIA_LAUNCH_BOUNDS(softmax_block_kernel<false>, kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS(softmax_block_kernel<true>, kThreadsPerBlock);
 
 template <bool kLog>
-__global__ void softmax_backward_warp_kernel(const float* y, const float* gy, float* gx,
-                                             index_t rows, index_t classes) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    softmax_backward_warp_kernel(const float* y, const float* gy, float* gx, index_t rows,
+                                 index_t classes) {
   const int lane = threadIdx.x % kWarpSize;
   const index_t n = static_cast<index_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
   if (n >= rows) return;
@@ -104,10 +111,12 @@ __global__ void softmax_backward_warp_kernel(const float* y, const float* gy, fl
     gx[row + c] = backward_grad<kLog>(y[row + c], gy[row + c], sum);
   }
 }
+GLIA_LAUNCH_BOUNDS(softmax_backward_warp_kernel<false>, kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS(softmax_backward_warp_kernel<true>, kThreadsPerBlock);
 
 template <bool kLog>
-__global__ void softmax_backward_block_kernel(const float* y, const float* gy, float* gx,
-                                              index_t classes) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    softmax_backward_block_kernel(const float* y, const float* gy, float* gx, index_t classes) {
   const index_t row = static_cast<index_t>(blockIdx.x) * classes;
   float sum = 0.0f;
   for (index_t c = threadIdx.x; c < classes; c += blockDim.x) {
@@ -118,6 +127,8 @@ __global__ void softmax_backward_block_kernel(const float* y, const float* gy, f
     gx[row + c] = backward_grad<kLog>(y[row + c], gy[row + c], sum);
   }
 }
+GLIA_LAUNCH_BOUNDS(softmax_backward_block_kernel<false>, kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS(softmax_backward_block_kernel<true>, kThreadsPerBlock);
 
 bool warp_per_row(const ClassShape& s) {
   return s.classes <= kWarpMaxClasses;

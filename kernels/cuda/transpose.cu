@@ -16,9 +16,9 @@ constexpr int kTile = 32;
 constexpr int kTileRowsPerPass = 8;  // blockDim.y: each thread moves kTile / 8 elements
 constexpr index_t kMaxGridYZ = 65535;
 
-__global__ void transpose_kernel(const float* x, float* y, index_t batch, index_t rows,
-                                 index_t cols) {
-  __shared__ float tile[kTile][kTile + 1];
+__global__ void __launch_bounds__(kTile* kTileRowsPerPass)
+    transpose_kernel(const float* x, float* y, index_t batch, index_t rows, index_t cols) {
+  GLIA_STATIC_SHARED(float[kTile][kTile + 1], tile);
   const index_t row_tiles = (rows + kTile - 1) / kTile;
   const index_t c0 = static_cast<index_t>(blockIdx.x) * kTile;
   for (index_t b = blockIdx.z; b < batch; b += gridDim.z) {
@@ -39,6 +39,7 @@ __global__ void transpose_kernel(const float* x, float* y, index_t batch, index_
     }
   }
 }
+GLIA_LAUNCH_BOUNDS(transpose_kernel, kTile* kTileRowsPerPass);
 
 unsigned clamp_grid(index_t blocks, index_t limit) {
   limit = grid_limit(limit);

@@ -42,6 +42,11 @@ io::ConfigSchema make_schema() {
                   "missing rank")
       .add_number("distributed.bucket_mb", 25, 0.001, 4096,
                   "--distributed: gradient all-reduce bucket size (MiB)");
+  s.add_bool("cudnn.deterministic", true,
+             "cuda: only cuDNN algorithms that cuDNN reports deterministic (no atomics)")
+      .add_bool(
+          "cudnn.find", false,
+          "cuda: cudnnFind times cuDNN's algorithms once per shape instead of its heuristics");
   s.add_bool("augment.enabled", true, "augment training samples")
       .add_number("augment.hflip_p", 0.5, 0.0, 1.0, "probability of a horizontal flip")
       .add_number("augment.vflip_p", 0.5, 0.0, 1.0, "probability of a vertical flip")
@@ -194,6 +199,7 @@ TrainConfig to_train_config(const io::Config& c) {
                 c.get_number("schedule.factor")};
   t.distributed = {c.get_bool("distributed.sync_batchnorm"), c.get_number("distributed.timeout_s"),
                    c.get_number("distributed.bucket_mb")};
+  t.cudnn = {c.get_bool("cudnn.deterministic"), c.get_bool("cudnn.find")};
   t.epochs = c.get_int("train.epochs");
   t.batch_size = c.get_int("train.batch_size");
   t.seed = static_cast<std::uint64_t>(c.get_int("train.seed"));

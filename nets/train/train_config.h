@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "data/input/transforms.h"
+#include "engine/policy.h"
 #include "io/config.h"
 #include "nets/model/unet.h"
 
@@ -91,6 +92,7 @@ struct TrainConfig {
   OptimConfig optim;
   ScheduleConfig schedule;
   DistributedConfig distributed;
+  CudnnChoices cudnn;  // process-wide: run_training sets them before each stage
   std::int64_t epochs = 10;
   std::int64_t batch_size = 8;
   std::uint64_t seed = 0;

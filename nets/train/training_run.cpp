@@ -115,6 +115,7 @@ TrainReport run_training(const TrainRequest& request, std::ostream& log) {
   for (const int wanted : stages_of(request)) {
     const io::Config config = load_training_config(request.config_file, wanted, request.overrides);
     const TrainConfig t = to_train_config(config);
+    set_cudnn_choices(t.cudnn);
     const int stage = t.stage;
     log << "\n== stage " << stage << " ==\nresolved configuration:\n" << config.describe();
 

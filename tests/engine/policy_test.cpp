@@ -2,8 +2,10 @@
 // per-call override, the guard that restores every family, the auto_select cache, the policy
 // runner (sim runs native only, cpu too for a family without a oneDNN candidate; cpu with one and
 // cuda follow the policy and time once per key under auto), and on a GPU that native, cuBLAS and
-// auto_select gemm agree with cpu and that auto_select times each shape once. Tests
-// engine/policy.h, engine/ops/policy_runner.h and engine/ops/matmul.cpp.
+// auto_select gemm agree with cpu and that auto_select times each shape once, and again under
+// other cuDNN choices; the cuDNN choices round-trip and reach kernels/cudnn/settings.h with the
+// math mode left alone. Tests engine/policy.h, engine/ops/policy_runner.h and
+// engine/ops/matmul.cpp.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -225,13 +227,46 @@ TEST_F(PolicyTest, CudaRunnerFollowsThePolicyAndTimesOncePerKey) {
   EXPECT_EQ(native_timed, cudnn_timed);
   EXPECT_EQ(native_results + cudnn_results, 1);
   EXPECT_EQ(winner == KernelPolicy::native ? native_results : cudnn_results, 1);
-  EXPECT_EQ(autotune_lookup(OpFamily::softmax, {device.index, 1}), winner);
+  EXPECT_EQ(autotune_lookup(OpFamily::softmax, ops::cuda_autotune_key(device.index, {1})), winner);
   EXPECT_EQ(run(KernelPolicy::auto_select, {1}), winner);  // from the cache
   EXPECT_EQ(native_timed + cudnn_timed, 0);
   EXPECT_EQ(native_results + cudnn_results, 1);
   (void)run(KernelPolicy::auto_select, {2});  // a new key is timed
   EXPECT_GT(native_timed, 0);
   EXPECT_EQ(autotune_cache_size(), 2u);
+
+  // Other cuDNN choices make the cuDNN candidate another algorithm: the key is timed again under
+  // them, and the first choices' winner stays remembered for them.
+  const CudnnChoices saved = cudnn_choices();
+  set_cudnn_choices({!saved.deterministic, !saved.find});
+  (void)run(KernelPolicy::auto_select, {1});
+  EXPECT_GT(cudnn_timed, 0);
+  EXPECT_EQ(autotune_cache_size(), 3u);
+  set_cudnn_choices(saved);
+  EXPECT_EQ(run(KernelPolicy::auto_select, {1}), winner);
+  EXPECT_EQ(native_timed + cudnn_timed, 0);
+#endif
+}
+
+// The cuDNN choices are process-wide (kernels/cudnn/settings.h in CUDA builds, where they leave
+// the math mode alone) and default to deterministic algorithms under cuDNN's heuristics.
+TEST_F(PolicyTest, CudnnChoicesRoundTrip) {
+  const CudnnChoices saved = cudnn_choices();
+  EXPECT_EQ(CudnnChoices{}, (CudnnChoices{true, false}));
+  for (const CudnnChoices c :
+       {CudnnChoices{false, true}, CudnnChoices{true, true}, CudnnChoices{false, false}}) {
+    set_cudnn_choices(c);
+    EXPECT_EQ(cudnn_choices(), c);
+  }
+  set_cudnn_choices(saved);
+  EXPECT_EQ(cudnn_choices(), saved);
+#if defined(GLIA_HAVE_CUDA)
+  namespace cudnn = kernels::cudnn;
+  const cudnn::Settings saved_settings = cudnn::settings();
+  cudnn::set_settings({cudnn::Math::tf32, true, false});
+  set_cudnn_choices({false, true});
+  EXPECT_EQ(cudnn::settings(), (cudnn::Settings{cudnn::Math::tf32, false, true}));
+  cudnn::set_settings(saved_settings);
 #endif
 }
 

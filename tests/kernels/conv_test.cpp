@@ -69,6 +69,13 @@ const std::vector<Case>& cases() {
       // Over the 128-wide tiles of kernels/cuda/conv.cu: channels, patch entries and pixels.
       {1, 3, 5, 4, 130, 3, 3, 1, 1, 1, 1},    // c_out over one tile
       {1, 130, 4, 3, 129, 2, 2, 1, 1, 1, 1},  // c_in, c_out and the patch over one tile
+      // The 64-row tile (M = c_out, or c_in for the data gradient, at most 64) beside the
+      // 128-row one: a U-Net 32-channel level on odd planes with a K tail (patch 45), a full
+      // 64-row tile, and M on both sides of the switch (63 and 65).
+      {2, 5, 13, 11, 32, 3, 3, 1, 1, 1, 1},  // c_out 32, c_in 5
+      {1, 32, 9, 7, 47, 3, 3, 2, 2, 1, 1},   // c_in 32, c_out 47, strided
+      {1, 64, 6, 5, 64, 3, 3, 1, 1, 1, 1},   // c_in and c_out 64: full 64-row tiles
+      {1, 65, 5, 3, 63, 1, 1},               // c_in 65 (128-row tile), c_out 63 (64-row tile)
       // The stride phases of the data gradient: more than one tile of pixels per phase, phases
       // with different tap counts, phases that no tap reaches, strides with dilation.
       {2, 5, 23, 25, 6, 3, 3, 2, 2, 1, 1},        // 3x3 stride 2, odd planes

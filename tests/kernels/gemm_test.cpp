@@ -97,7 +97,7 @@ void check_gemm(const Case& c, bool trans_a, bool trans_b, std::uint32_t seed) {
   check_gemm<B>(c, trans_a, trans_b, seed, gemm_on<B>);
 }
 
-// Sizes around the 64-wide tiles and the 16-deep k slices: 1, 7, 33, 64, 65, 130.
+// Sizes around the tiles (64 or 128 rows, 128 columns) and the k slices: 1, 7, 33, 64, 65, 130.
 const std::vector<Case>& cases() {
   static const std::vector<Case> all = {
       {1, 1, 1},
@@ -117,6 +117,10 @@ const std::vector<Case>& cases() {
       {130, 66, 20, 1, 1.0, 0.0, 2},
       {132, 136, 9, 2},
       {129, 257, 17},
+      // The 64 x 128 tile (m <= 64): a full one over three column tiles with a k tail, and a
+      // partial one with 16-byte copies (pad 2) over a batch.
+      {64, 257, 13},
+      {47, 130, 17, 2, 1.0, 0.5, 2},
   };
   return all;
 }

@@ -194,6 +194,32 @@ TEST(SimtLaunchBoundsTest, ABlockOverTheBoundsIsRefused) {
       << e;
 }
 
+// Instances of a kernel template register their own bounds: at namespace scope (a template-id
+// with two arguments in parentheses) or in the launcher template before the launch.
+template <int kScale, class T>
+__global__ void __launch_bounds__(kLanes* kScale) scaled_copy(const T* src, T* out) {
+  out[threadIdx.x] = src[threadIdx.x];
+}
+GLIA_LAUNCH_BOUNDS((scaled_copy<1, float>), kLanes);
+
+template <int kScale>
+void launch_scaled_copy(unsigned threads, const float* src, float* out) {
+  GLIA_LAUNCH_BOUNDS((scaled_copy<kScale, float>), kLanes * kScale);
+  GLIA_LAUNCH((scaled_copy<kScale, float>), 1, threads, 0, nullptr, src, out);
+}
+
+TEST(SimtLaunchBoundsTest, TemplateInstancesHaveTheirOwnBounds) {
+  std::vector<float> src(2 * kLanes, 1.0f), out(2 * kLanes);
+  launch_scaled_copy<2>(2 * kLanes, src.data(), out.data());
+  EXPECT_EQ(out, src);
+  EXPECT_TRUE(contains(error_of([&] { launch_scaled_copy<2>(4 * kLanes, src.data(), out.data()); }),
+                       "has 256 threads, more than the kernel's __launch_bounds__ of 128"));
+  const std::string e = error_of([&] {
+    GLIA_LAUNCH((scaled_copy<1, float>), 1, 2 * kLanes, 0, nullptr, src.data(), out.data());
+  });
+  EXPECT_TRUE(contains(e, "has 128 threads, more than the kernel's __launch_bounds__ of 64")) << e;
+}
+
 // --- Static shared memory -----------------------------------------------------------------------
 // out[block] = the first element of a static array before any write: poison in every block,
 // although the previous block on the same worker wrote it.

@@ -1,8 +1,9 @@
 // The training configuration: every shipped file under configs/ loads against the schema and
 // converts to a TrainConfig; the stage files ask for what their stage is for (loss terms, data,
 // selection metric, starting weights) and, run for one step, train the components of their stage;
-// per-stage sections override common values; semantic errors (a ratio sampler without ratios, an
-// unknown source, a conflicting stage) are reported by key.
+// per-stage sections override common values; the cuDNN choices default to deterministic
+// heuristics; semantic errors (a ratio sampler without ratios, an unknown source, a conflicting
+// stage, a cudnn.* value that is not a bool, an unknown cudnn.* key) are reported by key.
 #include "nets/train/train_config.h"
 
 #include <gtest/gtest.h>
@@ -244,6 +245,15 @@ TEST(TrainConfig, DefaultsMatchTheModelSpecification) {
   EXPECT_DOUBLE_EQ(t.metric_dice_weight, 0.5);
 }
 
+TEST(TrainConfig, CudnnChoicesDefaultToDeterministicHeuristics) {
+  const TrainConfig t = to_train_config(load_training_config({}, 1));
+  EXPECT_EQ(t.cudnn, (CudnnChoices{true, false}));
+  EXPECT_EQ(t.cudnn, CudnnChoices{});
+  const TrainConfig set = to_train_config(
+      load_training_config({}, 1, {"cudnn.deterministic=false", "cudnn.find=true"}));
+  EXPECT_EQ(set.cudnn, (CudnnChoices{false, true}));
+}
+
 class TrainConfigFile : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -300,6 +310,15 @@ TEST_F(TrainConfigFile, ErrorsNameTheKey) {
   EXPECT_NE(e.find("schedule.warmup_epochs"), std::string::npos) << e;
   e = error_of([&] { to_train_config(load_training_config({}, 1, {"data.sources=[]"})); });
   EXPECT_NE(e.find("data.sources"), std::string::npos) << e;
+  write("cudnn: {find: often}\n");
+  e = error_of([&] { load_training_config(path_, 1); });
+  EXPECT_NE(e.find("cudnn.find"), std::string::npos) << e;
+  EXPECT_NE(e.find("expected true or false"), std::string::npos) << e;
+  e = error_of([&] { load_training_config({}, 1, {"cudnn.deterministic=maybe"}); });
+  EXPECT_NE(e.find("cudnn.deterministic"), std::string::npos) << e;
+  write("cudnn: {benchmark: true}\n");
+  e = error_of([&] { load_training_config(path_, 1); });
+  EXPECT_NE(e.find("cudnn.benchmark"), std::string::npos) << e;
 }
 
 }  // namespace

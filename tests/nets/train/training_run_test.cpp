@@ -4,7 +4,7 @@
 // generated once per set of generator options and then reused untouched; --stage all chains the
 // stages (stage 2 starts from stage 1's best checkpoint, stage 3 from stage 2's); --resume keeps
 // the finished stages and finishes an interrupted one; the report has a row for every stage's
-// test metrics.
+// test metrics; the cudnn.* keys reach the process-wide cuDNN settings.
 #include "nets/train/training_run.h"
 
 #include <gtest/gtest.h>
@@ -14,11 +14,15 @@
 #include <filesystem>
 #include <iomanip>
 #include <map>
+#include <regex>
 #include <sstream>
 
 #include "io/safetensors.h"
 #include "nets/model/checkpoint.h"
 #include "nets/train/train_config.h"
+#if defined(GLIA_HAVE_CUDA)
+#include "kernels/cudnn/settings.h"
+#endif
 
 namespace glia::nets {
 namespace {
@@ -206,6 +210,28 @@ TEST_F(TrainingRunTest, ResumeFinishesAnInterruptedStageThenRunsTheRest) {
   EXPECT_FALSE(rest.interrupted);
   EXPECT_EQ(rest.stages[0].epochs_run, 1);
   EXPECT_NE(resume_log.str().find("(resumed)"), std::string::npos) << resume_log.str();
+}
+
+// The cudnn.* keys reach the process-wide cuDNN settings before a stage starts (here stage 2
+// alone, which stops for want of a checkpoint after its configuration is resolved and printed).
+TEST_F(TrainingRunTest, CudnnKeysReachTheProcessSettings) {
+  const CudnnChoices saved = cudnn_choices();
+  TrainRequest two = request("cudnn");
+  two.stage = "2";
+  two.overrides.push_back("cudnn.deterministic=false");
+  two.overrides.push_back("cudnn.find=true");
+  std::ostringstream log;
+  EXPECT_THROW(run_training(two, log), std::invalid_argument);
+  EXPECT_EQ(cudnn_choices(), (CudnnChoices{false, true}));
+#if defined(GLIA_HAVE_CUDA)
+  EXPECT_FALSE(kernels::cudnn::settings().deterministic);
+  EXPECT_TRUE(kernels::cudnn::settings().find);
+#endif
+  // The resolved configuration printed at the start names both.
+  EXPECT_TRUE(std::regex_search(log.str(), std::regex("cudnn\\.deterministic += false")))
+      << log.str();
+  EXPECT_TRUE(std::regex_search(log.str(), std::regex("cudnn\\.find += true"))) << log.str();
+  set_cudnn_choices(saved);
 }
 
 TEST_F(TrainingRunTest, ALaterStageAloneNeedsACheckpoint) {
