@@ -1,9 +1,12 @@
 // Number arguments of the command-line apps: the whole text must parse, and the error names the
-// flag and the text. Used by apps/eval, apps/infer and apps/model.
+// flag and the text. Used by apps/eval, apps/infer and apps/model. Also --precision for
+// glia-infer and glia-serve (glia-train passes it on as the config key `precision`).
 #pragma once
 
 #include <stdexcept>
 #include <string>
+
+#include "engine/precision.h"
 
 namespace glia::apps {
 
@@ -50,6 +53,15 @@ inline long long parse_integer(const std::string& flag, const std::string& text,
                                 ", got '" + text + "'");
   }
   return v;
+}
+
+// --precision fp32|tf32|bf16|fp16: the format of convolutions and GEMMs for the whole process.
+inline void set_precision_flag(const std::string& flag, const std::string& text) {
+  try {
+    set_precision(parse_precision(text));
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(flag + ": " + e.what());
+  }
 }
 
 }  // namespace glia::apps

@@ -2,7 +2,8 @@
 // volumes with a trained checkpoint.
 //   glia-infer --checkpoint CKPT --input PATH... --out DIR [--device cpu|sim|cuda] [--batch N]
 //              [--save-raw FILE] [--threshold 0.5] [--cls-threshold 0.3] [--gradcam]
-//              [--mc-dropout N] [--fail-fast]
+//              [--mc-dropout N] [--fail-fast] [--precision fp32|tf32|bf16|fp16]
+// --precision sets the format of convolutions and GEMMs (engine/precision.h).
 // A PATH may be a folder: its image files and .npz slices, sorted by name. Per input it writes
 // DIR/<name>.json (tumour probability, predicted class, mask_available, tumour pixel count and
 // percentage, recommendation, latency_ms, MC-dropout mean and std), DIR/<name>_mask.png (0/255;
@@ -34,7 +35,8 @@ using glia::apps::parse_number;
 const char* kUsage =
     "usage: glia-infer --checkpoint CKPT --input PATH... --out DIR [--device cpu|sim|cuda]\n"
     "                  [--batch N] [--save-raw FILE] [--threshold 0.5] [--cls-threshold 0.3]\n"
-    "                  [--gradcam] [--mc-dropout N] [--fail-fast]\n";
+    "                  [--gradcam] [--mc-dropout N] [--fail-fast]\n"
+    "                  [--precision fp32|tf32|bf16|fp16]\n";
 
 // The options of a command line; nullopt after --help.
 std::optional<glia::nets::InferOptions> parse(int argc, char** argv) {
@@ -77,6 +79,8 @@ std::optional<glia::nets::InferOptions> parse(int argc, char** argv) {
       options.save_raw = value();
     } else if (arg == "--fail-fast") {
       options.fail_fast = true;
+    } else if (arg == "--precision") {
+      glia::apps::set_precision_flag(arg, value());
     } else if (arg == "--help" || arg == "-h") {
       return std::nullopt;
     } else {

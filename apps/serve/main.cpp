@@ -1,7 +1,8 @@
 // glia-serve: the brain-tumour model behind an HTTP API and a web page.
 //   glia-serve --checkpoint CKPT [--host 127.0.0.1] [--port 8000] [--device cpu|sim|cuda]
 //              [--max-batch 8] [--batch-wait-ms 5] [--max-queue 64] [--max-upload-mb 20]
-//              [--eval-results FILE] [--api-key-file FILE]
+//              [--eval-results FILE] [--api-key-file FILE] [--precision fp32|tf32|bf16|fp16]
+// --precision sets the format of convolutions and GEMMs (engine/precision.h).
 // Binds to loopback unless --host says otherwise; --port 0 takes any free port. Prints
 // "glia-serve: listening on http://HOST:PORT/" once it accepts requests. SIGTERM or SIGINT stops
 // accepting, finishes the requests in flight and exits 0. Only parses arguments: the server is
@@ -30,7 +31,8 @@ using glia::apps::parse_number;
 const char* kUsage =
     "usage: glia-serve --checkpoint CKPT [--host 127.0.0.1] [--port 8000] [--device cpu|sim|cuda]\n"
     "                  [--max-batch 8] [--batch-wait-ms 5] [--max-queue 64] [--max-upload-mb 20]\n"
-    "                  [--eval-results FILE] [--api-key-file FILE]\n";
+    "                  [--eval-results FILE] [--api-key-file FILE]\n"
+    "                  [--precision fp32|tf32|bf16|fp16]\n";
 
 // The key is the file's first line, without surrounding white space.
 std::string read_api_key(const std::string& path) {
@@ -76,6 +78,8 @@ std::optional<glia::serve::ServeOptions> parse(int argc, char** argv) {
       options.eval_results = value();
     } else if (arg == "--api-key-file") {
       options.api_key = read_api_key(value());
+    } else if (arg == "--precision") {
+      glia::apps::set_precision_flag(arg, value());
     } else if (arg == "--help" || arg == "-h") {
       std::cout << kUsage;
       return std::nullopt;

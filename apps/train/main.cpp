@@ -2,7 +2,8 @@
 //   glia-train [--config FILE] [--set key=value]... [--out DIR] [--device cpu|sim|cuda]
 //              [--kernels native|cudnn|dnnl|auto] [--stage 1|2|3|all] [--resume DIR]
 //              [--init-only] [--max-steps N] [--data-cache DIR] [--no-progress]
-//              [--distributed]
+//              [--distributed] [--precision fp32|tf32|bf16|fp16]
+// --precision X is --set precision=X (nets/train/train_config.h).
 // With no arguments it runs the built-in demo: configs/demo.yaml, all three stages, on synthetic
 // phantoms generated (once) into the data cache, on cuda when a GPU is present and cpu otherwise.
 // SIGINT / SIGTERM save a resumable checkpoint and exit with code 130; `--resume DIR` continues
@@ -39,6 +40,7 @@ const char* kUsage =
     "                  [--device cpu|sim|cuda] [--kernels native|cudnn|dnnl|auto]\n"
     "                  [--stage 1|2|3|all] [--resume DIR] [--init-only] [--max-steps N]\n"
     "                  [--data-cache DIR] [--no-progress] [--distributed]\n"
+    "                  [--precision fp32|tf32|bf16|fp16]\n"
     "With no arguments: the built-in demo (configs/demo.yaml, all stages, synthetic data).\n"
     "--stage defaults to the config file's own stage, or all for the demo. --init-only writes\n"
     "OUT/init.safetensors, the freshly initialised model of the configuration, and exits.\n"
@@ -82,6 +84,8 @@ int main(int argc, char** argv) {
         request.config_file = value();
       } else if (arg == "--set") {
         request.overrides.push_back(value());
+      } else if (arg == "--precision") {
+        request.overrides.push_back("precision=" + value());
       } else if (arg == "--out") {
         request.out_dir = value();
       } else if (arg == "--device") {
