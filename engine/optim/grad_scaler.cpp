@@ -1,5 +1,6 @@
 // Dynamic loss scaling; see grad_scaler.h. The non-finite check is exact and overflow-free:
-// sum(g * 0) is 0 for finite g and NaN as soon as one element is inf or NaN. Tested in
+// sum(g * 0) is 0 for finite g and NaN as soon as one element is inf or NaN; the sums of one
+// device are added there and read back once per step. Tested in
 // tests/engine/grad_scaler_test.cpp.
 #include "engine/optim/grad_scaler.h"
 
@@ -39,12 +40,26 @@ bool GradScaler::unscale_(const std::vector<Tensor>& params) {
   const NoGradGuard no_grad;
   // The reciprocal in float as PyTorch computes it (exact for the usual powers of two).
   const double inv = static_cast<double>(static_cast<float>(1.0 / state_.scale));
-  bool found = false;
+  // One NaN-propagating sum per device, read back once.
+  std::vector<Tensor> checks;
   for (const Tensor& p : params) {
     if (!p.defined() || !p.grad().defined() || p.grad().numel() == 0) continue;
     const Tensor g = p.grad();
     scale_grad_(g, inv);
-    if (!found && std::isnan(sum(mul(g, 0.0)).to(Device::cpu()).item<float>())) found = true;
+    const Tensor check = sum(mul(g, 0.0));
+    bool added = false;
+    for (Tensor& c : checks) {
+      if (c.device() == check.device() && c.dtype() == check.dtype()) {
+        c = c + check;
+        added = true;
+        break;
+      }
+    }
+    if (!added) checks.push_back(check);
+  }
+  bool found = false;
+  for (const Tensor& c : checks) {
+    found = found || std::isnan(c.to(Device::cpu()).to(DType::f64).item<double>());
   }
   unscaled_ = true;
   found_inf_ = found;
