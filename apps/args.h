@@ -1,12 +1,14 @@
 // Number and switch arguments of the command-line apps: the whole text must parse, and the error
-// names the flag and the text; and the cuDNN flags that glia-infer and glia-serve share. Used by
-// apps/eval, apps/infer, apps/model, apps/serve and apps/train.
+// names the flag and the text; and the cuDNN and --precision flags that glia-infer and glia-serve
+// share (glia-train passes --precision on as the config key `precision`). Used by apps/eval,
+// apps/infer, apps/model, apps/serve and apps/train.
 #pragma once
 
 #include <stdexcept>
 #include <string>
 
 #include "engine/policy.h"
+#include "engine/precision.h"
 
 namespace glia::apps {
 
@@ -74,6 +76,15 @@ bool parse_cudnn_flag(const std::string& flag, Value&& value, CudnnChoices& choi
     return false;
   }
   return true;
+}
+
+// --precision fp32|tf32|bf16|fp16: the format of convolutions and GEMMs for the whole process.
+inline void set_precision_flag(const std::string& flag, const std::string& text) {
+  try {
+    set_precision(parse_precision(text));
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(flag + ": " + e.what());
+  }
 }
 
 }  // namespace glia::apps

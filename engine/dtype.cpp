@@ -13,6 +13,10 @@ const char* dtype_name(DType t) {
       return "i32";
     case DType::u8:
       return "u8";
+    case DType::bf16:
+      return "bf16";
+    case DType::f16:
+      return "f16";
   }
   return "?";
 }
@@ -27,6 +31,9 @@ std::size_t dtype_size(DType t) {
       return 4;
     case DType::u8:
       return 1;
+    case DType::bf16:
+    case DType::f16:
+      return 2;
   }
   return 0;
 }

@@ -13,6 +13,7 @@
 
 #include "engine/autograd.h"
 #include "engine/policy.h"
+#include "engine/precision.h"
 #include "engine/tensor.h"
 
 namespace glia {
@@ -25,6 +26,9 @@ class Communicator;
 Tensor to_device(const Tensor& x, Device device);
 Tensor to_dtype(const Tensor& x, DType dtype);
 Tensor clone(const Tensor& x);
+// x's values rounded to precision p's format, kept in f32 (kernels/rounding.h); x itself for fp32
+// or a non-f32 tensor. Records nothing: ops use it on their operands (engine/precision.h).
+Tensor round_to_precision(const Tensor& x, Precision p);
 
 // --- creation.cpp -------------------------------------------------------------------------------
 Tensor empty(const Shape& shape, TensorOptions options = {});

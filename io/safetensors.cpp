@@ -36,6 +36,10 @@ const char* safetensors_dtype(DType t) {
       return "I32";
     case DType::u8:
       return "U8";
+    case DType::bf16:
+      return "BF16";
+    case DType::f16:
+      return "F16";
   }
   throw std::invalid_argument("safetensors: unsupported dtype");
 }
@@ -89,8 +93,10 @@ Tensor decode_tensor(const std::string& name, const json& entry, std::string_vie
     element = 8;
   } else if (dtype == "U8") {
     element = 1;
+  } else if (dtype == "BF16" || dtype == "F16") {
+    element = 2;
   } else {
-    throw fail("unsupported dtype " + dtype + " (F32, F64, I32, I64, U8 are read)");
+    throw fail("unsupported dtype " + dtype + " (F32, F64, BF16, F16, I32, I64, U8 are read)");
   }
   const auto begin = off[0].get<std::uint64_t>(), end = off[1].get<std::uint64_t>();
   if (end < begin || end > data.size()) {
@@ -137,10 +143,12 @@ Tensor decode_tensor(const std::string& name, const json& entry, std::string_vie
     }
     return from_host(values.data(), values.size(), DType::i32, shape, Device::cpu(), false);
   }
-  const DType t = dtype == "F32"   ? DType::f32
-                  : dtype == "F64" ? DType::f64
-                  : dtype == "I32" ? DType::i32
-                                   : DType::u8;
+  const DType t = dtype == "F32"    ? DType::f32
+                  : dtype == "F64"  ? DType::f64
+                  : dtype == "I32"  ? DType::i32
+                  : dtype == "BF16" ? DType::bf16
+                  : dtype == "F16"  ? DType::f16
+                                    : DType::u8;
   Tensor out(shape, t, Device::cpu());
   if (numel > 0) std::memcpy(out.raw_data(), src, numel * element);
   return out;

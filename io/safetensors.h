@@ -6,9 +6,10 @@
 // and may hold "__metadata__", a string -> string map (architecture parameters, stage, epoch,
 // metrics). Writing pads the header with spaces to a multiple of 8 bytes and lays tensors out in
 // name order, as the Python safetensors package does, so it reads these files. Reading accepts
-// F32, F64, I32, U8 and I64 (converted to i32, which must hold every value: PyTorch stores
-// integer buffers as I64) and checks that every tensor lies within the file without overlaps.
-// Every write is atomic (io/atomic_file.h). Tested in tests/io/safetensors_test.cpp.
+// F32, F64, BF16, F16 (kept as bf16/f16 bits), I32, U8 and I64 (converted to i32, which must hold
+// every value: PyTorch stores integer buffers as I64) and checks that every tensor lies within the
+// file without overlaps. Every write is atomic (io/atomic_file.h). Tested in
+// tests/io/safetensors_test.cpp.
 #pragma once
 
 #include <cstdint>

@@ -3,7 +3,8 @@
 //   glia-infer --checkpoint CKPT --input PATH... --out DIR [--device cpu|sim|cuda] [--batch N]
 //              [--save-raw FILE] [--threshold 0.5] [--cls-threshold 0.3] [--gradcam]
 //              [--mc-dropout N] [--fail-fast] [--cudnn-deterministic true|false]
-//              [--cudnn-find true|false]
+//              [--cudnn-find true|false] [--precision fp32|tf32|bf16|fp16]
+// --precision sets the format of convolutions and GEMMs (engine/precision.h).
 // A PATH may be a folder: its image files and .npz slices, sorted by name. Per input it writes
 // DIR/<name>.json (tumour probability, predicted class, mask_available, tumour pixel count and
 // percentage, recommendation, latency_ms, MC-dropout mean and std), DIR/<name>_mask.png (0/255;
@@ -36,7 +37,8 @@ const char* kUsage =
     "usage: glia-infer --checkpoint CKPT --input PATH... --out DIR [--device cpu|sim|cuda]\n"
     "                  [--batch N] [--save-raw FILE] [--threshold 0.5] [--cls-threshold 0.3]\n"
     "                  [--gradcam] [--mc-dropout N] [--fail-fast]\n"
-    "                  [--cudnn-deterministic true|false] [--cudnn-find true|false]\n";
+    "                  [--cudnn-deterministic true|false] [--cudnn-find true|false]\n"
+    "                  [--precision fp32|tf32|bf16|fp16]\n";
 
 // The options of a command line; nullopt after --help. The cuDNN flags set the process-wide
 // choices (engine/policy.h).
@@ -83,6 +85,8 @@ std::optional<glia::nets::InferOptions> parse(int argc, char** argv) {
       options.fail_fast = true;
     } else if (glia::apps::parse_cudnn_flag(arg, value, cudnn)) {
       // --cudnn-deterministic or --cudnn-find, applied once the line is parsed
+    } else if (arg == "--precision") {
+      glia::apps::set_precision_flag(arg, value());
     } else if (arg == "--help" || arg == "-h") {
       return std::nullopt;
     } else {

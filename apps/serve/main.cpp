@@ -3,6 +3,8 @@
 //              [--max-batch 8] [--batch-wait-ms 5] [--max-queue 64] [--max-upload-mb 20]
 //              [--eval-results FILE] [--api-key-file FILE]
 //              [--cudnn-deterministic true|false] [--cudnn-find true|false]
+//              [--precision fp32|tf32|bf16|fp16]
+// --precision sets the format of convolutions and GEMMs (engine/precision.h).
 // Binds to loopback unless --host says otherwise; --port 0 takes any free port. Prints
 // "glia-serve: listening on http://HOST:PORT/" once it accepts requests. SIGTERM or SIGINT stops
 // accepting, finishes the requests in flight and exits 0. Only parses arguments: the server is
@@ -32,7 +34,8 @@ const char* kUsage =
     "usage: glia-serve --checkpoint CKPT [--host 127.0.0.1] [--port 8000] [--device cpu|sim|cuda]\n"
     "                  [--max-batch 8] [--batch-wait-ms 5] [--max-queue 64] [--max-upload-mb 20]\n"
     "                  [--eval-results FILE] [--api-key-file FILE]\n"
-    "                  [--cudnn-deterministic true|false] [--cudnn-find true|false]\n";
+    "                  [--cudnn-deterministic true|false] [--cudnn-find true|false]\n"
+    "                  [--precision fp32|tf32|bf16|fp16]\n";
 
 // The key is the file's first line, without surrounding white space.
 std::string read_api_key(const std::string& path) {
@@ -83,6 +86,8 @@ std::optional<glia::serve::ServeOptions> parse(int argc, char** argv) {
       options.api_key = read_api_key(value());
     } else if (glia::apps::parse_cudnn_flag(arg, value, cudnn)) {
       // --cudnn-deterministic or --cudnn-find, applied once the line is parsed
+    } else if (arg == "--precision") {
+      glia::apps::set_precision_flag(arg, value());
     } else if (arg == "--help" || arg == "-h") {
       std::cout << kUsage;
       return std::nullopt;

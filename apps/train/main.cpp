@@ -3,6 +3,8 @@
 //              [--kernels native|cudnn|dnnl|auto] [--stage 1|2|3|all] [--resume DIR]
 //              [--init-only] [--max-steps N] [--data-cache DIR] [--no-progress]
 //              [--distributed] [--cudnn-deterministic true|false] [--cudnn-find true|false]
+//              [--precision fp32|tf32|bf16|fp16]
+// --precision X is --set precision=X (nets/train/train_config.h).
 // With no arguments it runs the built-in demo: configs/demo.yaml, all three stages, on synthetic
 // phantoms generated (once) into the data cache, on cuda when a GPU is present and cpu otherwise.
 // SIGINT / SIGTERM save a resumable checkpoint and exit with code 130; `--resume DIR` continues
@@ -41,6 +43,7 @@ const char* kUsage =
     "                  [--stage 1|2|3|all] [--resume DIR] [--init-only] [--max-steps N]\n"
     "                  [--data-cache DIR] [--no-progress] [--distributed]\n"
     "                  [--cudnn-deterministic true|false] [--cudnn-find true|false]\n"
+    "                  [--precision fp32|tf32|bf16|fp16]\n"
     "With no arguments: the built-in demo (configs/demo.yaml, all stages, synthetic data).\n"
     "--stage defaults to the config file's own stage, or all for the demo. --init-only writes\n"
     "OUT/init.safetensors, the freshly initialised model of the configuration, and exits.\n"
@@ -86,6 +89,8 @@ int main(int argc, char** argv) {
         request.config_file = value();
       } else if (arg == "--set") {
         request.overrides.push_back(value());
+      } else if (arg == "--precision") {
+        request.overrides.push_back("precision=" + value());
       } else if (arg == "--out") {
         request.out_dir = value();
       } else if (arg == "--device") {

@@ -9,8 +9,10 @@
 // transpose, which is exactly the weight of the convolution it is the adjoint of). cpu runs the
 // im2col + BLAS reference or oneDNN, sim our kernels under the emulator, cuda our kernels or cuDNN,
 // by the conv policy (engine/policy.h), auto timing both once per pass and shape. The native
-// kernels serve every configuration, so there is no silent fallback. Tested in
-// tests/engine/conv_test.cpp.
+// kernels serve every configuration, so there is no silent fallback. Under a tf32/bf16/fp16
+// precision (engine/precision.h) x, w and gy are rounded to that format before every pass but the
+// bias one, which stays FP32 like the bias addition; the forward's precision serves its backward.
+// Tested in tests/engine/conv_test.cpp and tests/engine/precision_test.cpp.
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -287,23 +289,27 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
   check_bias(op, x, w, bias, w.size(0));
   const ConvShape s = conv_shape_of(op, x, w, bias, p, x.size(2), x.size(3), x.size(1), w.size(0));
 
-  Tensor y = forward_pass(s, x, w, bias, policy);
+  const Precision prec = precision();
+  const Tensor xr = round_to_precision(x, prec), wr = round_to_precision(w, prec);
+  Tensor y = forward_pass(s, xr, wr, bias, policy);
   if (needs_grad({x, w, bias})) {
-    record(op, y, {x, w, bias},
-           {w.requires_grad() ? x : Tensor(), x.requires_grad() ? w : Tensor()},
-           [s, xs = x.detach(), ws = w.detach(), gx_needed = x.requires_grad(),
-            gw_needed = w.requires_grad(), gb_needed = bias.defined() && bias.requires_grad(),
-            policy](const Tensor& gy) {
-             Tensor gx, gw;
-             if (gx_needed && gw_needed) {
-               std::tie(gx, gw) = data_and_filter_passes(s, xs, gy, ws, policy);
-             } else if (gx_needed) {
-               gx = data_pass(s, gy, ws, policy);
-             } else if (gw_needed) {
-               gw = filter_pass(s, xs, gy, policy);
-             }
-             return std::vector<Tensor>{gx, gw, gb_needed ? bias_pass(gy, &s, policy) : Tensor()};
-           });
+    // Saved as rounded (the originals' versions are still checked), so backward rounds gy only.
+    record(
+        op, y, {x, w, bias}, {w.requires_grad() ? x : Tensor(), x.requires_grad() ? w : Tensor()},
+        [s, xs = xr.detach(), ws = wr.detach(), gx_needed = x.requires_grad(),
+         gw_needed = w.requires_grad(), gb_needed = bias.defined() && bias.requires_grad(), policy,
+         prec](const Tensor& gy_fp32) {
+          const Tensor gy = round_to_precision(gy_fp32, prec);
+          Tensor gx, gw;
+          if (gx_needed && gw_needed) {
+            std::tie(gx, gw) = data_and_filter_passes(s, xs, gy, ws, policy);
+          } else if (gx_needed) {
+            gx = data_pass(s, gy, ws, policy);
+          } else if (gw_needed) {
+            gw = filter_pass(s, xs, gy, policy);
+          }
+          return std::vector<Tensor>{gx, gw, gb_needed ? bias_pass(gy_fp32, &s, policy) : Tensor()};
+        });
   }
   return y;
 }
@@ -335,7 +341,9 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, Co
   }
   const ConvShape s = conv_shape_of(op, x, w, bias, p, oh, ow, c_out, x.size(1));
 
-  Tensor y = data_pass(s, x, w, policy);
+  const Precision prec = precision();
+  const Tensor xr = round_to_precision(x, prec), wr = round_to_precision(w, prec);
+  Tensor y = data_pass(s, xr, wr, policy);
   if (bias.defined()) {
     NoGradGuard no_grad;  // the whole op records below
     y = add(y, bias.reshape({1, c_out, 1, 1}));
@@ -343,13 +351,14 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, Co
   if (needs_grad({x, w, bias})) {
     record(op, y, {x, w, bias},
            {w.requires_grad() ? x : Tensor(), x.requires_grad() ? w : Tensor()},
-           [s, xs = x.detach(), ws = w.detach(), gx_needed = x.requires_grad(),
+           [s, xs = xr.detach(), ws = wr.detach(), gx_needed = x.requires_grad(),
             gw_needed = w.requires_grad(), gb_needed = bias.defined() && bias.requires_grad(),
-            policy](const Tensor& gy) {
+            policy, prec](const Tensor& gy_fp32) {
+             const Tensor gy = round_to_precision(gy_fp32, prec);
              return std::vector<Tensor>{
                  gx_needed ? forward_pass(s, gy, ws, Tensor(), policy) : Tensor(),
                  gw_needed ? filter_pass(s, gy, xs, policy) : Tensor(),
-                 gb_needed ? bias_pass(gy, nullptr, policy) : Tensor()};
+                 gb_needed ? bias_pass(gy_fp32, nullptr, policy) : Tensor()};
            });
   }
   return y;

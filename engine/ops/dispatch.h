@@ -18,6 +18,7 @@
 #include "engine/dtype.h"
 #include "engine/profile.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cuda/cast.h"
 #include "kernels/cuda/launchers.h"
 
 #if defined(GLIA_HAVE_CUDA)
@@ -60,6 +61,7 @@ namespace kernel {
 GLIA_KERNEL(fill)
 GLIA_KERNEL(arange)
 GLIA_KERNEL(cast)
+GLIA_KERNEL(round_to_format)
 GLIA_KERNEL(unary)
 GLIA_KERNEL(unary_backward)
 GLIA_KERNEL(binary)
@@ -151,8 +153,10 @@ GLIA_WORKSPACE(batch_norm_workspace_size)
 
 [[noreturn]] inline void unsupported(const char* op, DType dtype, Device device,
                                      const char* supported) {
-  throw std::invalid_argument(std::string(op) + ": " + dtype_name(dtype) + " tensors on " +
-                              device.to_string() + " are not supported (" + supported + ")");
+  throw std::invalid_argument(
+      std::string(op) + ": " + dtype_name(dtype) + " tensors on " + device.to_string() +
+      " are not supported (" + supported + ")" +
+      (is_half(dtype) ? "; 16-bit tensors are for storage: convert with .to(DType::f32)" : ""));
 }
 
 // Calls fn.template operator()<T>(backend) on the backend of `device`, with the cuda device made
@@ -201,6 +205,9 @@ void dispatch_all(const char* op, Device device, DType dtype, Fn&& fn) {
       return on_backend<std::uint8_t>(device, fn);
     case DType::f64:
       if (device.is_cpu()) return on_backend<double>(device, fn);
+      break;
+    case DType::bf16:
+    case DType::f16:
       break;
   }
   unsupported(op, dtype, device, "f32, i32 and u8 on every device, f64 on cpu");

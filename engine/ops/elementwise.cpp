@@ -40,9 +40,12 @@ void check_compatible(const char* op, const Tensor& a, const Tensor& b) {
 
 void check_floating(const char* op, const Tensor& x) {
   if (!x.defined()) throw std::invalid_argument(std::string(op) + ": the input is undefined");
-  if (!is_floating(x.dtype())) {
+  if (!is_floating(x.dtype()) || is_half(x.dtype())) {
     throw std::invalid_argument(std::string(op) + " needs an f32 or f64 tensor, got " +
-                                x.describe());
+                                x.describe() +
+                                (is_half(x.dtype()) ? " (16-bit tensors are for storage: convert "
+                                                      "with .to(DType::f32))"
+                                                    : ""));
   }
 }
 

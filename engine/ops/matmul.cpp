@@ -2,7 +2,9 @@
 // C[b] = A[b] B[b] with A [m, k], B [k, n]. Backward without explicit transposes, through the
 // kernels' transpose flags: dA = dC B^T, dB = A^T dC. cpu runs the BLAS-backed reference, sim
 // our kernel under the emulator, cuda our kernel or cuBLAS by the gemm policy (engine/policy.h).
-// Tested in tests/engine/ops_test.cpp and tests/engine/policy_test.cpp.
+// Under a tf32/bf16/fp16 precision (engine/precision.h) both operands of each of the three
+// products are rounded to that format first; the precision of the forward also serves its backward.
+// Tested in tests/engine/ops_test.cpp, policy_test.cpp and precision_test.cpp.
 #include <stdexcept>
 #include <string>
 
@@ -85,14 +87,18 @@ Tensor matmul(const Tensor& a, const Tensor& b, std::optional<KernelPolicy> poli
     const index_t batch = a.size(0), m = a.size(1);
     return matmul(a.reshape({batch * m, a.size(2)}), b, policy).reshape({batch, m, b.size(1)});
   }
-  Tensor c = gemm(a, b, false, false, policy);
+  const Precision prec = precision();
+  const Tensor ar = round_to_precision(a, prec), br = round_to_precision(b, prec);
+  Tensor c = gemm(ar, br, false, false, policy);
   if (needs_grad({a, b})) {
+    // Saved as rounded (the originals' versions are still checked), so backward rounds gc only.
     record("matmul", c, {a, b},
            {b.requires_grad() ? a : Tensor(), a.requires_grad() ? b : Tensor()},
-           [as = a.detach(), bs = b.detach(), ga = a.requires_grad(), gb = b.requires_grad(),
-            policy](const Tensor& gc) {
-             return std::vector<Tensor>{ga ? gemm(gc, bs, false, true, policy) : Tensor(),
-                                        gb ? gemm(as, gc, true, false, policy) : Tensor()};
+           [as = ar.detach(), bs = br.detach(), ga = a.requires_grad(), gb = b.requires_grad(),
+            policy, prec](const Tensor& gc) {
+             const Tensor g = round_to_precision(gc, prec);
+             return std::vector<Tensor>{ga ? gemm(g, bs, false, true, policy) : Tensor(),
+                                        gb ? gemm(as, g, true, false, policy) : Tensor()};
            });
   }
   return c;

@@ -18,17 +18,16 @@ double host_value(const Tensor& t) {
   return t.to(Device::cpu()).to(DType::f64).item<double>();
 }
 
-// g *= coef, in place on g's storage (the handle others may hold stays valid).
-void scale_in_place(const Tensor& g, double coef) {
+}  // namespace
+
+void scale_grad_(const Tensor& g, double coef) {
   const index_t n = g.numel();
-  ops::dispatch_float("clip_grad_norm_", g.device(), g.dtype(), [&]<class T>(auto backend) {
+  ops::dispatch_float("scale_grad_", g.device(), g.dtype(), [&]<class T>(auto backend) {
     ops::kernel::unary(backend, kernels::UnaryOp::mul_scalar, g.data<T>(), g.data<T>(), n,
                        kernels::UnaryParams{coef, 0.0});
   });
   g.bump_version();
 }
-
-}  // namespace
 
 double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, double norm_type) {
   if (!(norm_type > 0.0) || std::isnan(max_norm) || max_norm < 0.0) {
@@ -75,7 +74,7 @@ double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, doubl
   if (!std::isfinite(total)) return total;
   const double coef = max_norm / (total + 1e-6);
   if (coef < 1.0) {
-    for (const Tensor& g : grads) scale_in_place(g, coef);
+    for (const Tensor& g : grads) scale_grad_(g, coef);
   }
   return total;
 }

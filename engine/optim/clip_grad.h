@@ -17,5 +17,7 @@ namespace glia::optim {
 
 // Returns the total norm of the gradients of `params` before clipping.
 double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, double norm_type = 2.0);
+// g *= coef in place on g's storage (the handle others hold stays valid); bumps its version.
+void scale_grad_(const Tensor& g, double coef);
 
 }  // namespace glia::optim

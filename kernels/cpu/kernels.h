@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "kernels/conv_shape.h"
+#include "kernels/rounding.h"
 #include "kernels/types.h"
 
 namespace glia::kernels::cpu {
@@ -16,9 +17,14 @@ template <class T>
 void fill(T* y, index_t n, T value);
 template <class T>
 void arange(T* y, index_t n, double start, double step);
-// S, D in {float, double, int32, uint8}; float to integer truncates toward zero.
+
+// --- cast.cpp ----------------------------------------------------------------------------------
+// S, D in {float, double, int32, uint8}; float to integer truncates toward zero. Also float or
+// double to and from bf16 and f16 (kernels/half.h: nearest even; double goes through float).
 template <class S, class D>
 void cast(const S* x, D* y, index_t n);
+// y[i] = round_to_format(x[i], format) (kernels/rounding.h); y may be x.
+void round_to_format(const float* x, float* y, index_t n, RoundFormat format);
 
 // --- elementwise.cpp: T in {float, double} ---------------------------------------------------
 template <class T>

@@ -91,6 +91,16 @@ io::ConfigSchema make_schema() {
       .add_number("schedule.min_lr", 0.0, 0.0, 10.0, "cosine and plateau: lowest lr")
       .add_int("schedule.patience", 3, 0, 1e6, "plateau: epochs without improvement")
       .add_number("schedule.factor", 0.1, 0.0, 1.0, "plateau: decay factor");
+  // Precision (engine/precision.h) and fp16's dynamic loss scaling (engine/optim/grad_scaler.h).
+  s.add_string("precision", "fp32", {"fp32", "tf32", "bf16", "fp16"},
+               "format of convolutions and GEMMs (FP32 accumulation, FP32 master weights)")
+      .add_number("grad_scaler.init_scale", 65536.0, 1e-30, 1e30, "fp16: initial loss scale")
+      .add_number("grad_scaler.growth_factor", 2.0, 1.0, 1e6,
+                  "fp16: scale growth after growth_interval clean steps (above 1)")
+      .add_number("grad_scaler.backoff_factor", 0.5, 0.0, 1.0,
+                  "fp16: scale factor after an inf/NaN gradient (between 0 and 1)")
+      .add_int("grad_scaler.growth_interval", 2000, 1, 1e9,
+               "fp16: clean steps before the scale grows");
   // The loop.
   s.add_int("train.epochs", 10, 1, 1e6, "epochs")
       .add_int("train.batch_size", 8, 1, 65536, "samples per batch")
@@ -210,6 +220,16 @@ TrainConfig to_train_config(const io::Config& c) {
   t.freeze_decoder = c.get_bool("train.freeze_decoder");
   t.frozen_bn_eval = c.get_bool("train.frozen_bn_eval");
   t.init_checkpoint = c.get_string("train.init_checkpoint");
+  t.precision = parse_precision(c.get_string("precision"));
+  t.grad_scaler = {
+      c.get_number("grad_scaler.init_scale"), c.get_number("grad_scaler.growth_factor"),
+      c.get_number("grad_scaler.backoff_factor"), c.get_int("grad_scaler.growth_interval")};
+  if (t.grad_scaler.growth_factor <= 1.0 || t.grad_scaler.backoff_factor <= 0.0 ||
+      t.grad_scaler.backoff_factor >= 1.0) {
+    throw std::invalid_argument(
+        "grad_scaler.growth_factor must be above 1 and grad_scaler.backoff_factor between 0 and "
+        "1 (exclusive)");
+  }
   if (t.schedule.name == "cosine" && t.schedule.warmup_epochs >= t.epochs) {
     throw std::invalid_argument("schedule.warmup_epochs (" +
                                 std::to_string(t.schedule.warmup_epochs) +

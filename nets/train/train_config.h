@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "data/input/transforms.h"
+#include "engine/optim/grad_scaler.h"
 #include "engine/policy.h"
+#include "engine/precision.h"
 #include "io/config.h"
 #include "nets/model/unet.h"
 
@@ -103,6 +105,8 @@ struct TrainConfig {
   bool freeze_decoder = true;   // stage 2: the encoder is always frozen, the decoder by default
   bool frozen_bn_eval = true;   // stage 2: frozen components' batch norms stay in eval mode
   std::string init_checkpoint;  // start weights; empty = the previous stage's best (or fresh)
+  Precision precision = Precision::fp32;  // set for the stage (engine/precision.h)
+  optim::GradScalerOptions grad_scaler;   // used when precision is fp16
 };
 
 TrainConfig to_train_config(const io::Config& config);

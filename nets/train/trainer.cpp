@@ -22,7 +22,9 @@
 #include "engine/ops.h"
 #include "engine/optim/adam.h"
 #include "engine/optim/clip_grad.h"
+#include "engine/optim/grad_scaler.h"
 #include "engine/optim/schedule.h"
+#include "engine/precision.h"
 #include "engine/random.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
@@ -130,6 +132,10 @@ struct LoopState {
   std::uint64_t generator_offset = 0;
   double loss_sum = 0, seg_sum = 0, cls_sum = 0;  // of the epoch in progress
   std::int64_t samples = 0;
+  // fp16's loss scaler (NaN: none) and the steps it skipped.
+  double loss_scale = kNaN;
+  std::int64_t scale_growth_tracker = 0;
+  std::int64_t skipped_steps = 0;
 
   std::string to_json() const {
     json j = {{"epoch", epoch},
@@ -146,7 +152,10 @@ struct LoopState {
               {"loss_sum", loss_sum},
               {"seg_sum", seg_sum},
               {"cls_sum", cls_sum},
-              {"samples", samples}};
+              {"samples", samples},
+              {"loss_scale", std::isfinite(loss_scale) ? json(loss_scale) : json(nullptr)},
+              {"scale_growth_tracker", scale_growth_tracker},
+              {"skipped_steps", skipped_steps}};
     return j.dump();
   }
   static LoopState from_json(const std::string& text, const std::string& what) {
@@ -168,6 +177,10 @@ struct LoopState {
       s.seg_sum = j.at("seg_sum");
       s.cls_sum = j.at("cls_sum");
       s.samples = j.at("samples");
+      // Absent from checkpoints written before loss scaling existed.
+      if (j.contains("loss_scale") && !j.at("loss_scale").is_null()) s.loss_scale = j["loss_scale"];
+      s.scale_growth_tracker = j.value("scale_growth_tracker", std::int64_t{0});
+      s.skipped_steps = j.value("skipped_steps", std::int64_t{0});
       return s;
     } catch (const json::exception& e) {
       throw std::runtime_error(what + ": unreadable training state in the metadata: " + e.what());
@@ -383,6 +396,7 @@ class StageRun {
 
   const clock::time_point started_ = clock::now();
   const TrainConfig t_;
+  const ScopedPrecision precision_;  // the stage's, restored when it ends
   const int stage_;
   const RunOptions& options_;
   std::ostream* log_;
@@ -391,6 +405,7 @@ class StageRun {
   std::shared_ptr<MultiTaskUNet> model_;
   io::Metadata resumed_metadata_;
   std::unique_ptr<optim::Optimizer> optimizer_;
+  std::unique_ptr<optim::GradScaler> scaler_;  // fp16 only
   std::vector<Tensor> params_;
   std::unique_ptr<data::Loader> train_loader_;
   Schedules schedules_;
@@ -415,6 +430,7 @@ class StageRun {
 
 StageRun::StageRun(const io::Config& config, const TrainData& data, const RunOptions& options)
     : t_(to_train_config(config)),
+      precision_(t_.precision),
       stage_(t_.stage),
       options_(options),
       log_(options.log),
@@ -445,6 +461,8 @@ StageRun::StageRun(const io::Config& config, const TrainData& data, const RunOpt
   set_trainable(*model_, t_);
   optimizer_ = make_optimizer(*model_, t_);
   params_ = trainable_parameters(*optimizer_);
+  if (t_.precision == Precision::fp16)
+    scaler_ = std::make_unique<optim::GradScaler>(t_.grad_scaler);
   if (comm_) {
     reducer_ = std::make_unique<dist::GradReducer>(
         comm_, params_,
@@ -500,6 +518,9 @@ void StageRun::restore_resumed_state() {
     throw std::runtime_error(files_.last.string() + ": no trainer_state in the metadata");
   }
   state_ = LoopState::from_json(it->second, files_.last.string());
+  if (scaler_ && std::isfinite(state_.loss_scale)) {
+    scaler_->set_state({state_.loss_scale, state_.scale_growth_tracker});
+  }
   const auto world = resumed_metadata_.find("world_size");
   const std::string saved_world = world == resumed_metadata_.end() ? "1" : world->second;
   const std::string this_world = std::to_string(comm_ ? comm_->size() : 1);
@@ -553,7 +574,11 @@ void StageRun::log_start() const {
   *log_ << "stage " << stage_ << ": " << data_.train->size() << " training and "
         << data_.val->size() << " validation samples, " << params_.size() << " trainable tensors, "
         << train_loader_->batches_per_epoch() << " batches per epoch on "
-        << options_.device.to_string() << (options_.resume ? " (resumed)" : "") << std::endl;
+        << options_.device.to_string() << (options_.resume ? " (resumed)" : "")
+        << (t_.precision != Precision::fp32
+                ? std::string(", precision ") + precision_name(t_.precision)
+                : std::string())
+        << std::endl;
 }
 
 void StageRun::train_epochs() {
@@ -643,18 +668,27 @@ void StageRun::train_step(const data::Batch& batch) {
          std::to_string(state_.epoch + 1) + ", batch " + std::to_string(state_.batch + 1) +
          " (step " + std::to_string(state_.global_step + 1) + ")");
   }
+  // fp16: backward from the scaled loss; the gradients are unscaled before clipping, and a step
+  // with an inf/NaN gradient is skipped (every rank sees the same averaged gradients).
+  const Tensor backward_from = scaler_ ? scaler_->scale(loss.total) : loss.total;
   if (reducer_) {
-    reducer_->backward(loss.total);  // the gradients averaged over the ranks
+    reducer_->backward(backward_from);  // the gradients averaged over the ranks
   } else {
-    loss.total.backward();
+    backward_from.backward();
   }
-  if (t_.optim.grad_clip > 0) {
+  const bool overflow = scaler_ && scaler_->unscale_(params_);
+  if (t_.optim.grad_clip > 0 && !overflow) {
     const double norm = optim::clip_grad_norm_(params_, t_.optim.grad_clip);
     if (!std::isfinite(norm)) {
       fail("non-finite gradient norm at step " + std::to_string(state_.global_step + 1));
     }
   }
-  optimizer_->step();
+  if (scaler_) {
+    if (!scaler_->step(*optimizer_, params_)) ++state_.skipped_steps;
+    scaler_->update();
+  } else {
+    optimizer_->step();
+  }
   if (schedules_.per_batch) schedules_.per_batch->step();
   state_.loss_sum += value * static_cast<double>(n);
   state_.seg_sum += seg * static_cast<double>(n);
@@ -751,6 +785,10 @@ void StageRun::save_last(const std::string& val_metrics) {
   state_.schedule_step = schedules_.per_batch ? schedules_.per_batch->current_step() : 0;
   if (schedules_.plateau) state_.plateau = schedules_.plateau->state();
   state_.generator_offset = generator_->offset();
+  if (scaler_) {
+    state_.loss_scale = scaler_->current_scale();
+    state_.scale_growth_tracker = scaler_->state().growth_tracker;
+  }
   io::Metadata meta{{"stage", std::to_string(stage_)},
                     {"epoch", std::to_string(state_.epoch)},
                     {"trainer_state", state_.to_json()}};
@@ -781,6 +819,8 @@ void StageRun::test_best() {
 
 StageResult StageRun::finish() {
   result_.seconds = std::chrono::duration<double>(clock::now() - started_).count();
+  if (scaler_) result_.loss_scale = scaler_->current_scale();
+  result_.skipped_steps = state_.skipped_steps;
   const json summary = {{"stage", stage_},
                         {"best_checkpoint", files_.best.string()},
                         {"best_epoch", result_.best_epoch + 1},

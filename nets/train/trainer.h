@@ -6,6 +6,9 @@
 //   w * Dice + (1 - w) * accuracy improves, best.safetensors; step the schedule; stop early after
 //   `early_stopping_patience` epochs without improvement. At the end the best checkpoint is
 //   evaluated on the test split (summary.json).
+// The stage runs in the configured precision (engine/precision.h), set for its duration; in fp16
+// the loss is scaled dynamically (engine/optim/grad_scaler.h), a step with an inf/NaN gradient is
+// skipped, and the scaler's state is part of the resumable state.
 // The run folder also holds config.yaml (the resolved configuration). A non-finite loss stops the
 // stage with an error naming the step and the last good checkpoint. A stop request (SIGINT /
 // SIGTERM through request_stop) saves a resumable last checkpoint at the next batch boundary and
@@ -72,6 +75,10 @@ struct StageResult {
   bool early_stopped = false;
   std::map<std::string, Summary> test;  // best checkpoint on the test split (empty if none)
   double seconds = 0;                   // wall time of this call
+  // precision fp16: the loss scale at the end (NaN otherwise) and the optimiser steps skipped
+  // for inf/NaN gradients, over the whole stage (a resumed run counts those before it too).
+  double loss_scale = std::numeric_limits<double>::quiet_NaN();
+  std::int64_t skipped_steps = 0;
 };
 
 StageResult train_stage(const io::Config& config, const TrainData& data, const RunOptions& options);

@@ -7,6 +7,7 @@
 // glia-prep's slices, and a tumour volume from its voxel size. The full version: a folder input
 // with --gradcam and --mc-dropout against grad_cam and overlay_cam on the same inputs,
 // conditional masks on both sides of --cls-threshold, and an empty folder reported by name.
+// --precision bf16 gives the logits of the model's forward under that precision.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -180,6 +181,37 @@ TEST_F(InferAppTest, WritesReportsMasksAndRawLogitsOfTheModelsForward) {
   }
   EXPECT_GT(all_pixels, 0);
   EXPECT_LT(all_pixels, 4 * 65536);
+}
+
+TEST_F(InferAppTest, PrecisionFlagRunsTheModelInThatFormat) {
+  const fs::path ckpt = dir_ / "m.safetensors";
+  write_initial_checkpoint(ckpt, UNetConfig{.base_filters = 4, .depth = 2}, 3);
+  const fs::path slice = write_npz("slice.npz", 64, 64, 5);
+  LoadedModel loaded = load_checkpoint(ckpt);
+  loaded.model->eval();
+  const Tensor x = from_vector(io::read_slice(slice).image, {1, 1, 64, 64});
+  NoGradGuard no_grad;
+  const Tensor fp32 = loaded.model->forward(x, true, true).cls_logits;
+  Tensor bf16;
+  {
+    const ScopedPrecision scope(Precision::bf16);
+    bf16 = loaded.model->forward(x, true, true).cls_logits;
+  }
+  const fs::path raw = dir_ / "raw.safetensors";
+  ASSERT_EQ(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + slice.string() +
+                " --out " + (dir_ / "out").string() + " --save-raw " + raw.string() +
+                " --device cpu --precision bf16 > /dev/null"),
+            0)
+      << stderr_text();
+  const std::vector<float> got =
+      io::load_safetensors(raw).tensors.at("cls_logits").to_vector<float>();
+  EXPECT_TRUE(all_close(got, bf16.to_vector<float>()));
+  EXPECT_NE(got, fp32.to_vector<float>());
+  EXPECT_EQ(run(kInfer + " --checkpoint " + ckpt.string() + " --input " + slice.string() +
+                " --out " + (dir_ / "out").string() + " --precision fp8"),
+            1);
+  EXPECT_NE(stderr_text().find("--precision: unknown precision 'fp8'"), std::string::npos)
+      << stderr_text();
 }
 
 TEST_F(InferAppTest, BadInputsFailNamingTheFileAndWriteNothing) {

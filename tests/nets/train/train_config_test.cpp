@@ -243,6 +243,13 @@ TEST(TrainConfig, DefaultsMatchTheModelSpecification) {
   EXPECT_DOUBLE_EQ(t.loss.dice_weight, 0.5);
   EXPECT_DOUBLE_EQ(t.loss.bce_weight, 0.5);
   EXPECT_DOUBLE_EQ(t.metric_dice_weight, 0.5);
+  EXPECT_EQ(t.precision, Precision::fp32);
+  EXPECT_DOUBLE_EQ(t.grad_scaler.init_scale, 65536.0);  // torch.cuda.amp.GradScaler's defaults
+  EXPECT_DOUBLE_EQ(t.grad_scaler.growth_factor, 2.0);
+  EXPECT_DOUBLE_EQ(t.grad_scaler.backoff_factor, 0.5);
+  EXPECT_EQ(t.grad_scaler.growth_interval, 2000);
+  EXPECT_EQ(to_train_config(load_training_config({}, 1, {"precision=bf16"})).precision,
+            Precision::bf16);
 }
 
 TEST(TrainConfig, CudnnChoicesDefaultToDeterministicHeuristics) {
@@ -319,6 +326,13 @@ TEST_F(TrainConfigFile, ErrorsNameTheKey) {
   write("cudnn: {benchmark: true}\n");
   e = error_of([&] { load_training_config(path_, 1); });
   EXPECT_NE(e.find("cudnn.benchmark"), std::string::npos) << e;
+  write("precision: fp8\n");
+  e = error_of([&] { load_training_config(path_, 1); });
+  EXPECT_NE(e.find("precision"), std::string::npos) << e;
+  EXPECT_NE(e.find("fp8"), std::string::npos) << e;
+  e = error_of(
+      [&] { to_train_config(load_training_config({}, 1, {"grad_scaler.backoff_factor=1"})); });
+  EXPECT_NE(e.find("grad_scaler.backoff_factor"), std::string::npos) << e;
 }
 
 }  // namespace
