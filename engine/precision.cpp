@@ -38,6 +38,20 @@ Precision parse_precision(std::string_view text) {
                               "': expected fp32, tf32, bf16 or fp16");
 }
 
+std::optional<kernels::TensorFormat> tensor_core_format(Precision p) {
+  switch (p) {
+    case Precision::fp32:
+      return std::nullopt;
+    case Precision::tf32:
+      return kernels::TensorFormat::tf32;
+    case Precision::bf16:
+      return kernels::TensorFormat::bf16;
+    case Precision::fp16:
+      return kernels::TensorFormat::f16;
+  }
+  return std::nullopt;
+}
+
 Precision precision() {
   return g_precision.load();
 }

@@ -13,7 +13,10 @@
 // tests/engine/precision_test.cpp.
 #pragma once
 
+#include <optional>
 #include <string_view>
+
+#include "kernels/types.h"
 
 namespace glia {
 
@@ -25,6 +28,9 @@ Precision parse_precision(std::string_view text);
 
 Precision precision();
 void set_precision(Precision p);
+
+// The operand format of a precision's products (kernels/types.h); none for fp32.
+std::optional<kernels::TensorFormat> tensor_core_format(Precision p);
 
 // Sets a precision for its scope and restores the previous one on exit.
 class ScopedPrecision {

@@ -12,6 +12,10 @@
 // kernels serve every configuration, so there is no silent fallback. Under a tf32/bf16/fp16
 // precision (engine/precision.h) x, w and gy are rounded to that format before every pass but the
 // bias one, which stays FP32 like the bias addition; the forward's precision serves its backward.
+// The forward pass (also conv_transpose2d's data gradient) then runs on sim and cuda as the
+// tensor-core implicit GEMM (kernels/cuda/conv_tc.cu) in that format under the native policy; the
+// data and filter passes run the FP32 kernels on the rounded operands (no tensor-core kernels for
+// them yet), which compute the same products.
 // Tested in tests/engine/conv_test.cpp and tests/engine/precision_test.cpp.
 #include <stdexcept>
 #include <string>
@@ -70,14 +74,23 @@ Tensor cudnn_workspace(std::size_t bytes, Device device) {
 // auto_select may time them in place.
 
 Tensor forward_pass(const ConvShape& s, const Tensor& x, const Tensor& w, const Tensor& bias,
-                    std::optional<KernelPolicy> policy) {
+                    std::optional<KernelPolicy> policy, Precision prec) {
   Tensor y({s.n, s.c_out, s.out_h, s.out_w}, x.dtype(), x.device());
   if (y.numel() == 0) return y;
   ops::dispatch_float("conv2d", x.device(), x.dtype(), [&]<class T>(auto backend) {
     const T* b = bias.defined() ? bias.data<T>() : nullptr;
     ops::run_with_policy(
         OpFamily::conv, policy, autotune_key(Pass::forward, s), backend,
-        [&] { ops::kernel::conv2d_forward(backend, s, x.data<T>(), w.data<T>(), b, y.data<T>()); },
+        [&] {
+          if constexpr (ops::kernel::has_tensor_cores<decltype(backend)>) {
+            if (const auto format = tensor_core_format(prec)) {
+              ops::kernel::conv2d_forward_tc(backend, s, *format, x.data<T>(), w.data<T>(), b,
+                                             y.data<T>());
+              return;
+            }
+          }
+          ops::kernel::conv2d_forward(backend, s, x.data<T>(), w.data<T>(), b, y.data<T>());
+        },
         GLIA_CUDNN([&](auto ctx) {
           const std::size_t bytes = kernels::cudnn::conv2d_forward_workspace_size(ctx.cudnn(), s);
           const Tensor ws = cudnn_workspace(bytes, x.device());
@@ -291,7 +304,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
 
   const Precision prec = precision();
   const Tensor xr = round_to_precision(x, prec), wr = round_to_precision(w, prec);
-  Tensor y = forward_pass(s, xr, wr, bias, policy);
+  Tensor y = forward_pass(s, xr, wr, bias, policy, prec);
   if (needs_grad({x, w, bias})) {
     // Saved as rounded (the originals' versions are still checked), so backward rounds gy only.
     record(
@@ -356,7 +369,7 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, Co
             policy, prec](const Tensor& gy_fp32) {
              const Tensor gy = round_to_precision(gy_fp32, prec);
              return std::vector<Tensor>{
-                 gx_needed ? forward_pass(s, gy, ws, Tensor(), policy) : Tensor(),
+                 gx_needed ? forward_pass(s, gy, ws, Tensor(), policy, prec) : Tensor(),
                  gw_needed ? filter_pass(s, gy, xs, policy) : Tensor(),
                  gb_needed ? bias_pass(gy_fp32, nullptr, policy) : Tensor()};
            });

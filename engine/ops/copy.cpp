@@ -3,6 +3,7 @@
 // f16 convert to and from f32 on every device and f64 on cpu. Device moves and casts between
 // floating dtypes are differentiable: the gradient moves back the same way. Tested in
 // tests/engine/tensor_test.cpp, half_tensor_test.cpp and precision_test.cpp.
+#include <optional>
 #include <stdexcept>
 
 #include "engine/memory.h"
@@ -95,15 +96,13 @@ Tensor to_dtype(const Tensor& x, DType dtype) {
 }
 
 Tensor round_to_precision(const Tensor& x, Precision p) {
-  if (p == Precision::fp32 || !x.defined() || x.dtype() != DType::f32) return x;
-  const kernels::RoundFormat format = p == Precision::tf32   ? kernels::RoundFormat::tf32
-                                      : p == Precision::bf16 ? kernels::RoundFormat::bf16
-                                                             : kernels::RoundFormat::f16;
+  const std::optional<kernels::TensorFormat> format = tensor_core_format(p);
+  if (!format || !x.defined() || x.dtype() != DType::f32) return x;
   Tensor y(x.shape(), DType::f32, x.device());
   if (y.numel() == 0) return y;
   ops::dispatch_float("round_to_precision", x.device(), DType::f32, [&]<class T>(auto backend) {
     if constexpr (std::is_same_v<T, float>) {
-      ops::kernel::round_to_format(backend, x.data<float>(), y.data<float>(), x.numel(), format);
+      ops::kernel::round_to_format(backend, x.data<float>(), y.data<float>(), x.numel(), *format);
     }
   });
   return y;

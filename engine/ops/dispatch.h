@@ -113,8 +113,24 @@ GLIA_KERNEL(log_softmax)
 GLIA_KERNEL(softmax_backward)
 GLIA_KERNEL(log_softmax_backward)
 
+// Kernels of kernels/cuda alone (sim and cuda; no cpu counterpart): the tensor-core paths.
+#define GLIA_DEVICE_KERNEL(name)                                  \
+  template <class... A>                                           \
+  void name(SimBackend, A&&... a) {                               \
+    kernels::sim::name(std::forward<A>(a)..., kernels::Stream{}); \
+  }                                                               \
+  GLIA_KERNEL_CUDA(name)
+
+GLIA_DEVICE_KERNEL(gemm_tc)
+GLIA_DEVICE_KERNEL(conv2d_forward_tc)
+
+#undef GLIA_DEVICE_KERNEL
 #undef GLIA_KERNEL
 #undef GLIA_KERNEL_CUDA
+
+// Whether a backend has tensor-core kernels (sim and cuda do; the cpu reference does not).
+template <class Backend>
+inline constexpr bool has_tensor_cores = !std::is_same_v<Backend, CpuBackend>;
 
 // Floats of device scratch that a kernel wants for shape s (the kernel library's `name`): 0 on cpu,
 // whose reference kernels take none; on sim and cuda the library's own answer, one source for both.

@@ -4,6 +4,8 @@
 // our kernel under the emulator, cuda our kernel or cuBLAS by the gemm policy (engine/policy.h).
 // Under a tf32/bf16/fp16 precision (engine/precision.h) both operands of each of the three
 // products are rounded to that format first; the precision of the forward also serves its backward.
+// On sim and cuda the native path then runs the tensor-core GEMM (kernels/cuda/gemm_tc.cu) in that
+// format, which computes the same products of the rounded operands with FP32 accumulation.
 // Tested in tests/engine/ops_test.cpp, policy_test.cpp and precision_test.cpp.
 #include <stdexcept>
 #include <string>
@@ -22,7 +24,7 @@ namespace {
 
 // C = op(A) op(B) for 2D operands or 3D ones with one batch size; records nothing.
 Tensor gemm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b,
-            std::optional<KernelPolicy> policy) {
+            std::optional<KernelPolicy> policy, Precision prec) {
   const bool batched = a.dim() == 3;
   const index_t ra = a.size(-2), ca = a.size(-1), rb = b.size(-2), cb = b.size(-1);
   kernels::GemmShape s;
@@ -52,7 +54,16 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b,
     // Both write the same C (beta is 0), so auto_select may time them in place.
     const AutotuneKey key{s.m, s.n, s.k, s.trans_a, s.trans_b, s.lda, s.ldb, s.ldc, s.batch};
     ops::run_with_policy(
-        OpFamily::gemm, policy, key, backend, [&] { ops::kernel::gemm(backend, s, ap, bp, cp); },
+        OpFamily::gemm, policy, key, backend,
+        [&] {
+          if constexpr (ops::kernel::has_tensor_cores<decltype(backend)>) {
+            if (const auto format = tensor_core_format(prec)) {
+              ops::kernel::gemm_tc(backend, s, *format, ap, bp, cp);
+              return;
+            }
+          }
+          ops::kernel::gemm(backend, s, ap, bp, cp);
+        },
         GLIA_CUDNN(
             [&](auto ctx) { kernels::cudnn::gemm(ctx.cublas(), s, ap, bp, cp, ctx.stream); }));
   });
@@ -89,7 +100,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, std::optional<KernelPolicy> poli
   }
   const Precision prec = precision();
   const Tensor ar = round_to_precision(a, prec), br = round_to_precision(b, prec);
-  Tensor c = gemm(ar, br, false, false, policy);
+  Tensor c = gemm(ar, br, false, false, policy, prec);
   if (needs_grad({a, b})) {
     // Saved as rounded (the originals' versions are still checked), so backward rounds gc only.
     record("matmul", c, {a, b},
@@ -97,8 +108,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, std::optional<KernelPolicy> poli
            [as = ar.detach(), bs = br.detach(), ga = a.requires_grad(), gb = b.requires_grad(),
             policy, prec](const Tensor& gc) {
              const Tensor g = round_to_precision(gc, prec);
-             return std::vector<Tensor>{ga ? gemm(g, bs, false, true, policy) : Tensor(),
-                                        gb ? gemm(as, g, true, false, policy) : Tensor()};
+             return std::vector<Tensor>{ga ? gemm(g, bs, false, true, policy, prec) : Tensor(),
+                                        gb ? gemm(as, g, true, false, policy, prec) : Tensor()};
            });
   }
   return c;

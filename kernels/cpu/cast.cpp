@@ -35,7 +35,7 @@ void cast(const S* x, D* y, index_t n) {
   for (index_t i = 0; i < n; ++i) y[i] = convert<D>(x[i]);
 }
 
-void round_to_format(const float* x, float* y, index_t n, RoundFormat format) {
+void round_to_format(const float* x, float* y, index_t n, TensorFormat format) {
 #pragma omp parallel for schedule(static) if (n > (1 << 16))
   for (index_t i = 0; i < n; ++i) y[i] = glia::kernels::round_to_format(x[i], format);
 }

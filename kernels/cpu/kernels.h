@@ -24,7 +24,7 @@ void arange(T* y, index_t n, double start, double step);
 template <class S, class D>
 void cast(const S* x, D* y, index_t n);
 // y[i] = round_to_format(x[i], format) (kernels/rounding.h); y may be x.
-void round_to_format(const float* x, float* y, index_t n, RoundFormat format);
+void round_to_format(const float* x, float* y, index_t n, TensorFormat format);
 
 // --- elementwise.cpp: T in {float, double} ---------------------------------------------------
 template <class T>

@@ -25,7 +25,7 @@ __global__ void half_to_float_kernel(const H* x, float* y, index_t n) {
   }
 }
 
-__global__ void round_to_format_kernel(const float* x, float* y, index_t n, RoundFormat format) {
+__global__ void round_to_format_kernel(const float* x, float* y, index_t n, TensorFormat format) {
   for (index_t i = global_thread_index(); i < n; i += grid_thread_count()) {
     y[i] = glia::kernels::round_to_format(x[i], format);
   }
@@ -58,7 +58,7 @@ void cast(const f16* x, float* y, index_t n, Stream stream) {
   launch_to_float(x, y, n, stream);
 }
 
-void round_to_format(const float* x, float* y, index_t n, RoundFormat format, Stream stream) {
+void round_to_format(const float* x, float* y, index_t n, TensorFormat format, Stream stream) {
   if (n == 0) return;
   GLIA_LAUNCH(round_to_format_kernel, grid_stride_blocks(n), kThreadsPerBlock, 0, stream, x, y, n,
               format);

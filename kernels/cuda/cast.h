@@ -15,7 +15,7 @@
   void cast(const bf16* x, float* y, index_t n, Stream stream); \
   void cast(const f16* x, float* y, index_t n, Stream stream);  \
   /* y[i] = round_to_format(x[i], format); y may be x. */       \
-  void round_to_format(const float* x, float* y, index_t n, RoundFormat format, Stream stream);
+  void round_to_format(const float* x, float* y, index_t n, TensorFormat format, Stream stream);
 
 namespace glia::kernels::sim {
 GLIA_CAST_LAUNCHERS

@@ -23,7 +23,7 @@ namespace glia::testing {
 namespace {
 
 using kernels::index_t;
-using kernels::RoundFormat;
+using kernels::TensorFormat;
 
 std::uint32_t bits_of(float x) {
   std::uint32_t u;
@@ -69,7 +69,7 @@ void cast_on(const S* x, D* y, index_t n) {
 }
 
 template <class B>
-void round_on(const float* x, float* y, index_t n, RoundFormat format) {
+void round_on(const float* x, float* y, index_t n, TensorFormat format) {
   GLIA_ON_BACKEND(round_to_format, x, y, n, format);
 }
 
@@ -113,7 +113,7 @@ std::vector<std::uint32_t> every_half_to_float_on() {
 }
 
 template <class B>
-std::vector<std::uint32_t> rounded_on(const std::vector<float>& x, RoundFormat format) {
+std::vector<std::uint32_t> rounded_on(const std::vector<float>& x, TensorFormat format) {
   return run_in_every_lane_order<B>([&] {
     typename B::template Buffer<float> dx(x);
     typename B::template Buffer<float> dy(nan_poisoned(x.size()));
@@ -161,15 +161,15 @@ TYPED_TEST(Cast, EveryBf16AndF16PatternWidensExactly) {
 TYPED_TEST(Cast, RoundToFormatMatchesTheCpuKernelBitForBit) {
   using B = TypeParam;
   const std::vector<float> x = cast_inputs();
-  for (const RoundFormat format : {RoundFormat::tf32, RoundFormat::bf16, RoundFormat::f16}) {
+  for (const TensorFormat format : {TensorFormat::tf32, TensorFormat::bf16, TensorFormat::f16}) {
     SCOPED_TRACE("format " + std::to_string(static_cast<int>(format)));
     std::vector<float> cpu(x.size());
     kernels::cpu::round_to_format(x.data(), cpu.data(), static_cast<index_t>(x.size()), format);
     std::vector<std::uint32_t> want;
     for (const float v : x) {
-      want.push_back(bits_of(format == RoundFormat::tf32   ? round_to_tf32(v)
-                             : format == RoundFormat::bf16 ? static_cast<float>(bf16(v))
-                                                           : static_cast<float>(f16(v))));
+      want.push_back(bits_of(format == TensorFormat::tf32   ? round_to_tf32(v)
+                             : format == TensorFormat::bf16 ? static_cast<float>(bf16(v))
+                                                            : static_cast<float>(f16(v))));
     }
     ASSERT_TRUE(all_equal(float_bits(cpu), want));
     EXPECT_TRUE(all_equal(rounded_on<B>(x, format), want));
@@ -182,7 +182,7 @@ TYPED_TEST(Cast, EmptyCallsLaunchNothing) {
   auto dx = sentinel_buffer<B>(1.0f);
   auto dy = sentinel_buffer<B>(bf16::from_bits(0x1234u));
   cast_on<B>(dx.data(), dy.data(), 0);
-  round_on<B>(dx.data(), dx.data(), 0, RoundFormat::f16);
+  round_on<B>(dx.data(), dx.data(), 0, TensorFormat::f16);
   EXPECT_EQ(launches_on<B>(), before);
   EXPECT_EQ(dy.to_host()[0].bits, 0x1234u);
 }
