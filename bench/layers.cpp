@@ -8,15 +8,22 @@
 // twin) timed side by side in one process with CUDA events on the same buffers, in TFLOP/s or
 // GB/s against the device's peak, with the largest relative difference between the two outputs.
 // GB/s counts the least traffic an op needs: each input read once, each output written once.
-// Usage: glia-bench-layers [--quick] [--no-cpu] [--json FILE]. GPU results go to bench/results/;
-// the smoke run (--quick) is the ctest cpu:bench.layers_quick.
+// --precision adds, per tf32/bf16/fp16 in the list (fp32 is the tables above, always printed), a
+// convolution-forward row per shape on a GPU: our tensor-core kernel (conv2d_forward_tc) against
+// cuDNN in tensor-op math on the operands rounded to the format (cuDNN is called with float
+// tensors, so bf16/fp16 run as TF32 math on bf16/fp16 values, which TF32 holds exactly; the
+// rounding launches count in cuDNN's time, as the engine pays them), with the largest relative
+// difference against cuDNN, against the FP32 result and against FP32 math on the rounded operands
+// (our FP32 kernel on them: the operand-rounded reference). Without a GPU those rows are skipped.
+// Usage: glia-bench-layers [--quick] [--no-cpu] [--json FILE] [--precision fp32,tf32,bf16,fp16].
+// GPU results go to bench/results/; the smoke run (--quick --precision fp32,bf16) is the ctest
+// cpu:bench.layers_quick.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <exception>
 #include <fstream>
 #include <functional>
@@ -27,6 +34,7 @@
 #include <vector>
 
 #include "bench/args.h"
+#include "engine/precision.h"
 #include "kernels/conv_shape.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/types.h"
@@ -35,10 +43,12 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
+#include "kernels/cuda/cast.h"
 #include "kernels/cuda/launchers.h"
 #include "kernels/cudnn/batchnorm.h"
 #include "kernels/cudnn/conv.h"
 #include "kernels/cudnn/pool.h"
+#include "kernels/cudnn/settings.h"
 #endif
 
 namespace {
@@ -61,6 +71,11 @@ struct Row {
   double native_s = NAN;
   double cudnn_s = NAN;
   double max_rel_diff = NAN;
+  // A tensor-core row's format ("fp32" for every other row) and its native output's largest
+  // relative difference against the FP32 result and against FP32 math on the rounded operands.
+  std::string precision = "fp32";
+  double diff_fp32 = NAN;
+  double diff_rounded = NAN;
 };
 
 std::vector<float> random_vector(index_t n, unsigned seed) {
@@ -200,10 +215,12 @@ void time_pair(Row& row, const Gpu& gpu, const std::function<void()>& native,
 }
 #endif
 
-// What a run measures: cpu unless --no-cpu, the GPU when one is present.
+// What a run measures: cpu unless --no-cpu, the GPU when one is present, and the tensor-core
+// formats of --precision.
 struct Context {
   bool cpu = true;
   double cpu_min_seconds = 0.5;
+  std::vector<k::TensorFormat> formats;
 #if defined(GLIA_HAVE_CUDA)
   const Gpu* gpu = nullptr;
 #endif
@@ -227,6 +244,72 @@ std::pair<std::string, k::ConvShape> upconv(index_t n, index_t c_in, index_t c_o
       "up 2x2 " + std::to_string(c_in) + "->" + std::to_string(c_out) + " @" + std::to_string(size),
       k::make_conv_shape(n, c_out, 2 * size, 2 * size, c_in, 2, 2, 2, 2, 0, 0, 1, 1)};
 }
+
+#if defined(GLIA_HAVE_CUDA)
+// The cuDNN settings for a scope, restored on exit.
+class ScopedCudnnSettings {
+ public:
+  explicit ScopedCudnnSettings(const k::cudnn::Settings& s) : previous_(k::cudnn::settings()) {
+    k::cudnn::set_settings(s);
+  }
+  ~ScopedCudnnSettings() { k::cudnn::set_settings(previous_); }
+  ScopedCudnnSettings(const ScopedCudnnSettings&) = delete;
+  ScopedCudnnSettings& operator=(const ScopedCudnnSettings&) = delete;
+
+ private:
+  k::cudnn::Settings previous_;
+};
+
+k::RoundFormat round_format(k::TensorFormat f) {
+  return f == k::TensorFormat::tf32   ? k::RoundFormat::tf32
+         : f == k::TensorFormat::bf16 ? k::RoundFormat::bf16
+                                      : k::RoundFormat::f16;
+}
+
+// The forward pass of one shape per tensor-core format of ctx (see the header), on the inputs
+// dx and dw of bench_conv.
+void bench_conv_tc(const Context& ctx, const std::pair<std::string, k::ConvShape>& c, double flops,
+                   const DeviceBuffer& dx, const DeviceBuffer& dw, std::vector<Row>& rows) {
+  if (ctx.formats.empty()) return;
+  const k::ConvShape& s = c.second;
+  const Gpu& gpu = *ctx.gpu;
+  const DeviceBuffer xr = floats(s.x_numel()), wr = floats(s.w_numel()),
+                     y_fp32 = floats(s.y_numel()), y_rounded = floats(s.y_numel()),
+                     y_native = floats(s.y_numel()), y_cudnn = floats(s.y_numel());
+  k::cuda::conv2d_forward(s, dx.get(), dw.get(), nullptr, y_fp32.get(), gpu.stream);
+  // Tensor-op math for cuDNN, as the engine sets it for every precision but fp32.
+  k::cudnn::Settings tensor_op = k::cudnn::settings();
+  tensor_op.math = k::cudnn::Math::tf32;
+  const ScopedCudnnSettings scoped(tensor_op);
+  const std::size_t ws_bytes = k::cudnn::conv2d_forward_workspace_size(gpu.handle, s);
+  const DeviceBuffer ws(ws_bytes);
+  for (const k::TensorFormat format : ctx.formats) {
+    Row row{"conv2d", c.first, s.n, "fwd", Unit::flop, flops};
+    row.precision = glia::precision_name(format == k::TensorFormat::tf32   ? glia::Precision::tf32
+                                         : format == k::TensorFormat::bf16 ? glia::Precision::bf16
+                                                                           : glia::Precision::fp16);
+    const auto native = [&] {
+      k::cuda::conv2d_forward_tc(s, format, dx.get(), dw.get(), nullptr, y_native.get(),
+                                 gpu.stream);
+    };
+    const auto round_operands = [&] {
+      k::cuda::round_to_format(dx.get(), xr.get(), s.x_numel(), round_format(format), gpu.stream);
+      k::cuda::round_to_format(dw.get(), wr.get(), s.w_numel(), round_format(format), gpu.stream);
+    };
+    const auto cudnn = [&] {
+      round_operands();
+      k::cudnn::conv2d_forward(gpu.handle, s, xr.get(), wr.get(), nullptr, y_cudnn.get(),
+                               ws.get<void>(), ws_bytes, gpu.stream);
+    };
+    time_pair(row, gpu, native, cudnn, y_native.get(), y_cudnn.get(), s.y_numel());
+    round_operands();
+    k::cuda::conv2d_forward(s, xr.get(), wr.get(), nullptr, y_rounded.get(), gpu.stream);
+    row.diff_fp32 = max_rel_diff(y_native.get(), y_fp32.get(), s.y_numel());
+    row.diff_rounded = max_rel_diff(y_native.get(), y_rounded.get(), s.y_numel());
+    rows.push_back(row);
+  }
+}
+#endif
 
 // The three passes of one shape, on the GPU native and cuDNN on the same inputs, then on cpu.
 void bench_conv(const Context& ctx, const std::pair<std::string, k::ConvShape>& c,
@@ -289,6 +372,7 @@ void bench_conv(const Context& ctx, const std::pair<std::string, k::ConvShape>& 
       }
       time_pair(rows[first + p], gpu, native, cudnn, yn, yc, out_numel);
     }
+    bench_conv_tc(ctx, c, flops, dx, dw, rows);
   }
 #endif
 
@@ -578,6 +662,10 @@ std::string fmt(double v, const char* spec = "%.1f") {
 struct Peaks {
   double bytes_per_s = NAN;
   double flops = NAN;  // an estimate, see main
+  // Dense tensor-core FLOP/s with FP32 accumulation for TF32 and for 16-bit inputs: an estimate
+  // from the SM count, the clock and the MMA rate of sm_80 / sm_90; NaN on other devices.
+  double tf32_flops = NAN;
+  double half_flops = NAN;
 };
 
 // One table per op: cpu rate, then GPU times, native speed-up over cuDNN (cuDNN time / native
@@ -596,7 +684,7 @@ void print_table(const std::vector<Row>& rows, const std::string& op, const Peak
               "cpu us", "cpu", "native us", "cuDNN us", "speedup", "native", "%pk", "cuDNN", "%pk",
               "max rel d");
   for (const auto& r : rows) {
-    if (r.op != op) continue;
+    if (r.op != op || r.precision != "fp32") continue;
     const double native_rate = r.work / r.native_s, cudnn_rate = r.work / r.cudnn_s;
     std::printf("%-20s %3lld %-10s %10s %9s %10s %10s %7s %8s %5s %8s %5s %9s\n", r.name.c_str(),
                 static_cast<long long>(r.batch), r.pass.c_str(), fmt(r.cpu_s * 1e6).c_str(),
@@ -607,6 +695,32 @@ void print_table(const std::vector<Row>& rows, const std::string& op, const Peak
                 fmt(cudnn_rate * gpu_scale, flop ? "%.2f" : "%.0f").c_str(),
                 fmt(100.0 * cudnn_rate / peak, "%.0f").c_str(),
                 fmt(r.max_rel_diff, "%.1e").c_str());
+  }
+}
+
+// The tensor-core rows (see the header): times, rates and share of the format's peak, and the
+// native output's largest relative differences.
+void print_precision_table(const std::vector<Row>& rows, const Peaks& peaks) {
+  std::printf(
+      "\nconv2d fwd per precision: native = conv2d_forward_tc; cuDNN = operands rounded to the "
+      "format, then tensor-op (TF32) math on float tensors (exact for bf16/fp16 values), rounding "
+      "included in its time; time in us, TFLOP/s and %% of the format's tensor peak; max rel d of "
+      "native against cuDNN, the FP32 result and FP32 math on the rounded operands\n");
+  std::printf("%-20s %3s %-5s %10s %10s %7s %8s %5s %8s %5s %9s %9s %9s\n", "case", "N", "prec",
+              "native us", "cuDNN us", "speedup", "native", "%pk", "cuDNN", "%pk", "vs cuDNN",
+              "vs fp32", "vs round");
+  for (const auto& r : rows) {
+    if (r.precision == "fp32") continue;
+    const double peak = r.precision == "tf32" ? peaks.tf32_flops : peaks.half_flops;
+    const double native_rate = r.work / r.native_s, cudnn_rate = r.work / r.cudnn_s;
+    std::printf("%-20s %3lld %-5s %10s %10s %7s %8s %5s %8s %5s %9s %9s %9s\n", r.name.c_str(),
+                static_cast<long long>(r.batch), r.precision.c_str(), fmt(r.native_s * 1e6).c_str(),
+                fmt(r.cudnn_s * 1e6).c_str(), fmt(r.cudnn_s / r.native_s, "%.2f").c_str(),
+                fmt(native_rate * 1e-12, "%.2f").c_str(),
+                fmt(100.0 * native_rate / peak, "%.0f").c_str(),
+                fmt(cudnn_rate * 1e-12, "%.2f").c_str(),
+                fmt(100.0 * cudnn_rate / peak, "%.0f").c_str(), fmt(r.max_rel_diff, "%.1e").c_str(),
+                fmt(r.diff_fp32, "%.1e").c_str(), fmt(r.diff_rounded, "%.1e").c_str());
   }
 }
 
@@ -622,15 +736,20 @@ void write_json(const std::string& path, const std::string& device, const Peaks&
     if (!out) throw std::runtime_error("cannot write " + tmp);
     out << "{\"benchmark\": \"layers\", \"gpu\": \"" << device
         << "\", \"peak_bytes_per_s\": " << num(peaks.bytes_per_s)
-        << ", \"peak_flops_estimate\": " << num(peaks.flops) << ", \"rows\": [\n";
+        << ", \"peak_flops_estimate\": " << num(peaks.flops)
+        << ", \"peak_tf32_flops_estimate\": " << num(peaks.tf32_flops)
+        << ", \"peak_16bit_flops_estimate\": " << num(peaks.half_flops) << ", \"rows\": [\n";
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto& r = rows[i];
       out << "  {\"op\": \"" << r.op << "\", \"case\": \"" << r.name << "\", \"batch\": " << r.batch
-          << ", \"pass\": \"" << r.pass << "\", \"unit\": \""
-          << (r.unit == Unit::flop ? "flop" : "byte") << "\", \"work\": " << num(r.work)
-          << ", \"cpu_s\": " << num(r.cpu_s) << ", \"native_s\": " << num(r.native_s)
-          << ", \"cudnn_s\": " << num(r.cudnn_s) << ", \"max_rel_diff\": " << num(r.max_rel_diff)
-          << "}" << (i + 1 < rows.size() ? ",\n" : "\n");
+          << ", \"pass\": \"" << r.pass << "\", \"precision\": \"" << r.precision
+          << "\", \"unit\": \"" << (r.unit == Unit::flop ? "flop" : "byte")
+          << "\", \"work\": " << num(r.work) << ", \"cpu_s\": " << num(r.cpu_s)
+          << ", \"native_s\": " << num(r.native_s) << ", \"cudnn_s\": " << num(r.cudnn_s)
+          << ", \"max_rel_diff\": " << num(r.max_rel_diff)
+          << ", \"max_rel_diff_fp32\": " << num(r.diff_fp32)
+          << ", \"max_rel_diff_rounded\": " << num(r.diff_rounded) << "}"
+          << (i + 1 < rows.size() ? ",\n" : "\n");
     }
     out << "]}\n";
     if (!out.flush()) throw std::runtime_error("cannot write " + tmp);
@@ -644,16 +763,23 @@ int run(int argc, char** argv) {
   bool quick = false;
   Context ctx;
   std::string json_path;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--quick") == 0) {
+  for (glia::bench::Args args(argc, argv); args.next();) {
+    if (args.is("--quick")) {
       quick = true;
-    } else if (std::strcmp(argv[i], "--no-cpu") == 0) {
+    } else if (args.is("--no-cpu")) {
       ctx.cpu = false;
-    } else if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-      json_path = argv[++i];
+    } else if (args.is("--json")) {
+      json_path = args.value();
+    } else if (args.is("--precision")) {
+      ctx.formats.clear();
+      for (const glia::Precision p : args.precisions()) {
+        if (p == glia::Precision::tf32) ctx.formats.push_back(k::TensorFormat::tf32);
+        if (p == glia::Precision::bf16) ctx.formats.push_back(k::TensorFormat::bf16);
+        if (p == glia::Precision::fp16) ctx.formats.push_back(k::TensorFormat::f16);
+      }
     } else {
-      std::fprintf(stderr, "usage: glia-bench-layers [--quick] [--no-cpu] [--json FILE]\n");
-      return 2;
+      args.unknown(
+          "glia-bench-layers [--quick] [--no-cpu] [--json FILE] [--precision fp32,tf32,bf16,fp16]");
     }
   }
   ctx.cpu_min_seconds = quick ? 0.05 : 0.3;
@@ -675,6 +801,13 @@ int run(int argc, char** argv) {
     // Double data rate: two transfers per memory clock over the whole bus.
     peaks.bytes_per_s = 2.0 * memory_clock_khz * 1e3 * prop.memoryBusWidth / 8.0;
     peaks.flops = 2.0 * 128.0 * prop.multiProcessorCount * clock_khz * 1e3;
+    // Dense MMA multiply-adds per SM per clock with 16-bit inputs (TF32: half): 1024 on sm_80
+    // (A100), 2048 on sm_90 (H100/H200); no estimate for other devices.
+    const double half_fma = prop.major == 9 && prop.minor == 0   ? 2048.0
+                            : prop.major == 8 && prop.minor == 0 ? 1024.0
+                                                                 : NAN;
+    peaks.half_flops = 2.0 * half_fma * prop.multiProcessorCount * clock_khz * 1e3;
+    peaks.tf32_flops = 0.5 * peaks.half_flops;
     std::printf(
         "GPU: %s; memory peak %.0f GB/s (2 * memory clock * bus width); FP32 peak %.1f "
         "TFLOP/s is an estimate (SMs * clock * 128 FMA/SM/clock * 2)\n",
@@ -687,9 +820,14 @@ int run(int argc, char** argv) {
   } else {
     std::printf("cuda: no device present; GPU part skipped\n");
   }
+  const bool have_gpu = ctx.gpu != nullptr;
 #else
   std::printf("cuda: glia was built without CUDA; GPU part skipped\n");
+  const bool have_gpu = false;
 #endif
+  if (!ctx.formats.empty() && !have_gpu) {
+    std::printf("conv2d fwd per precision (tensor cores): needs a GPU; skipped\n");
+  }
 
   const std::vector<index_t> batches =
       quick ? std::vector<index_t>{8} : std::vector<index_t>{8, 16};
@@ -749,6 +887,7 @@ int run(int argc, char** argv) {
   for (const char* op : {"conv2d", "batch_norm", "max_pool 2x2", "dice+bce", "cross_entropy"}) {
     print_table(rows, op, peaks);
   }
+  if (!ctx.formats.empty() && have_gpu) print_precision_table(rows, peaks);
   if (!json_path.empty()) write_json(json_path, device, peaks, rows);
   return 0;
 }

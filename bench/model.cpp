@@ -2,15 +2,19 @@
 // 1,992,739 parameters) for an eval-mode forward under no-grad and a train-mode forward plus
 // backward of the joint loss (Dice+BCE on the segmentation, cross-entropy on the class), on the
 // cpu backend and, when a GPU is present, on cuda (synchronised before the clock stops). Each
-// figure is the median over the repetitions after one warm-up, divided by the batch.
-// Usage: glia-bench-model [--batch N]... [--reps R] [--size S] [--device cpu|sim|cuda]... [--quick]
+// figure is the median over the repetitions after one warm-up, divided by the batch. Each precision
+// of --precision (engine/precision.h; default fp32) is timed under a ScopedPrecision and printed
+// as a column: on cuda it selects the tensor-core path, on cpu and sim it only rounds the operands
+// (emulation, no speed gain: there the column shows the rounding's cost).
+// Usage: glia-bench-model [--batch N]... [--reps R] [--size S] [--device cpu|sim|cuda]...
+//                         [--precision fp32,tf32,bf16,fp16] [--quick]
 //        glia-bench-model --export DIR [--size S]
-// (defaults: batches 2 and 8, 3 repetitions, 256x256, cpu and cuda when present; --quick: batch 1
-// at 64x64, one repetition, for a smoke run). --export writes what the PyTorch side-by-side
-// (bench/side_by_side.sh, bench/torch_unet.py) checks against: the benchmark's model as a
-// checkpoint (DIR/model.safetensors, its batch-norm running statistics moved off their initial
-// values by two train-mode forwards), an input batch of 2 (DIR/input.npy) and the eval-mode
-// logits of the cpu device (DIR/seg_logits.npy, DIR/cls_logits.npy).
+// (defaults: batches 2 and 8, 3 repetitions, 256x256, cpu and cuda when present, fp32; --quick:
+// batch 1 at 64x64, one repetition, for a smoke run: the ctest cpu:bench.model_quick). --export
+// writes what the PyTorch side-by-side (bench/side_by_side.sh, bench/torch_unet.py) checks against:
+// the benchmark's model as a checkpoint (DIR/model.safetensors, its batch-norm running statistics
+// moved off their initial values by two train-mode forwards), an input batch of 2 (DIR/input.npy)
+// and the eval-mode logits of the cpu device (DIR/seg_logits.npy, DIR/cls_logits.npy).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -25,6 +29,7 @@
 #include "engine/grad_mode.h"
 #include "engine/losses.h"
 #include "engine/ops.h"
+#include "engine/precision.h"
 #include "engine/random.h"
 #include "io/npy.h"
 #include "nets/model/checkpoint.h"
@@ -124,6 +129,7 @@ int main(int argc, char** argv) {
   try {
     std::vector<int> batches;
     std::vector<Device> devices;
+    std::vector<glia::Precision> precisions;
     int reps = 3, size = 256;
     std::string export_dir;
     for (glia::bench::Args args(argc, argv); args.next();) {
@@ -137,6 +143,8 @@ int main(int argc, char** argv) {
         export_dir = args.value();
       } else if (args.is("--device")) {
         devices.push_back(Device::parse(args.value()));
+      } else if (args.is("--precision")) {
+        precisions = args.precisions();
       } else if (args.is("--quick")) {
         batches = {1};
         reps = 1;
@@ -144,7 +152,7 @@ int main(int argc, char** argv) {
       } else {
         args.unknown(
             "glia-bench-model [--batch N]... [--reps R] [--size S] [--device cpu|sim|cuda]... "
-            "[--quick] | --export DIR [--size S]");
+            "[--precision fp32,tf32,bf16,fp16] [--quick] | --export DIR [--size S]");
       }
     }
     if (size < 8 || size % 8 != 0) throw std::invalid_argument("--size must be a multiple of 8");
@@ -153,6 +161,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (batches.empty()) batches = {2, 8};
+    if (precisions.empty()) precisions = {glia::Precision::fp32};
     if (reps < 1) throw std::invalid_argument("--reps must be at least 1");
     if (devices.empty()) {
       devices.push_back(Device::cpu());
@@ -165,14 +174,18 @@ int main(int argc, char** argv) {
     std::printf("multi-task U-Net B=32 D=3 (%lld parameters), input 1x%dx%d, median of %d\n",
                 static_cast<long long>(glia::nets::MultiTaskUNet().parameter_count()), size, size,
                 reps);
-    std::printf("%-8s %6s %16s %22s\n", "device", "batch", "forward ms/img", "fwd+bwd ms/img");
+    std::printf("%-8s %-9s %6s %16s %22s\n", "device", "precision", "batch", "forward ms/img",
+                "fwd+bwd ms/img");
     for (const Device device : devices) {
       glia::check_device_usable(device);
-      for (const int batch : batches) {
-        const Figures f = measure(device, batch, size, reps);
-        std::printf("%-8s %6d %16.2f %22.2f\n", device.to_string().c_str(), batch, 1e3 * f.forward,
-                    1e3 * f.train_step);
-        std::fflush(stdout);
+      for (const glia::Precision precision : precisions) {
+        const glia::ScopedPrecision scoped(precision);
+        for (const int batch : batches) {
+          const Figures f = measure(device, batch, size, reps);
+          std::printf("%-8s %-9s %6d %16.2f %22.2f\n", device.to_string().c_str(),
+                      glia::precision_name(precision), batch, 1e3 * f.forward, 1e3 * f.train_step);
+          std::fflush(stdout);
+        }
       }
     }
     return 0;
