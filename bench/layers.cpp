@@ -260,12 +260,6 @@ class ScopedCudnnSettings {
   k::cudnn::Settings previous_;
 };
 
-k::RoundFormat round_format(k::TensorFormat f) {
-  return f == k::TensorFormat::tf32   ? k::RoundFormat::tf32
-         : f == k::TensorFormat::bf16 ? k::RoundFormat::bf16
-                                      : k::RoundFormat::f16;
-}
-
 // The forward pass of one shape per tensor-core format of ctx (see the header), on the inputs
 // dx and dw of bench_conv.
 void bench_conv_tc(const Context& ctx, const std::pair<std::string, k::ConvShape>& c, double flops,
@@ -293,8 +287,8 @@ void bench_conv_tc(const Context& ctx, const std::pair<std::string, k::ConvShape
                                  gpu.stream);
     };
     const auto round_operands = [&] {
-      k::cuda::round_to_format(dx.get(), xr.get(), s.x_numel(), round_format(format), gpu.stream);
-      k::cuda::round_to_format(dw.get(), wr.get(), s.w_numel(), round_format(format), gpu.stream);
+      k::cuda::round_to_format(dx.get(), xr.get(), s.x_numel(), format, gpu.stream);
+      k::cuda::round_to_format(dw.get(), wr.get(), s.w_numel(), format, gpu.stream);
     };
     const auto cudnn = [&] {
       round_operands();
