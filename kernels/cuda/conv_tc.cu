@@ -328,13 +328,7 @@ dim3 tc_grid(const char* pass, const ConvShape& s, index_t n, index_t m, index_t
 void conv2d_forward_tc(const ConvShape& s, TensorFormat format, const float* x, const float* w,
                        const float* bias, float* y, Stream stream) {
   if (s.y_numel() == 0) return;
-  const index_t pixel_tiles = (s.n * s.out_plane() + kBN - 1) / kBN;
-  const index_t channel_tiles = (s.c_out + kBM - 1) / kBM;
-  if (pixel_tiles > 0x7fffffff || channel_tiles > kMaxGridYZ || s.patch() > 0x7fffffff - tc::kBK) {
-    throw std::invalid_argument("conv2d_forward_tc (" + s.describe() +
-                                "): exceeds what one launch indexes");
-  }
-  const dim3 grid(static_cast<unsigned>(pixel_tiles), static_cast<unsigned>(channel_tiles));
+  const dim3 grid = tc_grid("conv2d_forward_tc", s, s.n * s.out_plane(), s.c_out, s.patch());
   switch (format) {
     case TensorFormat::tf32:
       GLIA_LAUNCH(conv2d_forward_tc_tf32_kernel, grid, kThreads, 0, stream, s, x, w, bias, y);
@@ -346,8 +340,7 @@ void conv2d_forward_tc(const ConvShape& s, TensorFormat format, const float* x, 
       GLIA_LAUNCH(conv2d_forward_tc_f16_kernel, grid, kThreads, 0, stream, s, x, w, bias, y);
       return;
   }
-  throw std::invalid_argument("conv2d_forward_tc: unknown tensor format " +
-                              std::to_string(static_cast<int>(format)));
+  unknown_format("conv2d_forward_tc", format);
 }
 
 void conv2d_backward_data_tc(const ConvShape& s, TensorFormat format, const float* gy,

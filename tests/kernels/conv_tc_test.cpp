@@ -3,8 +3,8 @@
 // forward with and without bias, the data gradient and the filter gradient. Batch 1 and 2,
 // channels 1 to 70 (over one 64-wide tile of c_in or c_out), pixel counts that do not divide the
 // 64-wide tiles, reductions that do not divide the 16-deep slices, stride 1 to 3, padding,
-// dilation and per-dimension parameters. Outputs start as NaN; sim runs under every lane order
-// and must agree bitwise (tests/kernels/backends.h).
+// dilation and per-dimension parameters; empty reductions. Outputs start as NaN; sim runs under
+// every lane order and must agree bitwise (tests/kernels/backends.h).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -234,6 +234,15 @@ TYPED_TEST(ConvTc, BackwardBf16MatchesTheReferenceOnRoundedOperands) {
 
 TYPED_TEST(ConvTc, BackwardF16MatchesTheReferenceOnRoundedOperands) {
   check_all_backward<TypeParam>(TensorFormat::f16, 600);
+}
+
+// An empty reduction writes zeros: the filter gradient of an empty batch, the data gradient of a
+// convolution without output channels.
+TYPED_TEST(ConvTc, EmptyReductionsWriteZeros) {
+  for (const TensorFormat f : {TensorFormat::tf32, TensorFormat::bf16, TensorFormat::f16}) {
+    check_backward_tc<TypeParam>(f, {0, 3, 5, 5, 4, 3, 3}, 700);
+    check_backward_tc<TypeParam>(f, {2, 3, 5, 5, 0, 3, 3}, 710);
+  }
 }
 
 }  // namespace
