@@ -12,10 +12,9 @@
 // kernels serve every configuration, so there is no silent fallback. Under a tf32/bf16/fp16
 // precision (engine/precision.h) x, w and gy are rounded to that format before every pass but the
 // bias one, which stays FP32 like the bias addition; the forward's precision serves its backward.
-// The forward pass (also conv_transpose2d's data gradient) then runs on sim and cuda as the
-// tensor-core implicit GEMM (kernels/cuda/conv_tc.cu) in that format under the native policy; the
-// data and filter passes run the FP32 kernels on the rounded operands (no tensor-core kernels for
-// them yet), which compute the same products.
+// All three passes (the forward, also conv_transpose2d's data gradient; the data pass, also
+// conv_transpose2d's forward; the filter pass) then run on sim and cuda as the tensor-core
+// implicit GEMMs of kernels/cuda/conv_tc.cu in that format under the native policy.
 // Tested in tests/engine/conv_test.cpp and tests/engine/precision_test.cpp.
 #include <stdexcept>
 #include <string>
@@ -105,7 +104,7 @@ Tensor forward_pass(const ConvShape& s, const Tensor& x, const Tensor& w, const 
 }
 
 Tensor data_pass(const ConvShape& s, const Tensor& gy, const Tensor& w,
-                 std::optional<KernelPolicy> policy) {
+                 std::optional<KernelPolicy> policy, Precision prec) {
   Tensor gx({s.n, s.c_in, s.h, s.w}, gy.dtype(), gy.device());
   if (gx.numel() == 0) return gx;
   if (s.y_numel() == 0) {
@@ -116,6 +115,13 @@ Tensor data_pass(const ConvShape& s, const Tensor& gy, const Tensor& w,
     ops::run_with_policy(
         OpFamily::conv, policy, autotune_key(Pass::backward_data, s), backend,
         [&] {
+          if constexpr (ops::kernel::has_tensor_cores<decltype(backend)>) {
+            if (const auto format = tensor_core_format(prec)) {
+              ops::kernel::conv2d_backward_data_tc(backend, s, *format, gy.data<T>(), w.data<T>(),
+                                                   gx.data<T>());
+              return;
+            }
+          }
           ops::kernel::conv2d_backward_data(backend, s, gy.data<T>(), w.data<T>(), gx.data<T>());
         },
         GLIA_CUDNN([&](auto ctx) {
@@ -133,7 +139,7 @@ Tensor data_pass(const ConvShape& s, const Tensor& gy, const Tensor& w,
 }
 
 Tensor filter_pass(const ConvShape& s, const Tensor& x, const Tensor& gy,
-                   std::optional<KernelPolicy> policy) {
+                   std::optional<KernelPolicy> policy, Precision prec) {
   Tensor gw({s.c_out, s.c_in, s.kh, s.kw}, x.dtype(), x.device());
   if (gw.numel() == 0) return gw;
   if (s.y_numel() == 0) {
@@ -145,6 +151,13 @@ Tensor filter_pass(const ConvShape& s, const Tensor& x, const Tensor& gy,
       if constexpr (std::is_same_v<decltype(backend), ops::CpuBackend>) {
         ops::kernel::conv2d_backward_filter(backend, s, x.data<T>(), gy.data<T>(), gw.data<T>());
       } else {
+        if constexpr (ops::kernel::has_tensor_cores<decltype(backend)>) {
+          if (const auto format = tensor_core_format(prec)) {
+            ops::kernel::conv2d_backward_filter_tc(backend, s, *format, x.data<T>(), gy.data<T>(),
+                                                   gw.data<T>());
+            return;
+          }
+        }
         // The split reduction's partial sums, when the shape asks for a split.
         const Tensor ws = ops::workspace(
             ops::kernel::conv2d_backward_filter_workspace_size(backend, s), x.device());
@@ -213,7 +226,8 @@ Tensor bias_pass(const Tensor& g, const ConvShape* conv, std::optional<KernelPol
 // blocked layout once for both; elsewhere the two passes above.
 std::pair<Tensor, Tensor> data_and_filter_passes(const ConvShape& s, const Tensor& x,
                                                  const Tensor& gy, const Tensor& w,
-                                                 std::optional<KernelPolicy> policy) {
+                                                 std::optional<KernelPolicy> policy,
+                                                 Precision prec) {
 #if defined(GLIA_HAVE_DNNL)
   if (gy.device().is_cpu() && gy.dtype() == DType::f32 && s.y_numel() > 0 && s.x_numel() > 0 &&
       s.w_numel() > 0 &&
@@ -229,7 +243,7 @@ std::pair<Tensor, Tensor> data_and_filter_passes(const ConvShape& s, const Tenso
     return {gx, gw};
   }
 #endif
-  return {data_pass(s, gy, w, policy), filter_pass(s, x, gy, policy)};
+  return {data_pass(s, gy, w, policy, prec), filter_pass(s, x, gy, policy, prec)};
 }
 
 // --- argument checks ----------------------------------------------------------------------------
@@ -315,11 +329,11 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
           const Tensor gy = round_to_precision(gy_fp32, prec);
           Tensor gx, gw;
           if (gx_needed && gw_needed) {
-            std::tie(gx, gw) = data_and_filter_passes(s, xs, gy, ws, policy);
+            std::tie(gx, gw) = data_and_filter_passes(s, xs, gy, ws, policy, prec);
           } else if (gx_needed) {
-            gx = data_pass(s, gy, ws, policy);
+            gx = data_pass(s, gy, ws, policy, prec);
           } else if (gw_needed) {
-            gw = filter_pass(s, xs, gy, policy);
+            gw = filter_pass(s, xs, gy, policy, prec);
           }
           return std::vector<Tensor>{gx, gw, gb_needed ? bias_pass(gy_fp32, &s, policy) : Tensor()};
         });
@@ -356,7 +370,7 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, Co
 
   const Precision prec = precision();
   const Tensor xr = round_to_precision(x, prec), wr = round_to_precision(w, prec);
-  Tensor y = data_pass(s, xr, wr, policy);
+  Tensor y = data_pass(s, xr, wr, policy, prec);
   if (bias.defined()) {
     NoGradGuard no_grad;  // the whole op records below
     y = add(y, bias.reshape({1, c_out, 1, 1}));
@@ -370,7 +384,7 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, Co
              const Tensor gy = round_to_precision(gy_fp32, prec);
              return std::vector<Tensor>{
                  gx_needed ? forward_pass(s, gy, ws, Tensor(), policy, prec) : Tensor(),
-                 gw_needed ? filter_pass(s, gy, xs, policy) : Tensor(),
+                 gw_needed ? filter_pass(s, gy, xs, policy, prec) : Tensor(),
                  gb_needed ? bias_pass(gy_fp32, nullptr, policy) : Tensor()};
            });
   }

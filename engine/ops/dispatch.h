@@ -123,6 +123,8 @@ GLIA_KERNEL(log_softmax_backward)
 
 GLIA_DEVICE_KERNEL(gemm_tc)
 GLIA_DEVICE_KERNEL(conv2d_forward_tc)
+GLIA_DEVICE_KERNEL(conv2d_backward_data_tc)
+GLIA_DEVICE_KERNEL(conv2d_backward_filter_tc)
 
 #undef GLIA_DEVICE_KERNEL
 #undef GLIA_KERNEL

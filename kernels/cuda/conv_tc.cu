@@ -1,12 +1,22 @@
-// 2-D convolution forward on tensor cores as an implicit GEMM (kernels/conv_shape.h), with the
-// interface of conv.cu's conv2d_forward plus the operand format:
-//   y[n, co, oh, ow] = bias[co] + sum_{c, i, j} w[co, c, i, j] * x[n, c, ih, iw]
-// viewed as Y (c_out x n * out_h * out_w) = W (c_out x patch) * X_col (patch x n * out_h * out_w),
-// patch = c_in kh kw. x and w are float in global memory, rounded to `format` (tf32, bf16, f16)
-// on their way into shared memory; FP32 accumulation on mma.sync; the bias is added in float.
-// Launch: grid (pixel tiles, c_out tiles) of the 64 x 64 block tile of kernels/cuda/mma_tile.cuh,
-// 128 threads: A is the weight rows (k contiguous), B gathers the patch entries of 64 output
-// pixels straight from x (each thread one pixel, zero outside the image and beyond the edges).
+// 2-D convolution on tensor cores as implicit GEMMs (kernels/conv_shape.h), with the interfaces of
+// conv.cu's three passes plus the operand format; x, w and gy are float in global memory, rounded
+// to `format` (tf32, bf16, f16) on their way into shared memory; FP32 accumulation on mma.sync.
+// Every pass is the 64 x 64 block tile of kernels/cuda/mma_tile.cuh (128 threads) with its own
+// loaders, on a grid (N tiles, M tiles), and overwrites its output whole:
+//   forward          y[n, co, oh, ow] = bias[co] + sum_{c, i, j} w[co, c, i, j] x[n, c, ih, iw]:
+//                    M = c_out, N = n out_h out_w, K = patch = c_in kh kw; A = the weight rows
+//                    (k contiguous), B gathers the patch entries of 64 output pixels straight
+//                    from x (each thread one pixel, zero outside the image and beyond the edges);
+//                    the bias is added in float.
+//   backward data    gx[n, c, h, w] = sum_{co, i, j} w[co, c, i, j] gy[n, co, oh, ow] over the
+//                    taps with h + pad_h - i dil_h = oh stride_h, 0 <= oh < out_h (and likewise
+//                    w): M = c_in, N = n h w, K = c_out kh kw; A[c, (co, i, j)] = w[co, c, i, j],
+//                    B gathers gy for 64 input pixels (each thread one pixel), zero for the taps
+//                    that do not hit (a strided pass multiplies those zeros: no phase split).
+//   backward filter  gw[co, c, i, j] = sum_{n, oh, ow} gy[n, co, oh, ow] x[n, c, ih, iw]:
+//                    M = c_out, N = patch, K = n out_h out_w; A = gy's rows, B = the forward's B
+//                    transposed. One block per output tile runs the whole reduction (no split,
+//                    no workspace).
 // Tested in tests/kernels/conv_tc_test.cpp against kernels/cpu/conv.cpp on rounded operands.
 #include "kernels/cuda/portable.cuh"
 
@@ -83,6 +93,164 @@ __device__ __forceinline__ void conv_tc_block(const ConvShape& s, const float* x
   });
 }
 
+// --- backward data ----------------------------------------------------------------------------
+
+// A of the data gradient: rows are input channels c, k the (co, i, j) entries; w[co, c, i, j].
+// A thread's k is fixed within a slice (k is the slice's fast dimension), so it decodes co and the
+// tap once per slice.
+struct WeightTLoader {
+  const float* w;  // at input channel c0
+  index_t rows, taps, patch, depth;
+
+  __device__ void position(int e, int& row, int& k) const { tc::slice_position(e, true, row, k); }
+
+  __device__ void load(index_t k0, float (&v)[kLoads]) const {
+    int row = 0, k = 0;
+    position(0, row, k);
+    const index_t entry = k0 + k;
+    const bool valid = entry < depth;
+    const index_t base = valid ? entry / taps * patch + entry % taps : 0;
+    GLIA_UNROLL
+    for (int e = 0; e < kLoads; ++e) {
+      position(e, row, k);
+      v[e] = valid && row < rows ? w[base + row * taps] : 0.0f;
+    }
+  }
+};
+
+// B of the data gradient: rows are the tile's input pixels (n, h, w), k the (co, i, j) entries;
+// gy[n, co, oh, ow] where the tap hits, else zero. Each thread gathers for one pixel.
+struct GradOutputLoader {
+  const ConvShape& s;
+  const float* gy;
+  bool inside = false;            // the thread's pixel exists
+  index_t n = 0, hp = 0, wp = 0;  // the pixel's image and h + pad_h, w + pad_w
+
+  __device__ GradOutputLoader(const ConvShape& shape, const float* grad, index_t p0)
+      : s(shape), gy(grad) {
+    int row = 0, k = 0;
+    position(0, row, k);
+    const index_t p = p0 + row;
+    inside = p < s.n * s.in_plane();
+    if (!inside) return;
+    n = p / s.in_plane();
+    const index_t rest = p % s.in_plane();
+    hp = rest / s.w + s.pad_h;
+    wp = rest % s.w + s.pad_w;
+  }
+
+  __device__ void position(int e, int& row, int& k) const { tc::slice_position(e, false, row, k); }
+
+  __device__ void load(index_t k0, float (&v)[kLoads]) const {
+    const index_t taps = s.kh * s.kw;
+    GLIA_UNROLL
+    for (int e = 0; e < kLoads; ++e) {
+      int row = 0, k = 0;
+      position(e, row, k);
+      const index_t entry = k0 + k;
+      v[e] = 0.0f;
+      if (!inside || entry >= s.c_out * taps) continue;
+      const index_t co = entry / taps, tap = entry % taps;
+      const index_t th = hp - tap / s.kw * s.dil_h, tw = wp - tap % s.kw * s.dil_w;
+      if (th < 0 || tw < 0 || th % s.stride_h != 0 || tw % s.stride_w != 0) continue;
+      const index_t oh = th / s.stride_h, ow = tw / s.stride_w;
+      if (oh >= s.out_h || ow >= s.out_w) continue;
+      v[e] = gy[((n * s.c_out + co) * s.out_h + oh) * s.out_w + ow];
+    }
+  }
+};
+
+template <TensorFormat F>
+__device__ __forceinline__ void data_tc_block(const ConvShape& s, const float* gy, const float* w,
+                                              float* gx) {
+  const index_t p0 = static_cast<index_t>(blockIdx.x) * kBN;
+  const index_t c0 = static_cast<index_t>(blockIdx.y) * kBM;
+  const index_t pixels = s.n * s.in_plane(), taps = s.kh * s.kw, depth = s.c_out * taps;
+  const WeightTLoader load_w{w + c0 * taps, s.c_in - c0, taps, s.patch(), depth};
+  const GradOutputLoader load_gy(s, gy, p0);
+  tc::block_product<F>(load_w, load_gy, depth, [&](int m, int col, float acc) {
+    const index_t c = c0 + m, p = p0 + col;
+    if (c >= s.c_in || p >= pixels) return;
+    const index_t n = p / s.in_plane(), rest = p % s.in_plane();
+    gx[(n * s.c_in + c) * s.in_plane() + rest] = acc;
+  });
+}
+
+// --- backward filter --------------------------------------------------------------------------
+
+// A of the filter gradient: rows are output channels co, k the positions q = (n, oh, ow);
+// gy[n, co, oh, ow]. A thread's q is fixed within a slice and decoded once.
+struct GradRowsLoader {
+  const ConvShape& s;
+  const float* gy;  // at output channel co0
+  index_t rows;
+
+  __device__ void position(int e, int& row, int& k) const { tc::slice_position(e, true, row, k); }
+
+  __device__ void load(index_t k0, float (&v)[kLoads]) const {
+    int row = 0, k = 0;
+    position(0, row, k);
+    const index_t q = k0 + k;
+    const bool valid = q < s.n * s.out_plane();
+    const index_t base =
+        valid ? q / s.out_plane() * s.c_out * s.out_plane() + q % s.out_plane() : 0;
+    GLIA_UNROLL
+    for (int e = 0; e < kLoads; ++e) {
+      position(e, row, k);
+      v[e] = valid && row < rows ? gy[base + row * s.out_plane()] : 0.0f;
+    }
+  }
+};
+
+// B of the filter gradient: rows are the patch entries (c, i, j), k the positions (n, oh, ow);
+// x[n, c, ih, iw], zero outside the image. A thread's position is fixed within a slice and
+// decoded once; its rows are decoded per element.
+struct PatchRowsLoader {
+  const ConvShape& s;
+  const float* x;
+  index_t e0;  // the tile's first patch entry
+
+  __device__ void position(int e, int& row, int& k) const { tc::slice_position(e, true, row, k); }
+
+  __device__ void load(index_t k0, float (&v)[kLoads]) const {
+    int row = 0, k = 0;
+    position(0, row, k);
+    const index_t q = k0 + k, taps = s.kh * s.kw;
+    const bool valid = q < s.n * s.out_plane();
+    const index_t n = q / s.out_plane(), rest = q % s.out_plane();
+    const index_t ih0 = rest / s.out_w * s.stride_h - s.pad_h;
+    const index_t iw0 = rest % s.out_w * s.stride_w - s.pad_w;
+    GLIA_UNROLL
+    for (int e = 0; e < kLoads; ++e) {
+      position(e, row, k);
+      const index_t entry = e0 + row;
+      v[e] = 0.0f;
+      if (!valid || entry >= s.patch()) continue;
+      const index_t c = entry / taps, tap = entry % taps;
+      const index_t ih = ih0 + tap / s.kw * s.dil_h, iw = iw0 + tap % s.kw * s.dil_w;
+      if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;
+      v[e] = x[((n * s.c_in + c) * s.h + ih) * s.w + iw];
+    }
+  }
+};
+
+template <TensorFormat F>
+__device__ __forceinline__ void filter_tc_block(const ConvShape& s, const float* x, const float* gy,
+                                                float* gw) {
+  const index_t e0 = static_cast<index_t>(blockIdx.x) * kBN;
+  const index_t co0 = static_cast<index_t>(blockIdx.y) * kBM;
+  const index_t patch = s.patch();
+  const GradRowsLoader load_gy{s, gy + co0 * s.out_plane(), s.c_out - co0};
+  const PatchRowsLoader load_x{s, x, e0};
+  tc::block_product<F>(load_gy, load_x, s.n * s.out_plane(), [&](int m, int col, float acc) {
+    const index_t co = co0 + m, entry = e0 + col;
+    if (co >= s.c_out || entry >= patch) return;
+    gw[co * patch + entry] = acc;
+  });
+}
+
+// --- kernels ----------------------------------------------------------------------------------
+
 __global__ void __launch_bounds__(kThreads)
     conv2d_forward_tc_tf32_kernel(ConvShape s, const float* x, const float* w, const float* bias,
                                   float* y) {
@@ -104,18 +272,63 @@ __global__ void __launch_bounds__(kThreads)
 }
 GLIA_LAUNCH_BOUNDS(conv2d_forward_tc_f16_kernel, kThreads);
 
+__global__ void __launch_bounds__(kThreads)
+    conv2d_backward_data_tc_tf32_kernel(ConvShape s, const float* gy, const float* w, float* gx) {
+  data_tc_block<TensorFormat::tf32>(s, gy, w, gx);
+}
+GLIA_LAUNCH_BOUNDS(conv2d_backward_data_tc_tf32_kernel, kThreads);
+
+__global__ void __launch_bounds__(kThreads)
+    conv2d_backward_filter_tc_tf32_kernel(ConvShape s, const float* x, const float* gy, float* gw) {
+  filter_tc_block<TensorFormat::tf32>(s, x, gy, gw);
+}
+GLIA_LAUNCH_BOUNDS(conv2d_backward_filter_tc_tf32_kernel, kThreads);
+
+__global__ void __launch_bounds__(kThreads)
+    conv2d_backward_data_tc_bf16_kernel(ConvShape s, const float* gy, const float* w, float* gx) {
+  data_tc_block<TensorFormat::bf16>(s, gy, w, gx);
+}
+GLIA_LAUNCH_BOUNDS(conv2d_backward_data_tc_bf16_kernel, kThreads);
+
+__global__ void __launch_bounds__(kThreads)
+    conv2d_backward_filter_tc_bf16_kernel(ConvShape s, const float* x, const float* gy, float* gw) {
+  filter_tc_block<TensorFormat::bf16>(s, x, gy, gw);
+}
+GLIA_LAUNCH_BOUNDS(conv2d_backward_filter_tc_bf16_kernel, kThreads);
+
+__global__ void __launch_bounds__(kThreads)
+    conv2d_backward_data_tc_f16_kernel(ConvShape s, const float* gy, const float* w, float* gx) {
+  data_tc_block<TensorFormat::f16>(s, gy, w, gx);
+}
+GLIA_LAUNCH_BOUNDS(conv2d_backward_data_tc_f16_kernel, kThreads);
+
+__global__ void __launch_bounds__(kThreads)
+    conv2d_backward_filter_tc_f16_kernel(ConvShape s, const float* x, const float* gy, float* gw) {
+  filter_tc_block<TensorFormat::f16>(s, x, gy, gw);
+}
+GLIA_LAUNCH_BOUNDS(conv2d_backward_filter_tc_f16_kernel, kThreads);
+
+// The grid of a pass: x over the N tiles, y over the M tiles.
+dim3 tc_grid(const char* pass, const ConvShape& s, index_t n, index_t m, index_t depth) {
+  const index_t n_tiles = (n + kBN - 1) / kBN, m_tiles = (m + kBM - 1) / kBM;
+  if (n_tiles > 0x7fffffff || m_tiles > kMaxGridYZ || depth > 0x7fffffff - tc::kBK) {
+    throw std::invalid_argument(std::string(pass) + " (" + s.describe() +
+                                "): exceeds what one launch indexes");
+  }
+  return dim3(static_cast<unsigned>(n_tiles), static_cast<unsigned>(m_tiles));
+}
+
+[[noreturn]] void unknown_format(const char* pass, TensorFormat format) {
+  throw std::invalid_argument(std::string(pass) + ": unknown tensor format " +
+                              std::to_string(static_cast<int>(format)));
+}
+
 }  // namespace
 
 void conv2d_forward_tc(const ConvShape& s, TensorFormat format, const float* x, const float* w,
                        const float* bias, float* y, Stream stream) {
   if (s.y_numel() == 0) return;
-  const index_t pixel_tiles = (s.n * s.out_plane() + kBN - 1) / kBN;
-  const index_t channel_tiles = (s.c_out + kBM - 1) / kBM;
-  if (pixel_tiles > 0x7fffffff || channel_tiles > kMaxGridYZ || s.patch() > 0x7fffffff - tc::kBK) {
-    throw std::invalid_argument("conv2d_forward_tc (" + s.describe() +
-                                "): exceeds what one launch indexes");
-  }
-  const dim3 grid(static_cast<unsigned>(pixel_tiles), static_cast<unsigned>(channel_tiles));
+  const dim3 grid = tc_grid("conv2d_forward_tc", s, s.n * s.out_plane(), s.c_out, s.patch());
   switch (format) {
     case TensorFormat::tf32:
       GLIA_LAUNCH(conv2d_forward_tc_tf32_kernel, grid, kThreads, 0, stream, s, x, w, bias, y);
@@ -127,8 +340,45 @@ void conv2d_forward_tc(const ConvShape& s, TensorFormat format, const float* x, 
       GLIA_LAUNCH(conv2d_forward_tc_f16_kernel, grid, kThreads, 0, stream, s, x, w, bias, y);
       return;
   }
-  throw std::invalid_argument("conv2d_forward_tc: unknown tensor format " +
-                              std::to_string(static_cast<int>(format)));
+  unknown_format("conv2d_forward_tc", format);
+}
+
+void conv2d_backward_data_tc(const ConvShape& s, TensorFormat format, const float* gy,
+                             const float* w, float* gx, Stream stream) {
+  if (s.x_numel() == 0) return;
+  const dim3 grid =
+      tc_grid("conv2d_backward_data_tc", s, s.n * s.in_plane(), s.c_in, s.c_out * s.kh * s.kw);
+  switch (format) {
+    case TensorFormat::tf32:
+      GLIA_LAUNCH(conv2d_backward_data_tc_tf32_kernel, grid, kThreads, 0, stream, s, gy, w, gx);
+      return;
+    case TensorFormat::bf16:
+      GLIA_LAUNCH(conv2d_backward_data_tc_bf16_kernel, grid, kThreads, 0, stream, s, gy, w, gx);
+      return;
+    case TensorFormat::f16:
+      GLIA_LAUNCH(conv2d_backward_data_tc_f16_kernel, grid, kThreads, 0, stream, s, gy, w, gx);
+      return;
+  }
+  unknown_format("conv2d_backward_data_tc", format);
+}
+
+void conv2d_backward_filter_tc(const ConvShape& s, TensorFormat format, const float* x,
+                               const float* gy, float* gw, Stream stream) {
+  if (s.w_numel() == 0) return;
+  const dim3 grid =
+      tc_grid("conv2d_backward_filter_tc", s, s.patch(), s.c_out, s.n * s.out_plane());
+  switch (format) {
+    case TensorFormat::tf32:
+      GLIA_LAUNCH(conv2d_backward_filter_tc_tf32_kernel, grid, kThreads, 0, stream, s, x, gy, gw);
+      return;
+    case TensorFormat::bf16:
+      GLIA_LAUNCH(conv2d_backward_filter_tc_bf16_kernel, grid, kThreads, 0, stream, s, x, gy, gw);
+      return;
+    case TensorFormat::f16:
+      GLIA_LAUNCH(conv2d_backward_filter_tc_f16_kernel, grid, kThreads, 0, stream, s, x, gy, gw);
+      return;
+  }
+  unknown_format("conv2d_backward_filter_tc", format);
 }
 
 }  // namespace glia::kernels::GLIA_KERNEL_NS

@@ -1,12 +1,12 @@
 // The precision setting (engine/precision.h) on conv2d, conv_transpose2d and linear, on every
 // device: the output and the gradients of x, w and bias under tf32, bf16 and fp16 equal (bit for
-// bit on cpu; within FP32 accumulation order on sim and cuda, whose forward and GEMM products run
-// on the tensor-core kernels) the FP32 op applied to operands rounded on the host beforehand
-// (kernels/half.h: x and w for the forward, the upstream gradient too for the data and filter
-// gradients; the bias gradient from the unrounded upstream gradient). A float64 reference then
-// shows each format's error within its bound (two roundings per product: 2u, u the format's unit
-// roundoff, plus FP32 accumulation) and ordered as the epsilons are: fp32 < tf32 = fp16 (u = 2^-11)
-// < bf16 (2^-8). Also the setting's names, parsing, scoping, and that f64 tensors are never
+// bit on cpu; within FP32 accumulation order on sim and cuda, whose convolution passes and GEMM
+// products run on the tensor-core kernels) the FP32 op applied to operands rounded on the host
+// beforehand (kernels/half.h: x and w for the forward, the upstream gradient too for the data and
+// filter gradients; the bias gradient from the unrounded upstream gradient). A float64 reference
+// then shows each format's error within its bound (two roundings per product: 2u, u the format's
+// unit roundoff, plus FP32 accumulation) and ordered as the epsilons are: fp32 < tf32 = fp16 (u =
+// 2^-11) < bf16 (2^-8). Also the setting's names, parsing, scoping, and that f64 tensors are never
 // rounded.
 #include <gtest/gtest.h>
 
@@ -173,7 +173,7 @@ TEST_P(PrecisionOnDevice, OutputsAndGradientsEqualTheFp32OpOnRoundedOperands) {
         EXPECT_EQ(host(got.gx), host(ref.gx));
         EXPECT_EQ(host(got.gw), host(ref.gw));
       } else {
-        // sim and cuda run the forward and GEMM products on the tensor-core kernels, which sum
+        // sim and cuda run the conv passes and GEMM products on the tensor-core kernels, which sum
         // the same exact products of rounded operands in another order: equal within FP32
         // accumulation, (K + 2) 2^-24 sum|a b| per element with K <= 254 terms in these cases,
         // sum|a b| from the same op on the operands' absolute values.
@@ -207,9 +207,19 @@ TEST_P(PrecisionOnDevice, TheForwardPrecisionServesItsBackward) {
     y = op.run(xl, w, b);
   }
   y.backward(gy);
-  Tensor xr = host_rounded(x, Precision::bf16).set_requires_grad(true);
-  op.run(xr, host_rounded(w, Precision::bf16), b).backward(host_rounded(gy, Precision::bf16));
+  // The reference runs forward and backward inside the scope: the same kernels (on sim and cuda
+  // the tensor-core ones, whose summation order differs from the FP32 kernels') on the same
+  // rounded operands, so equal bit for bit.
+  Tensor xr = x.detach().set_requires_grad(true);
+  {
+    const ScopedPrecision scope(Precision::bf16);
+    op.run(xr, w, b).backward(gy);
+  }
   EXPECT_EQ(host(xl.grad()), host(xr.grad()));
+  // And the rounding took place.
+  Tensor xf = x.detach().set_requires_grad(true);
+  op.run(xf, w, b).backward(gy);
+  EXPECT_NE(host(xl.grad()), host(xf.grad()));
 }
 
 INSTANTIATE_TEST_SUITE_P(Cpu, PrecisionOnDevice, ::testing::Values(Device::cpu()),

@@ -1,9 +1,10 @@
-// The tensor-core convolution forward (kernels/cuda/conv_tc.cu) per operand format (tf32, bf16,
-// f16) against the cpu reference convolution in double on x and w rounded to the format, with and
-// without bias: batch 1 and 2, channels 1 to 70 (over one 64-wide tile of output channels), pixel
-// counts that do not divide the 64-wide tiles, patches that do not divide the 16-deep slices,
-// stride 1 to 3, padding, dilation and per-dimension parameters. Outputs start as NaN; sim runs
-// under every lane order and must agree bitwise (tests/kernels/backends.h).
+// The tensor-core convolution passes (kernels/cuda/conv_tc.cu) per operand format (tf32, bf16,
+// f16) against the cpu reference passes in double on the operands rounded to the format: the
+// forward with and without bias, the data gradient and the filter gradient. Batch 1 and 2,
+// channels 1 to 70 (over one 64-wide tile of c_in or c_out), pixel counts that do not divide the
+// 64-wide tiles, reductions that do not divide the 16-deep slices, stride 1 to 3, padding,
+// dilation and per-dimension parameters; empty reductions. Outputs start as NaN; sim runs under
+// every lane order and must agree bitwise (tests/kernels/backends.h).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -65,6 +66,29 @@ std::vector<double> rounded(TensorFormat f, const std::vector<float>& x, bool ab
   return out;
 }
 
+// As in gemm_tc_test.cpp: products of rounded operands are exact in FP32, so the error is the
+// FP32 accumulation of `depth` products in any order (first order: depth u sum |a b|) and the
+// bias addition; u = 2^-23 allows truncating tensor-core adders.
+void expect_within_bound(const std::vector<float>& got, const std::vector<double>& expected,
+                         const std::vector<double>& magnitude, index_t depth) {
+  ASSERT_EQ(got.size(), expected.size());
+  const double scale = (static_cast<double>(depth) + 2.0) * std::ldexp(1.0, -23);
+  double worst = 0.0;
+  std::size_t worst_at = 0, failures = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double error = std::fabs(got[i] - expected[i]);
+    const double bound = scale * magnitude[i] + 1e-30;
+    if (!(error <= bound)) ++failures;  // NaN (an unwritten output) fails too
+    if (!(error / bound <= worst)) {
+      worst = error / bound;
+      worst_at = i;
+    }
+  }
+  EXPECT_EQ(failures, 0u) << "largest error / bound " << worst << " at " << worst_at << ": got "
+                          << got[worst_at] << ", reference " << expected[worst_at] << ", bound "
+                          << scale * magnitude[worst_at];
+}
+
 template <class B>
 void check_conv_tc(TensorFormat format, const Case& c, bool with_bias, std::uint32_t seed) {
   const ConvShape s =
@@ -102,24 +126,72 @@ void check_conv_tc(TensorFormat format, const Case& c, bool with_bias, std::uint
     return dy.to_host();
   });
 
-  // As in gemm_tc_test.cpp: products of rounded operands are exact in FP32, so the error is the
-  // FP32 accumulation of patch products in any order (first order: patch u sum |w x|) and the
-  // bias addition; u = 2^-23 allows truncating tensor-core adders.
-  const double scale = (static_cast<double>(s.patch()) + 2.0) * std::ldexp(1.0, -23);
-  double worst = 0.0;
-  std::size_t worst_at = 0, failures = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double error = std::fabs(got[i] - expected[i]);
-    const double bound = scale * magnitude[i] + 1e-30;
-    if (!(error <= bound)) ++failures;  // NaN (an unwritten output) fails too
-    if (!(error / bound <= worst)) {
-      worst = error / bound;
-      worst_at = i;
-    }
+  expect_within_bound(got, expected, magnitude, s.patch());
+}
+
+// The data and filter gradients for a random gy.
+template <class B>
+void check_backward_tc(TensorFormat format, const Case& c, std::uint32_t seed) {
+  const ConvShape s =
+      kernels::make_conv_shape(c.n, c.c_in, c.h, c.w, c.c_out, c.kh, c.kw, c.stride_h, c.stride_w,
+                               c.pad_h, c.pad_w, c.dil_h, c.dil_w);
+  SCOPED_TRACE(std::string(kernels::format_name(format)) + ": backward, " + s.describe());
+  const auto count = [](index_t v) { return static_cast<std::size_t>(v); };
+  const std::vector<float> x = random_values(count(s.x_numel()), -1.0, 1.0, seed);
+  const std::vector<float> w = random_values(count(s.w_numel()), -1.0, 1.0, seed + 1);
+  const std::vector<float> gy = random_values(count(s.y_numel()), -1.0, 1.0, seed + 2);
+
+  std::vector<double> gx(count(s.x_numel())), gx_magnitude(gx.size());
+  std::vector<double> gw(count(s.w_numel())), gw_magnitude(gw.size());
+  for (const bool absolute : {false, true}) {
+    const std::vector<double> xr = rounded(format, x, absolute), wr = rounded(format, w, absolute),
+                              gyr = rounded(format, gy, absolute);
+    kernels::cpu::conv2d_backward_data(s, gyr.data(), wr.data(),
+                                       (absolute ? gx_magnitude : gx).data());
+    kernels::cpu::conv2d_backward_filter(s, xr.data(), gyr.data(),
+                                         (absolute ? gw_magnitude : gw).data());
   }
-  EXPECT_EQ(failures, 0u) << "largest error / bound " << worst << " at " << worst_at << ": got "
-                          << got[worst_at] << ", reference " << expected[worst_at] << ", bound "
-                          << scale * magnitude[worst_at];
+
+  const std::vector<float> got_gx = run_in_every_lane_order<B>([&] {
+    typename B::template Buffer<float> dgy(gy), dw(w), dgx(nan_poisoned(count(s.x_numel())));
+    if constexpr (is_sim<B>) {
+      kernels::sim::conv2d_backward_data_tc(s, format, dgy.data(), dw.data(), dgx.data(), nullptr);
+    }
+#if defined(GLIA_HAVE_CUDA)
+    if constexpr (std::is_same_v<B, Cuda>) {
+      kernels::cuda::conv2d_backward_data_tc(s, format, dgy.data(), dw.data(), dgx.data(), nullptr);
+    }
+#endif
+    return dgx.to_host();
+  });
+  {
+    SCOPED_TRACE("data gradient");
+    expect_within_bound(got_gx, gx, gx_magnitude, s.c_out * s.kh * s.kw);
+  }
+
+  const std::vector<float> got_gw = run_in_every_lane_order<B>([&] {
+    typename B::template Buffer<float> dx(x), dgy(gy), dgw(nan_poisoned(count(s.w_numel())));
+    if constexpr (is_sim<B>) {
+      kernels::sim::conv2d_backward_filter_tc(s, format, dx.data(), dgy.data(), dgw.data(),
+                                              nullptr);
+    }
+#if defined(GLIA_HAVE_CUDA)
+    if constexpr (std::is_same_v<B, Cuda>) {
+      kernels::cuda::conv2d_backward_filter_tc(s, format, dx.data(), dgy.data(), dgw.data(),
+                                               nullptr);
+    }
+#endif
+    return dgw.to_host();
+  });
+  {
+    SCOPED_TRACE("filter gradient");
+    expect_within_bound(got_gw, gw, gw_magnitude, s.n * s.out_plane());
+  }
+}
+
+template <class B>
+void check_all_backward(TensorFormat format, std::uint32_t seed) {
+  for (const Case& c : cases()) check_backward_tc<B>(format, c, seed += 3);
 }
 
 template <class B>
@@ -150,6 +222,27 @@ TYPED_TEST(ConvTc, ForwardBf16MatchesTheReferenceOnRoundedOperands) {
 
 TYPED_TEST(ConvTc, ForwardF16MatchesTheReferenceOnRoundedOperands) {
   check_all<TypeParam>(TensorFormat::f16, 300);
+}
+
+TYPED_TEST(ConvTc, BackwardTf32MatchesTheReferenceOnRoundedOperands) {
+  check_all_backward<TypeParam>(TensorFormat::tf32, 400);
+}
+
+TYPED_TEST(ConvTc, BackwardBf16MatchesTheReferenceOnRoundedOperands) {
+  check_all_backward<TypeParam>(TensorFormat::bf16, 500);
+}
+
+TYPED_TEST(ConvTc, BackwardF16MatchesTheReferenceOnRoundedOperands) {
+  check_all_backward<TypeParam>(TensorFormat::f16, 600);
+}
+
+// An empty reduction writes zeros: the filter gradient of an empty batch, the data gradient of a
+// convolution without output channels.
+TYPED_TEST(ConvTc, EmptyReductionsWriteZeros) {
+  for (const TensorFormat f : {TensorFormat::tf32, TensorFormat::bf16, TensorFormat::f16}) {
+    check_backward_tc<TypeParam>(f, {0, 3, 5, 5, 4, 3, 3}, 700);
+    check_backward_tc<TypeParam>(f, {2, 3, 5, 5, 0, 3, 3}, 710);
+  }
 }
 
 }  // namespace
