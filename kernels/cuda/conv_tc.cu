@@ -251,62 +251,33 @@ __device__ __forceinline__ void filter_tc_block(const ConvShape& s, const float*
 
 // --- kernels ----------------------------------------------------------------------------------
 
+template <TensorFormat F>
 __global__ void __launch_bounds__(kThreads)
-    conv2d_forward_tc_tf32_kernel(ConvShape s, const float* x, const float* w, const float* bias,
-                                  float* y) {
-  conv_tc_block<TensorFormat::tf32>(s, x, w, bias, y);
+    conv2d_forward_tc_kernel(ConvShape s, const float* x, const float* w, const float* bias,
+                             float* y) {
+  conv_tc_block<F>(s, x, w, bias, y);
 }
-GLIA_LAUNCH_BOUNDS(conv2d_forward_tc_tf32_kernel, kThreads);
+GLIA_LAUNCH_BOUNDS(conv2d_forward_tc_kernel<TensorFormat::tf32>, kThreads);
+GLIA_LAUNCH_BOUNDS(conv2d_forward_tc_kernel<TensorFormat::bf16>, kThreads);
+GLIA_LAUNCH_BOUNDS(conv2d_forward_tc_kernel<TensorFormat::f16>, kThreads);
 
+template <TensorFormat F>
 __global__ void __launch_bounds__(kThreads)
-    conv2d_forward_tc_bf16_kernel(ConvShape s, const float* x, const float* w, const float* bias,
-                                  float* y) {
-  conv_tc_block<TensorFormat::bf16>(s, x, w, bias, y);
+    conv2d_backward_data_tc_kernel(ConvShape s, const float* gy, const float* w, float* gx) {
+  data_tc_block<F>(s, gy, w, gx);
 }
-GLIA_LAUNCH_BOUNDS(conv2d_forward_tc_bf16_kernel, kThreads);
+GLIA_LAUNCH_BOUNDS(conv2d_backward_data_tc_kernel<TensorFormat::tf32>, kThreads);
+GLIA_LAUNCH_BOUNDS(conv2d_backward_data_tc_kernel<TensorFormat::bf16>, kThreads);
+GLIA_LAUNCH_BOUNDS(conv2d_backward_data_tc_kernel<TensorFormat::f16>, kThreads);
 
+template <TensorFormat F>
 __global__ void __launch_bounds__(kThreads)
-    conv2d_forward_tc_f16_kernel(ConvShape s, const float* x, const float* w, const float* bias,
-                                 float* y) {
-  conv_tc_block<TensorFormat::f16>(s, x, w, bias, y);
+    conv2d_backward_filter_tc_kernel(ConvShape s, const float* x, const float* gy, float* gw) {
+  filter_tc_block<F>(s, x, gy, gw);
 }
-GLIA_LAUNCH_BOUNDS(conv2d_forward_tc_f16_kernel, kThreads);
-
-__global__ void __launch_bounds__(kThreads)
-    conv2d_backward_data_tc_tf32_kernel(ConvShape s, const float* gy, const float* w, float* gx) {
-  data_tc_block<TensorFormat::tf32>(s, gy, w, gx);
-}
-GLIA_LAUNCH_BOUNDS(conv2d_backward_data_tc_tf32_kernel, kThreads);
-
-__global__ void __launch_bounds__(kThreads)
-    conv2d_backward_filter_tc_tf32_kernel(ConvShape s, const float* x, const float* gy, float* gw) {
-  filter_tc_block<TensorFormat::tf32>(s, x, gy, gw);
-}
-GLIA_LAUNCH_BOUNDS(conv2d_backward_filter_tc_tf32_kernel, kThreads);
-
-__global__ void __launch_bounds__(kThreads)
-    conv2d_backward_data_tc_bf16_kernel(ConvShape s, const float* gy, const float* w, float* gx) {
-  data_tc_block<TensorFormat::bf16>(s, gy, w, gx);
-}
-GLIA_LAUNCH_BOUNDS(conv2d_backward_data_tc_bf16_kernel, kThreads);
-
-__global__ void __launch_bounds__(kThreads)
-    conv2d_backward_filter_tc_bf16_kernel(ConvShape s, const float* x, const float* gy, float* gw) {
-  filter_tc_block<TensorFormat::bf16>(s, x, gy, gw);
-}
-GLIA_LAUNCH_BOUNDS(conv2d_backward_filter_tc_bf16_kernel, kThreads);
-
-__global__ void __launch_bounds__(kThreads)
-    conv2d_backward_data_tc_f16_kernel(ConvShape s, const float* gy, const float* w, float* gx) {
-  data_tc_block<TensorFormat::f16>(s, gy, w, gx);
-}
-GLIA_LAUNCH_BOUNDS(conv2d_backward_data_tc_f16_kernel, kThreads);
-
-__global__ void __launch_bounds__(kThreads)
-    conv2d_backward_filter_tc_f16_kernel(ConvShape s, const float* x, const float* gy, float* gw) {
-  filter_tc_block<TensorFormat::f16>(s, x, gy, gw);
-}
-GLIA_LAUNCH_BOUNDS(conv2d_backward_filter_tc_f16_kernel, kThreads);
+GLIA_LAUNCH_BOUNDS(conv2d_backward_filter_tc_kernel<TensorFormat::tf32>, kThreads);
+GLIA_LAUNCH_BOUNDS(conv2d_backward_filter_tc_kernel<TensorFormat::bf16>, kThreads);
+GLIA_LAUNCH_BOUNDS(conv2d_backward_filter_tc_kernel<TensorFormat::f16>, kThreads);
 
 // The grid of a pass: x over the N tiles, y over the M tiles.
 dim3 tc_grid(const char* pass, const ConvShape& s, index_t n, index_t m, index_t depth) {
@@ -318,29 +289,16 @@ dim3 tc_grid(const char* pass, const ConvShape& s, index_t n, index_t m, index_t
   return dim3(static_cast<unsigned>(n_tiles), static_cast<unsigned>(m_tiles));
 }
 
-[[noreturn]] void unknown_format(const char* pass, TensorFormat format) {
-  throw std::invalid_argument(std::string(pass) + ": unknown tensor format " +
-                              std::to_string(static_cast<int>(format)));
-}
-
 }  // namespace
 
 void conv2d_forward_tc(const ConvShape& s, TensorFormat format, const float* x, const float* w,
                        const float* bias, float* y, Stream stream) {
   if (s.y_numel() == 0) return;
   const dim3 grid = tc_grid("conv2d_forward_tc", s, s.n * s.out_plane(), s.c_out, s.patch());
-  switch (format) {
-    case TensorFormat::tf32:
-      GLIA_LAUNCH(conv2d_forward_tc_tf32_kernel, grid, kThreads, 0, stream, s, x, w, bias, y);
-      return;
-    case TensorFormat::bf16:
-      GLIA_LAUNCH(conv2d_forward_tc_bf16_kernel, grid, kThreads, 0, stream, s, x, w, bias, y);
-      return;
-    case TensorFormat::f16:
-      GLIA_LAUNCH(conv2d_forward_tc_f16_kernel, grid, kThreads, 0, stream, s, x, w, bias, y);
-      return;
-  }
-  unknown_format("conv2d_forward_tc", format);
+  tc::with_format("conv2d_forward_tc", format, [&](auto f) {
+    GLIA_LAUNCH(conv2d_forward_tc_kernel<decltype(f)::value>, grid, kThreads, 0, stream, s, x, w,
+                bias, y);
+  });
 }
 
 void conv2d_backward_data_tc(const ConvShape& s, TensorFormat format, const float* gy,
@@ -348,18 +306,10 @@ void conv2d_backward_data_tc(const ConvShape& s, TensorFormat format, const floa
   if (s.x_numel() == 0) return;
   const dim3 grid =
       tc_grid("conv2d_backward_data_tc", s, s.n * s.in_plane(), s.c_in, s.c_out * s.kh * s.kw);
-  switch (format) {
-    case TensorFormat::tf32:
-      GLIA_LAUNCH(conv2d_backward_data_tc_tf32_kernel, grid, kThreads, 0, stream, s, gy, w, gx);
-      return;
-    case TensorFormat::bf16:
-      GLIA_LAUNCH(conv2d_backward_data_tc_bf16_kernel, grid, kThreads, 0, stream, s, gy, w, gx);
-      return;
-    case TensorFormat::f16:
-      GLIA_LAUNCH(conv2d_backward_data_tc_f16_kernel, grid, kThreads, 0, stream, s, gy, w, gx);
-      return;
-  }
-  unknown_format("conv2d_backward_data_tc", format);
+  tc::with_format("conv2d_backward_data_tc", format, [&](auto f) {
+    GLIA_LAUNCH(conv2d_backward_data_tc_kernel<decltype(f)::value>, grid, kThreads, 0, stream, s,
+                gy, w, gx);
+  });
 }
 
 void conv2d_backward_filter_tc(const ConvShape& s, TensorFormat format, const float* x,
@@ -367,18 +317,10 @@ void conv2d_backward_filter_tc(const ConvShape& s, TensorFormat format, const fl
   if (s.w_numel() == 0) return;
   const dim3 grid =
       tc_grid("conv2d_backward_filter_tc", s, s.patch(), s.c_out, s.n * s.out_plane());
-  switch (format) {
-    case TensorFormat::tf32:
-      GLIA_LAUNCH(conv2d_backward_filter_tc_tf32_kernel, grid, kThreads, 0, stream, s, x, gy, gw);
-      return;
-    case TensorFormat::bf16:
-      GLIA_LAUNCH(conv2d_backward_filter_tc_bf16_kernel, grid, kThreads, 0, stream, s, x, gy, gw);
-      return;
-    case TensorFormat::f16:
-      GLIA_LAUNCH(conv2d_backward_filter_tc_f16_kernel, grid, kThreads, 0, stream, s, x, gy, gw);
-      return;
-  }
-  unknown_format("conv2d_backward_filter_tc", format);
+  tc::with_format("conv2d_backward_filter_tc", format, [&](auto f) {
+    GLIA_LAUNCH(conv2d_backward_filter_tc_kernel<decltype(f)::value>, grid, kThreads, 0, stream, s,
+                x, gy, gw);
+  });
 }
 
 }  // namespace glia::kernels::GLIA_KERNEL_NS

@@ -61,26 +61,14 @@ __device__ __forceinline__ void gemm_tc_block(const GemmShape& s, const float* a
   }
 }
 
+template <TensorFormat F>
 __global__ void __launch_bounds__(kThreads)
-    gemm_tc_tf32_kernel(GemmShape s, const float* a, const float* b, float* c, float alpha,
-                        float beta) {
-  gemm_tc_block<TensorFormat::tf32>(s, a, b, c, alpha, beta);
+    gemm_tc_kernel(GemmShape s, const float* a, const float* b, float* c, float alpha, float beta) {
+  gemm_tc_block<F>(s, a, b, c, alpha, beta);
 }
-GLIA_LAUNCH_BOUNDS(gemm_tc_tf32_kernel, kThreads);
-
-__global__ void __launch_bounds__(kThreads)
-    gemm_tc_bf16_kernel(GemmShape s, const float* a, const float* b, float* c, float alpha,
-                        float beta) {
-  gemm_tc_block<TensorFormat::bf16>(s, a, b, c, alpha, beta);
-}
-GLIA_LAUNCH_BOUNDS(gemm_tc_bf16_kernel, kThreads);
-
-__global__ void __launch_bounds__(kThreads)
-    gemm_tc_f16_kernel(GemmShape s, const float* a, const float* b, float* c, float alpha,
-                       float beta) {
-  gemm_tc_block<TensorFormat::f16>(s, a, b, c, alpha, beta);
-}
-GLIA_LAUNCH_BOUNDS(gemm_tc_f16_kernel, kThreads);
+GLIA_LAUNCH_BOUNDS(gemm_tc_kernel<TensorFormat::tf32>, kThreads);
+GLIA_LAUNCH_BOUNDS(gemm_tc_kernel<TensorFormat::bf16>, kThreads);
+GLIA_LAUNCH_BOUNDS(gemm_tc_kernel<TensorFormat::f16>, kThreads);
 
 }  // namespace
 
@@ -96,19 +84,10 @@ void gemm_tc(const GemmShape& s, TensorFormat format, const float* a, const floa
   const dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(n_tiles),
                   static_cast<unsigned>(s.batch < batch_limit ? s.batch : batch_limit));
   const auto alpha = static_cast<float>(s.alpha), beta = static_cast<float>(s.beta);
-  switch (format) {
-    case TensorFormat::tf32:
-      GLIA_LAUNCH(gemm_tc_tf32_kernel, grid, kThreads, 0, stream, s, a, b, c, alpha, beta);
-      return;
-    case TensorFormat::bf16:
-      GLIA_LAUNCH(gemm_tc_bf16_kernel, grid, kThreads, 0, stream, s, a, b, c, alpha, beta);
-      return;
-    case TensorFormat::f16:
-      GLIA_LAUNCH(gemm_tc_f16_kernel, grid, kThreads, 0, stream, s, a, b, c, alpha, beta);
-      return;
-  }
-  throw std::invalid_argument("gemm_tc: unknown tensor format " +
-                              std::to_string(static_cast<int>(format)));
+  tc::with_format("gemm_tc", format, [&](auto f) {
+    GLIA_LAUNCH(gemm_tc_kernel<decltype(f)::value>, grid, kThreads, 0, stream, s, a, b, c, alpha,
+                beta);
+  });
 }
 
 }  // namespace glia::kernels::GLIA_KERNEL_NS

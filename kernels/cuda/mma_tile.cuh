@@ -15,6 +15,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include "kernels/cuda/mma.cuh"
@@ -192,6 +194,26 @@ __device__ __forceinline__ void block_product(const LoaderA& load_a, const Loade
       }
     }
   }
+}
+
+// Host side: calls launch(std::integral_constant<TensorFormat, F>{}) for the format F named at run
+// time, so a launcher instantiates its kernel template once per format; `op` names the launcher
+// in the error for a format outside the enum.
+template <class Launch>
+void with_format(const char* op, TensorFormat format, Launch&& launch) {
+  switch (format) {
+    case TensorFormat::tf32:
+      launch(std::integral_constant<TensorFormat, TensorFormat::tf32>{});
+      return;
+    case TensorFormat::bf16:
+      launch(std::integral_constant<TensorFormat, TensorFormat::bf16>{});
+      return;
+    case TensorFormat::f16:
+      launch(std::integral_constant<TensorFormat, TensorFormat::f16>{});
+      return;
+  }
+  throw std::invalid_argument(std::string(op) + ": unknown tensor format " +
+                              std::to_string(static_cast<int>(format)));
 }
 
 }  // namespace glia::kernels::GLIA_KERNEL_NS::tc
