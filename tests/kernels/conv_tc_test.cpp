@@ -15,7 +15,7 @@
 #include "kernels/conv_shape.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cuda/launchers.h"
-#include "kernels/half.h"
+#include "kernels/rounding.h"
 #include "tests/kernels/backends.h"
 
 namespace glia::testing {
@@ -46,22 +46,11 @@ const std::vector<Case>& cases() {
   return all;
 }
 
-double rounded(TensorFormat f, float x) {
-  switch (f) {
-    case TensorFormat::tf32:
-      return round_to_tf32(x);
-    case TensorFormat::bf16:
-      return static_cast<float>(bf16(x));
-    case TensorFormat::f16:
-      return static_cast<float>(f16(x));
-  }
-  return x;
-}
-
 std::vector<double> rounded(TensorFormat f, const std::vector<float>& x, bool absolute) {
   std::vector<double> out(x.size());
   for (std::size_t i = 0; i < x.size(); ++i) {
-    out[i] = absolute ? std::fabs(rounded(f, x[i])) : rounded(f, x[i]);
+    const double r = kernels::round_to_format(x[i], f);
+    out[i] = absolute ? std::fabs(r) : r;
   }
   return out;
 }

@@ -13,8 +13,9 @@
 
 #include "kernels/cpu/kernels.h"
 #include "kernels/cuda/launchers.h"
-#include "kernels/half.h"
+#include "kernels/rounding.h"
 #include "tests/kernels/backends.h"
+#include "tests/kernels/gemm_case.h"
 
 namespace glia::testing {
 namespace {
@@ -23,47 +24,11 @@ using kernels::GemmShape;
 using kernels::index_t;
 using kernels::TensorFormat;
 
-struct Case {
-  index_t m, n, k;
-  index_t batch = 1;
-  double alpha = 1.0, beta = 0.0;
-  index_t pad = 0;  // extra elements at the end of every stored row and batch entry
-};
-
-GemmShape shape_of(const Case& c, bool trans_a, bool trans_b) {
-  GemmShape s;
-  s.m = c.m;
-  s.n = c.n;
-  s.k = c.k;
-  s.trans_a = trans_a;
-  s.trans_b = trans_b;
-  s.lda = (trans_a ? c.m : c.k) + c.pad;
-  s.ldb = (trans_b ? c.k : c.n) + c.pad;
-  s.ldc = c.n + c.pad;
-  s.batch = c.batch;
-  s.stride_a = (trans_a ? c.k : c.m) * s.lda + c.pad;
-  s.stride_b = (trans_b ? c.n : c.k) * s.ldb + c.pad;
-  s.stride_c = c.m * s.ldc + c.pad;
-  s.alpha = c.alpha;
-  s.beta = c.beta;
-  return s;
-}
-
-double rounded(TensorFormat f, float x) {
-  switch (f) {
-    case TensorFormat::tf32:
-      return round_to_tf32(x);
-    case TensorFormat::bf16:
-      return static_cast<float>(bf16(x));
-    case TensorFormat::f16:
-      return static_cast<float>(f16(x));
-  }
-  return x;
-}
+using Case = GemmCase;
 
 std::vector<double> rounded(TensorFormat f, const std::vector<float>& x) {
   std::vector<double> out(x.size());
-  for (std::size_t i = 0; i < x.size(); ++i) out[i] = rounded(f, x[i]);
+  for (std::size_t i = 0; i < x.size(); ++i) out[i] = kernels::round_to_format(x[i], f);
   return out;
 }
 

@@ -16,6 +16,7 @@
 #endif
 #include "tests/common/tolerance.h"
 #include "tests/kernels/backends.h"
+#include "tests/kernels/gemm_case.h"
 
 namespace glia::testing {
 namespace {
@@ -32,32 +33,7 @@ void gemm_on(const GemmShape& s, const float* a, const float* b, float* c) {
 #endif
 }
 
-struct Case {
-  index_t m, n, k;
-  index_t batch = 1;
-  double alpha = 1.0, beta = 0.0;
-  index_t pad = 0;  // extra elements at the end of every stored row and batch entry
-};
-
-// The shape of a row-major op(A) op(B) with the given transposes, rows padded by c.pad.
-GemmShape shape_of(const Case& c, bool trans_a, bool trans_b) {
-  GemmShape s;
-  s.m = c.m;
-  s.n = c.n;
-  s.k = c.k;
-  s.trans_a = trans_a;
-  s.trans_b = trans_b;
-  s.lda = (trans_a ? c.m : c.k) + c.pad;
-  s.ldb = (trans_b ? c.k : c.n) + c.pad;
-  s.ldc = c.n + c.pad;
-  s.batch = c.batch;
-  s.stride_a = (trans_a ? c.k : c.m) * s.lda + c.pad;
-  s.stride_b = (trans_b ? c.n : c.k) * s.ldb + c.pad;
-  s.stride_c = c.m * s.ldc + c.pad;
-  s.alpha = c.alpha;
-  s.beta = c.beta;
-  return s;
-}
+using Case = GemmCase;
 
 std::string describe(const GemmShape& s) {
   return "m " + std::to_string(s.m) + ", n " + std::to_string(s.n) + ", k " + std::to_string(s.k) +
