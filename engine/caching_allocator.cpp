@@ -23,22 +23,34 @@ std::size_t CachingAllocator::size_class(std::size_t nbytes) {
 void* CachingAllocator::allocate(std::size_t nbytes) {
   const std::size_t bytes = size_class(nbytes);
   std::lock_guard<std::mutex> lock(mutex_);
+  if (!fenced_.empty()) collect_locked(false);
   SizeClass& c = classes_[bytes];
-  // The slot this block takes in the free list when it comes back (may throw bad_alloc: here,
-  // before anything changed, not in deallocate).
+  // The slots this block takes when it comes back, in the free list and behind a fence (may
+  // throw bad_alloc: here, before anything changed, not in deallocate).
   c.free.reserve(c.free.size() + c.in_use + 1);
+  if (fences_ != nullptr) fenced_.reserve(fenced_.size() + in_use_ + 1);
   void* p = nullptr;
-  if (!c.free.empty()) {
+  bool from_cache = !c.free.empty();
+  if (from_cache) {
     p = c.free.back();
     c.free.pop_back();
-    stats_.cached_bytes -= bytes;
-    ++stats_.cache_hits;
   } else {
     p = raw_.malloc(bytes);
-    // Out of memory: give cached blocks back to the driver a batch at a time, largest first,
-    // retrying after each, so a near miss costs a few blocks and not the whole cache.
-    while (p == nullptr && stats_.cached_bytes > 0) {
-      release_locked(bytes);
+    // Out of memory: wait for the fenced blocks (the request's class may then have one), then
+    // give cached blocks back to the driver a batch at a time, largest first, retrying after
+    // each, so a near miss costs a few blocks and not the whole cache.
+    while (p == nullptr && (!fenced_.empty() || stats_.cached_bytes > 0)) {
+      if (!fenced_.empty()) {
+        collect_locked(true);
+        if (!c.free.empty()) {
+          p = c.free.back();
+          c.free.pop_back();
+          from_cache = true;
+          break;
+        }
+      } else {
+        release_locked(bytes);
+      }
       p = raw_.malloc(bytes);
     }
     if (p == nullptr) {
@@ -47,9 +59,15 @@ void* CachingAllocator::allocate(std::size_t nbytes) {
                                std::to_string(stats_.allocated_bytes) +
                                " bytes in use by tensors, nothing left cached)");
     }
+  }
+  if (from_cache) {
+    stats_.cached_bytes -= bytes;
+    ++stats_.cache_hits;
+  } else {
     ++stats_.raw_allocations;
   }
   ++c.in_use;
+  ++in_use_;
   stats_.allocated_bytes += bytes;
   if (stats_.allocated_bytes > stats_.peak_allocated_bytes) {
     stats_.peak_allocated_bytes = stats_.allocated_bytes;
@@ -57,15 +75,8 @@ void* CachingAllocator::allocate(std::size_t nbytes) {
   return p;
 }
 
-void CachingAllocator::deallocate(void* p, std::size_t nbytes) noexcept {
-  if (p == nullptr) return;
-  const std::size_t bytes = size_class(nbytes);
-  std::lock_guard<std::mutex> lock(mutex_);
-  const auto it = classes_.find(bytes);
-  if (it == classes_.end() || it->second.in_use == 0) return;  // not ours: nothing safe to do
-  SizeClass& c = it->second;
+void CachingAllocator::cache_locked(SizeClass& c, std::size_t bytes, void* p) noexcept {
   --c.in_use;
-  stats_.allocated_bytes -= bytes;
   if (stats_.cached_bytes + bytes > max_cached_bytes_) {
     ++stats_.uncached_frees;
     try {
@@ -76,6 +87,55 @@ void CachingAllocator::deallocate(void* p, std::size_t nbytes) noexcept {
   }
   c.free.push_back(p);  // within the capacity reserved by allocate
   stats_.cached_bytes += bytes;
+}
+
+void CachingAllocator::deallocate(void* p, std::size_t nbytes) noexcept {
+  if (p == nullptr) return;
+  const std::size_t bytes = size_class(nbytes);
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto it = classes_.find(bytes);
+  if (it == classes_.end() || it->second.in_use == 0 || in_use_ == 0) return;  // not ours
+  --in_use_;
+  stats_.allocated_bytes -= bytes;
+  cache_locked(it->second, bytes, p);
+}
+
+void CachingAllocator::deallocate(void* p, std::size_t nbytes, Fences::Fence fence) noexcept {
+  if (fence == nullptr || fences_ == nullptr) {
+    if (fence != nullptr && fences_ == nullptr) return;  // a misuse: nothing safe to do
+    deallocate(p, nbytes);
+    return;
+  }
+  const std::size_t bytes = size_class(nbytes);
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto it = classes_.find(bytes);
+  if (p == nullptr || it == classes_.end() || it->second.in_use == 0 || in_use_ == 0) {
+    fences_->release(fence);
+    return;
+  }
+  // The block keeps its class's in_use count (and so its free-list slot) until collected.
+  --in_use_;
+  stats_.allocated_bytes -= bytes;
+  stats_.fenced_bytes += bytes;
+  fenced_.push_back({p, bytes, fence});  // within the capacity reserved by allocate
+}
+
+void CachingAllocator::collect_locked(bool wait) {
+  for (std::size_t i = 0; i < fenced_.size();) {
+    const Fenced f = fenced_[i];
+    if (!fences_->done(f.fence)) {
+      if (!wait) {
+        ++i;
+        continue;
+      }
+      fences_->wait(f.fence);
+    }
+    fences_->release(f.fence);
+    fenced_[i] = fenced_.back();
+    fenced_.pop_back();
+    stats_.fenced_bytes -= f.bytes;
+    cache_locked(classes_.find(f.bytes)->second, f.bytes, f.p);
+  }
 }
 
 std::size_t CachingAllocator::release_locked(std::size_t bytes) {
@@ -97,6 +157,7 @@ std::size_t CachingAllocator::release_locked(std::size_t bytes) {
 
 void CachingAllocator::release_cache() {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (!fenced_.empty()) collect_locked(true);
   release_locked(std::numeric_limits<std::size_t>::max());
 }
 

@@ -1,13 +1,15 @@
 // The caching allocator's failure paths (engine/caching_allocator.h) over a fake driver that
 // tracks live blocks, runs out of memory at a set capacity and fails a chosen free: a failed
 // release frees no block twice, deallocate neither throws nor allocates, and out of memory gives
-// back only as many cached blocks as the request needs. The cuda pools use this class as is;
-// only the driver differs.
+// back only as many cached blocks as the request needs; a block freed behind a fake fence is
+// handed out again only once its fence is done. The cuda pools use this class as is; only the
+// driver (and the fences: CUDA events) differ.
 #include "engine/caching_allocator.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <new>
 #include <stdexcept>
@@ -81,6 +83,42 @@ class FakeMemory final : public RawMemory {
 };
 
 constexpr std::size_t kBlock = 4096;  // a size class of its own
+
+// Fences that complete when a test says so; waiting completes them (as the GPU would, in time).
+class FakeFences final : public Fences {
+ public:
+  ~FakeFences() override { EXPECT_EQ(live(), 0) << "fences the cache never released"; }
+  Fence make() {
+    states_.push_back(State::pending);
+    return reinterpret_cast<Fence>(states_.size());  // 1-based: never nullptr
+  }
+  void complete(Fence f) { state(f) = State::done; }
+  bool done(Fence f) override {
+    if (fail_done) throw std::runtime_error("injected cudaEventQuery failure");
+    EXPECT_NE(state(f), State::released) << "query of a released fence";
+    return state(f) == State::done;
+  }
+  void wait(Fence f) override {
+    ++waits;
+    complete(f);
+  }
+  void release(Fence f) noexcept override {
+    EXPECT_NE(state(f), State::released) << "a fence released twice";
+    state(f) = State::released;
+  }
+  int live() const {
+    int n = 0;
+    for (State s : states_) n += s != State::released ? 1 : 0;
+    return n;
+  }
+  bool fail_done = false;
+  int waits = 0;
+
+ private:
+  enum class State { pending, done, released };
+  State& state(Fence f) { return states_.at(reinterpret_cast<std::size_t>(f) - 1); }
+  std::vector<State> states_;
+};
 
 TEST(CachingAllocatorTest, ReusesFreedBlocksOfTheSameSizeClass) {
   FakeMemory raw(1 << 20);
@@ -179,6 +217,104 @@ TEST(CachingAllocatorTest, OutOfMemoryWithNothingCachedNamesTheDevice) {
   }
   cache.deallocate(a, kBlock);
   cache.release_cache();
+}
+
+TEST(CachingAllocatorTest, AFencedBlockIsReusedOnlyOnceItsFenceIsDone) {
+  FakeMemory raw(1 << 20);
+  FakeFences fences;
+  CachingAllocator cache(raw, std::numeric_limits<std::size_t>::max(), &fences);
+  void* a = cache.allocate(kBlock);
+  const Fences::Fence f = fences.make();
+  cache.deallocate(a, kBlock, f);
+  EXPECT_EQ(cache.stats().allocated_bytes, 0u);
+  EXPECT_EQ(cache.stats().fenced_bytes, kBlock);
+  void* b = cache.allocate(kBlock);  // the fence is pending: a new block
+  EXPECT_NE(b, a);
+  EXPECT_EQ(raw.mallocs, 2);
+  fences.complete(f);
+  void* c = cache.allocate(kBlock);  // collected: the first block again
+  EXPECT_EQ(c, a);
+  EXPECT_EQ(cache.stats().cache_hits, 1u);
+  EXPECT_EQ(cache.stats().fenced_bytes, 0u);
+  EXPECT_EQ(fences.live(), 0);
+  // An unfenced free is reusable at once, next to fenced ones.
+  cache.deallocate(b, kBlock);
+  cache.deallocate(c, kBlock, fences.make());
+  EXPECT_EQ(cache.allocate(kBlock), b);
+  EXPECT_EQ(cache.stats().fenced_bytes, kBlock);
+  cache.deallocate(b, kBlock);
+  cache.release_cache();  // waits for c's fence, then frees everything
+  EXPECT_EQ(fences.waits, 1);
+  EXPECT_EQ(raw.live_blocks(), 0u);
+  EXPECT_EQ(cache.stats().fenced_bytes, 0u);
+  EXPECT_EQ(cache.stats().cached_bytes, 0u);
+}
+
+TEST(CachingAllocatorTest, FencedDeallocateAllocatesNothing) {
+  FakeMemory raw(1 << 20);
+  FakeFences fences;
+  CachingAllocator cache(raw, std::numeric_limits<std::size_t>::max(), &fences);
+  std::vector<std::pair<void*, std::size_t>> blocks;
+  for (std::size_t bytes : {512u, 4096u, 4096u, 70000u}) {
+    blocks.emplace_back(cache.allocate(bytes), bytes);
+  }
+  std::vector<Fences::Fence> made;
+  for (std::size_t i = 0; i < blocks.size(); ++i) made.push_back(fences.make());
+  t_fail_new = true;
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    cache.deallocate(blocks[i].first, blocks[i].second, made[i]);
+  }
+  t_fail_new = false;
+  EXPECT_EQ(cache.stats().fenced_bytes, 512u + 2 * 4096u + 70144u);
+  for (Fences::Fence f : made) fences.complete(f);
+  // Every fenced block goes to its free list within the slot reserved for it.
+  t_fail_new = true;
+  cache.release_cache();
+  t_fail_new = false;
+  EXPECT_EQ(raw.live_blocks(), 0u);
+  EXPECT_EQ(fences.waits, 0);  // all were done: nothing to wait for
+}
+
+TEST(CachingAllocatorTest, OutOfMemoryWaitsForFencedBlocksBeforeFailing) {
+  FakeMemory raw(2 * kBlock);
+  FakeFences fences;
+  CachingAllocator cache(raw, std::numeric_limits<std::size_t>::max(), &fences);
+  void* a = cache.allocate(kBlock);
+  void* b = cache.allocate(kBlock);  // the device is full
+  cache.deallocate(a, kBlock, fences.make());
+  cache.deallocate(b, kBlock, fences.make());
+  // The same class: after waiting, a fenced block serves it without a new malloc.
+  void* c = cache.allocate(kBlock);
+  EXPECT_TRUE(c == a || c == b);
+  EXPECT_EQ(raw.mallocs, 3);  // two blocks, one failed try
+  EXPECT_EQ(fences.waits, 2);
+  // Another class: the cached block goes back to the driver first.
+  cache.deallocate(c, kBlock, fences.make());
+  void* big = cache.allocate(2 * kBlock);
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(raw.frees, 2);
+  cache.deallocate(big, 2 * kBlock);
+  cache.release_cache();
+  EXPECT_EQ(raw.live_blocks(), 0u);
+}
+
+TEST(CachingAllocatorTest, AFailingFenceQueryLeavesTheBlockFenced) {
+  FakeMemory raw(1 << 20);
+  FakeFences fences;
+  CachingAllocator cache(raw, std::numeric_limits<std::size_t>::max(), &fences);
+  void* a = cache.allocate(kBlock);
+  const Fences::Fence f = fences.make();
+  cache.deallocate(a, kBlock, f);
+  fences.fail_done = true;
+  EXPECT_THROW(cache.allocate(kBlock), std::runtime_error);
+  fences.fail_done = false;
+  EXPECT_EQ(cache.stats().fenced_bytes, kBlock);
+  EXPECT_EQ(cache.stats().allocated_bytes, 0u);
+  fences.complete(f);
+  EXPECT_EQ(cache.allocate(kBlock), a);
+  cache.deallocate(a, kBlock);
+  cache.release_cache();
+  EXPECT_EQ(raw.live_blocks(), 0u);
 }
 
 TEST(CachingAllocatorTest, SizeClasses) {
