@@ -99,7 +99,7 @@ void stream_wait(int waiter, int signaller) {
 
 }  // namespace
 
-void* allocate_bytes(Device d, std::size_t nbytes) {
+void* allocate_bytes(Device d, std::size_t nbytes, [[maybe_unused]] MemoryPool pool) {
   if (d.is_host()) {
     if (nbytes >= kHostCacheMinBytes) {
       if (CachingAllocator* cache = host_cache()) return cache->allocate(nbytes);
@@ -112,13 +112,13 @@ void* allocate_bytes(Device d, std::size_t nbytes) {
   }
   check_device_usable(d);
 #if defined(GLIA_HAVE_CUDA)
-  return cudart::cached_malloc(d.index, nbytes);
+  return cudart::cached_malloc(d.index, nbytes, pool);
 #else
   return nullptr;  // unreachable: check_device_usable throws
 #endif
 }
 
-void free_bytes(Device d, void* p, std::size_t nbytes) noexcept {
+void free_bytes(Device d, void* p, std::size_t nbytes, [[maybe_unused]] MemoryPool pool) noexcept {
   if (d.is_host()) {
     if (nbytes >= kHostCacheMinBytes) {
       if (CachingAllocator* cache = host_cache()) return cache->deallocate(p, nbytes);
@@ -127,7 +127,7 @@ void free_bytes(Device d, void* p, std::size_t nbytes) noexcept {
     return;
   }
 #if defined(GLIA_HAVE_CUDA)
-  cudart::cached_free(d.index, p, nbytes);
+  cudart::cached_free(d.index, p, nbytes, pool);
 #else
   (void)nbytes;
 #endif

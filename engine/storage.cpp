@@ -6,11 +6,11 @@
 
 namespace glia {
 
-Storage::Storage(Device device, std::size_t nbytes)
-    : device_(device), nbytes_(nbytes), data_(allocate_bytes(device, nbytes)) {}
+Storage::Storage(Device device, std::size_t nbytes, MemoryPool pool)
+    : device_(device), nbytes_(nbytes), pool_(pool), data_(allocate_bytes(device, nbytes, pool)) {}
 
 Storage::~Storage() {
-  free_bytes(device_, data_, nbytes_);
+  free_bytes(device_, data_, nbytes_, pool_);
 }
 
 }  // namespace glia

@@ -6,12 +6,13 @@
 #include <cstddef>
 
 #include "engine/device.h"
+#include "engine/memory.h"
 
 namespace glia {
 
 class Storage {
  public:
-  Storage(Device device, std::size_t nbytes);
+  Storage(Device device, std::size_t nbytes, MemoryPool pool = MemoryPool::compute);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -23,6 +24,7 @@ class Storage {
  private:
   Device device_;
   std::size_t nbytes_;
+  MemoryPool pool_;
   void* data_;
 };
 

@@ -37,7 +37,7 @@ index_t shape_numel(const Shape& shape) {
 
 Tensor::Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
-Tensor::Tensor(const Shape& shape, DType dtype, Device device) {
+Tensor::Tensor(const Shape& shape, DType dtype, Device device, MemoryPool pool) {
   const index_t n = shape_numel(shape);
   if (dtype == DType::f64 && !device.is_cpu()) {
     throw std::invalid_argument("f64 tensors live on cpu only (for gradient checks); " +
@@ -46,7 +46,7 @@ Tensor::Tensor(const Shape& shape, DType dtype, Device device) {
   check_device_usable(device);
   impl_ = std::make_shared<TensorImpl>();
   impl_->storage =
-      std::make_shared<Storage>(device, static_cast<std::size_t>(n) * dtype_size(dtype));
+      std::make_shared<Storage>(device, static_cast<std::size_t>(n) * dtype_size(dtype), pool);
   impl_->shape = shape;
   impl_->dtype = dtype;
   impl_->device = device;

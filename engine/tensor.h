@@ -14,6 +14,7 @@
 
 #include "engine/device.h"
 #include "engine/dtype.h"
+#include "engine/memory.h"
 #include "kernels/types.h"
 
 namespace glia {
@@ -44,8 +45,8 @@ class Tensor {
  public:
   Tensor() = default;  // undefined: no storage; most calls on it throw
   explicit Tensor(std::shared_ptr<TensorImpl> impl);
-  // A new tensor over fresh, uninitialised storage.
-  Tensor(const Shape& shape, DType dtype, Device device);
+  // A new tensor over fresh, uninitialised storage (on a GPU from `pool`: engine/memory.h).
+  Tensor(const Shape& shape, DType dtype, Device device, MemoryPool pool = MemoryPool::compute);
 
   bool defined() const { return impl_ != nullptr; }
   const Shape& shape() const;

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace glia::cudart {
 namespace {
@@ -18,6 +19,7 @@ constexpr int kMaxDevices = 64;
 
 struct PerDevice {
   cudaStream_t stream = nullptr;
+  cudaStream_t copy_stream = nullptr;
   cublasHandle_t cublas = nullptr;
   cudnnHandle_t cudnn = nullptr;
 };
@@ -76,6 +78,16 @@ cudaStream_t stream(int device) {
   return d.stream;
 }
 
+cudaStream_t copy_stream(int device) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  PerDevice& d = per_device(device);
+  if (d.copy_stream == nullptr) {
+    DeviceGuard guard(device);
+    GLIA_CUDA_CHECK(cudaStreamCreateWithFlags(&d.copy_stream, cudaStreamNonBlocking));
+  }
+  return d.copy_stream;
+}
+
 cublasHandle_t cublas_handle(int device) {
   cudaStream_t s = stream(device);
   std::lock_guard<std::mutex> lock(g_mutex);
@@ -106,8 +118,8 @@ namespace {
 // 256 x 256 images is 8 MiB); larger ones are rare and go straight.
 constexpr std::size_t kStagingCap = std::size_t{256} << 20;
 
-// Two pinned buffers per device, used in turn; each with the event that marks the end of the last
-// copy out of it.
+// Two pinned buffers per device and stream, used in turn; each with the event that marks the end
+// of the last copy out of it.
 struct Staging {
   std::mutex mutex;
   void* buffer[2] = {nullptr, nullptr};
@@ -116,27 +128,25 @@ struct Staging {
   int next = 0;
 };
 
-Staging& staging(int device) {
+Staging& staging(int device, cudaStream_t stream) {
   static std::mutex m;
-  static std::map<int, std::unique_ptr<Staging>> all;
+  static std::map<std::pair<int, cudaStream_t>, std::unique_ptr<Staging>> all;
   const std::lock_guard<std::mutex> lock(m);
-  std::unique_ptr<Staging>& s = all[device];
+  std::unique_ptr<Staging>& s = all[{device, stream}];
   if (!s) s = std::make_unique<Staging>();
   return *s;
 }
 
-}  // namespace
-
-void upload(int device, void* dst, const void* src, std::size_t nbytes) {
+// The upload of `upload` and `upload_on_copy_stream`, on stream s of the device.
+void staged_upload(int device, cudaStream_t s, void* dst, const void* src, std::size_t nbytes) {
   if (nbytes == 0) return;
-  cudaStream_t s = stream(device);
   DeviceGuard guard(device);
   if (nbytes > kStagingCap) {
     GLIA_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, s));
     GLIA_CUDA_CHECK(cudaStreamSynchronize(s));
     return;
   }
-  Staging& st = staging(device);
+  Staging& st = staging(device, s);
   const std::lock_guard<std::mutex> lock(st.mutex);
   const int i = st.next;
   st.next = 1 - i;
@@ -155,6 +165,16 @@ void upload(int device, void* dst, const void* src, std::size_t nbytes) {
   std::memcpy(st.buffer[i], src, nbytes);
   GLIA_CUDA_CHECK(cudaMemcpyAsync(dst, st.buffer[i], nbytes, cudaMemcpyHostToDevice, s));
   GLIA_CUDA_CHECK(cudaEventRecord(st.done[i], s));
+}
+
+}  // namespace
+
+void upload(int device, void* dst, const void* src, std::size_t nbytes) {
+  staged_upload(device, stream(device), dst, src, nbytes);
+}
+
+void upload_on_copy_stream(int device, void* dst, const void* src, std::size_t nbytes) {
+  staged_upload(device, copy_stream(device), dst, src, nbytes);
 }
 
 void synchronize(int device) {

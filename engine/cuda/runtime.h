@@ -1,7 +1,9 @@
 // The engine's CUDA runtime (built only with GLIA_HAVE_CUDA): checked calls, and per GPU one
 // lazily created stream with one cuBLAS and one cuDNN handle bound to it. Every kernel, copy and
 // library call on a device goes to that stream, so work on a device runs in issue order without
-// extra events; host-to-device uploads are staged through pinned buffers (upload). Tested through
+// extra events; host-to-device uploads are staged through pinned buffers (upload). A second stream
+// per GPU, the copy stream, moves the loader's next batch while the compute stream works on the
+// current one (upload_on_copy_stream, engine/upload.h). Tested through
 // tests/engine/*_test.cpp (the Cuda tests, run where a GPU is present).
 #pragma once
 
@@ -59,6 +61,15 @@ void synchronize(int device);
 // queued later on the stream sees the data (stream order). Copies larger than the staging cap go
 // straight from pageable memory and wait for the stream.
 void upload(int device, void* dst, const void* src, std::size_t nbytes);
+
+// The device's copy stream (non-blocking, created on first use, kept for the process).
+cudaStream_t copy_stream(int device);
+// As upload, on the copy stream with its own two staging buffers: the copy runs beside the
+// compute stream's work, ordered only after earlier copies. Nothing on the compute stream may
+// touch dst before it has waited for an event recorded on the copy stream after this call, and
+// dst must come from the upload pool (engine/cuda/allocator.h), whose blocks the compute stream
+// never reuses for anything else.
+void upload_on_copy_stream(int device, void* dst, const void* src, std::size_t nbytes);
 
 // Makes `device` current for the scope and restores the previous one.
 class DeviceGuard {

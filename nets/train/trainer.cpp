@@ -26,6 +26,7 @@
 #include "engine/optim/schedule.h"
 #include "engine/precision.h"
 #include "engine/random.h"
+#include "engine/upload.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "nets/eval/metrics_json.h"
@@ -383,7 +384,9 @@ class StageRun {
   // Trains the rest of the epoch in progress; false when stopped (the step limit or a stop
   // request) before its end.
   bool train_epoch(clock::time_point epoch_started);
-  void train_step(const data::Batch& batch);
+  // The batch's tensors on the run's device, queued on its copy stream.
+  PendingUpload upload_batch(const data::Batch& batch) const;
+  void train_step(const data::Batch& batch, PendingUpload& upload);
   [[noreturn]] void fail(const std::string& what) const;
   Validation validate();
   void record_epoch(const Validation& v, double train_seconds);
@@ -620,8 +623,14 @@ bool StageRun::train_epoch(clock::time_point epoch_started) {
   // seed and the epoch, so the same batches follow).
   for (std::int64_t skip = 0; skip < state_.batch; ++skip) train_loader_->next();
   epoch_samples_here_ = 0;
-  while (auto batch = train_loader_->next()) {
-    train_step(*batch);
+  // The next batch's copies are queued before the current batch's work, so on a GPU they run on
+  // the copy stream beside it (engine/upload.h).
+  std::optional<data::Batch> batch = train_loader_->next();
+  PendingUpload upload = batch ? upload_batch(*batch) : PendingUpload{};
+  while (batch) {
+    std::optional<data::Batch> next = train_loader_->next();
+    PendingUpload next_upload = next ? upload_batch(*next) : PendingUpload{};
+    train_step(*batch, upload);
     if (options_.progress_bar) {
       const double seconds = std::chrono::duration<double>(clock::now() - epoch_started).count();
       draw_progress(stage_, state_.epoch, t_.epochs, static_cast<std::size_t>(state_.batch),
@@ -635,16 +644,23 @@ bool StageRun::train_epoch(clock::time_point epoch_started) {
         (options_.max_steps > 0 && steps_here_ >= options_.max_steps)) {
       return false;
     }
+    batch = std::move(next);
+    upload = std::move(next_upload);
   }
   return true;
 }
 
+PendingUpload StageRun::upload_batch(const data::Batch& batch) const {
+  return upload_async({batch.images, batch.masks, batch.has_mask, batch.labels}, options_.device);
+}
+
 // One optimiser step on a batch, its losses added to the epoch's sums.
-void StageRun::train_step(const data::Batch& batch) {
-  const Tensor images = batch.images.to(options_.device);
-  const Tensor masks = batch.masks.to(options_.device);
-  const Tensor has_mask = batch.has_mask.to(options_.device);
-  const Tensor labels = batch.labels.to(options_.device);
+void StageRun::train_step(const data::Batch& batch, PendingUpload& upload) {
+  const std::vector<Tensor> on_device = upload.take();
+  const Tensor& images = on_device[0];
+  const Tensor& masks = on_device[1];
+  const Tensor& has_mask = on_device[2];
+  const Tensor& labels = on_device[3];
   optimizer_->zero_grad();
   const MultiTaskOutput out = model_->forward(images, train_seg_, train_cls_);
   const LossParts loss = multitask_loss(out, masks, has_mask, labels, t_.loss, stage_);
