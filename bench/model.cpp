@@ -5,7 +5,10 @@
 // figure is the median over the repetitions after one warm-up, divided by the batch. Each precision
 // of --precision (engine/precision.h; default fp32) is timed under a ScopedPrecision and printed
 // as a column: on cuda it selects the tensor-core path, on cpu and sim it only rounds the operands
-// (emulation, no speed gain: there the column shows the rounding's cost).
+// (emulation, no speed gain: there the column shows the rounding's cost). On cuda two more columns
+// time train steps on fresh host batches of 4 steps at a time: each batch moved by to(device) at
+// the start of its step (the copy queued behind the previous step's work), or by upload_async on
+// the copy stream with the next batch queued before the current step's work (engine/upload.h).
 // Usage: glia-bench-model [--batch N]... [--reps R] [--size S] [--device cpu|sim|cuda]...
 //                         [--precision fp32,tf32,bf16,fp16] [--quick]
 //        glia-bench-model --export DIR [--size S]
@@ -31,6 +34,7 @@
 #include "engine/ops.h"
 #include "engine/precision.h"
 #include "engine/random.h"
+#include "engine/upload.h"
 #include "io/npy.h"
 #include "nets/model/checkpoint.h"
 
@@ -57,7 +61,13 @@ double time_once(Device device, Fn&& fn) {
 
 struct Figures {
   double forward = 0.0, train_step = 0.0;  // seconds per image
+  // Train steps on fresh host batches (cuda only, else 0): moved by to(device) at the start of each
+  // step, or by upload_async with the next batch queued before the current step's work.
+  double step_with_to = 0.0, step_with_async = 0.0;
 };
+
+// Host batches per timed window of the upload comparison.
+constexpr int kUploadSteps = 4;
 
 Figures measure(Device device, int batch, int size, int reps) {
   auto net = glia::nets::init_model({}, 1);
@@ -75,14 +85,15 @@ Figures measure(Device device, int batch, int size, int reps) {
     const glia::nets::MultiTaskOutput out = net->forward(x, true, true);
     (void)out;
   };
-  auto train_step = [&] {
+  auto step_on = [&](const Tensor& images, const Tensor& masks, const Tensor& classes) {
     net->train();
     net->zero_grad();
-    const glia::nets::MultiTaskOutput out = net->forward(x, true, true);
-    const Tensor loss = glia::add(glia::dice_bce_loss(out.seg_logits, mask),
-                                  glia::cross_entropy(out.cls_logits, target));
+    const glia::nets::MultiTaskOutput out = net->forward(images, true, true);
+    const Tensor loss = glia::add(glia::dice_bce_loss(out.seg_logits, masks),
+                                  glia::cross_entropy(out.cls_logits, classes));
     loss.backward();
   };
+  auto train_step = [&] { step_on(x, mask, target); };
   Figures f;
   std::vector<double> fw, tr;
   time_once(device, forward);  // warm-up: allocator caches, kernel selection
@@ -91,6 +102,40 @@ Figures measure(Device device, int batch, int size, int reps) {
   for (int r = 0; r < reps; ++r) tr.push_back(time_once(device, train_step));
   f.forward = median(fw) / batch;
   f.train_step = median(tr) / batch;
+  if (!device.is_cuda()) return f;
+
+  std::vector<std::vector<Tensor>> host;  // images, masks, classes per step
+  const Tensor host_target = glia::from_vector(labels, {batch});
+  for (int i = 0; i < kUploadSteps; ++i) {
+    host.push_back({glia::randn({batch, 1, size, size}, {}, &gen),
+                    glia::rand({batch, 1, size, size}, {}, &gen), host_target});
+  }
+  auto with_to = [&] {
+    for (const std::vector<Tensor>& b : host) {
+      step_on(b[0].to(device), b[1].to(device), b[2].to(device));
+    }
+  };
+  auto with_async = [&] {
+    glia::PendingUpload current = glia::upload_async(host[0], device);
+    for (int i = 0; i < kUploadSteps; ++i) {
+      glia::PendingUpload next;
+      if (i + 1 < kUploadSteps)
+        next = glia::upload_async(host[static_cast<std::size_t>(i + 1)], device);
+      const std::vector<Tensor> b = current.take();
+      step_on(b[0], b[1], b[2]);
+      current = std::move(next);
+    }
+  };
+  // Interleaved, so both see the same clocks and caches.
+  std::vector<double> to_times, async_times;
+  time_once(device, with_to);
+  time_once(device, with_async);
+  for (int r = 0; r < reps; ++r) {
+    to_times.push_back(time_once(device, with_to));
+    async_times.push_back(time_once(device, with_async));
+  }
+  f.step_with_to = median(to_times) / (kUploadSteps * batch);
+  f.step_with_async = median(async_times) / (kUploadSteps * batch);
   return f;
 }
 
@@ -174,16 +219,21 @@ int main(int argc, char** argv) {
     std::printf("multi-task U-Net B=32 D=3 (%lld parameters), input 1x%dx%d, median of %d\n",
                 static_cast<long long>(glia::nets::MultiTaskUNet().parameter_count()), size, size,
                 reps);
-    std::printf("%-8s %-9s %6s %16s %22s\n", "device", "precision", "batch", "forward ms/img",
-                "fwd+bwd ms/img");
+    std::printf("%-8s %-9s %6s %16s %22s %18s %18s\n", "device", "precision", "batch",
+                "forward ms/img", "fwd+bwd ms/img", "+to() ms/img", "+async ms/img");
     for (const Device device : devices) {
       glia::check_device_usable(device);
       for (const glia::Precision precision : precisions) {
         const glia::ScopedPrecision scoped(precision);
         for (const int batch : batches) {
           const Figures f = measure(device, batch, size, reps);
-          std::printf("%-8s %-9s %6d %16.2f %22.2f\n", device.to_string().c_str(),
+          std::printf("%-8s %-9s %6d %16.2f %22.2f", device.to_string().c_str(),
                       glia::precision_name(precision), batch, 1e3 * f.forward, 1e3 * f.train_step);
+          if (device.is_cuda()) {
+            std::printf(" %18.2f %18.2f\n", 1e3 * f.step_with_to, 1e3 * f.step_with_async);
+          } else {
+            std::printf(" %18s %18s\n", "-", "-");
+          }
           std::fflush(stdout);
         }
       }
