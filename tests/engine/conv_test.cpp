@@ -236,13 +236,14 @@ INSTANTIATE_TEST_SUITE_P(Cuda, ConvVsCpu,
                                             ::testing::ValuesIn(conv_cases())),
                          vs_cpu_name);
 
-// 1-channel outputs of two odd 37x37 planes, long enough that sim and cuda split the bias gradient
-// over several blocks with a workspace: a 1x1 head (with the convolution's shape) and a transposed
-// convolution (without). Not in conv_cases(): a finite-difference check over these inputs is slow.
+// 1-channel outputs of two odd 45x47 planes, long enough that sim and cuda split the bias gradient
+// over several blocks with a workspace, in chunks that straddle the samples: a 1x1 head (with the
+// convolution's shape) and a transposed convolution (without). Not in conv_cases(): a
+// finite-difference check over these inputs would be slow.
 std::vector<ConvCase> split_bias_cases() {
   return {
-      {"Conv1x1HeadSplitBias", false, {2, 3, 37, 37}, {1, 3, 1, 1}, true, params(1, 0)},
-      {"Transposed3x3SplitBias", true, {2, 2, 19, 19}, {2, 1, 3, 3}, true, params(2, 1)},
+      {"Conv1x1HeadSplitBias", false, {2, 3, 45, 47}, {1, 3, 1, 1}, true, params(1, 0)},
+      {"Transposed3x3SplitBias", true, {2, 2, 23, 24}, {2, 1, 3, 3}, true, params(2, 1)},
   };
 }
 
