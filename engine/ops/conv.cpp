@@ -183,7 +183,7 @@ Tensor filter_pass(const ConvShape& s, const Tensor& x, const Tensor& gy,
 
 // gb[c] = sum over n, h, w of g [n, c, h, w]. With a convolution's shape `conv`, cuDNN may serve
 // it; without (the transposed convolution's output is not a convolution's output) our kernel does:
-// on sim and cuda the split per-channel sum of kernels/cuda/batchnorm.cu.
+// on sim and cuda kernels/cuda/conv.cu's bias gradient, split over many blocks per channel.
 Tensor bias_pass(const Tensor& g, const ConvShape* conv, std::optional<KernelPolicy> policy) {
   ConvShape channels;  // the bias kernels read n, c_out and the output plane only
   channels.n = g.size(0);
@@ -202,16 +202,11 @@ Tensor bias_pass(const Tensor& g, const ConvShape* conv, std::optional<KernelPol
           if constexpr (std::is_same_v<decltype(backend), ops::CpuBackend>) {
             ops::kernel::conv2d_backward_bias(backend, channels, g.data<T>(), gb.data<T>());
           } else {
-            // Split over many blocks per channel, so a 1-channel head does not run on one SM.
-            kernels::BatchNormShape planes;  // channel_sum reads n, c, h, w only
-            planes.n = g.size(0);
-            planes.c = g.size(1);
-            planes.h = g.size(2);
-            planes.w = g.size(3);
-            const Tensor ws =
-                ops::workspace(ops::kernel::batch_norm_workspace_size(backend, planes), g.device());
-            ops::kernel::channel_sum(backend, g.data<T>(), gb.data<T>(), planes,
-                                     ws.defined() ? ws.data<float>() : nullptr);
+            // The split reduction's partial sums, so a 1-channel head does not run on one SM.
+            const Tensor ws = ops::workspace(
+                ops::kernel::conv2d_backward_bias_workspace_size(backend, channels), g.device());
+            ops::kernel::conv2d_backward_bias(backend, channels, g.data<T>(), gb.data<T>(),
+                                              ws.defined() ? ws.data<float>() : nullptr);
           }
         },
         GLIA_CUDNN([&](auto ctx) {

@@ -21,9 +21,11 @@
 //                    writes its partial product, and a second kernel adds the splits in order.
 // Grids are (N tiles, M tiles, phases or splits). The K walk uses stepping counters over (c, i, j),
 // (co, ti, tj) or (n, oh, ow) (tile::Counter3): the divisions happen once per thread, not per
-// element. The bias gradient is one block per channel summing in a fixed order. Nothing uses float
-// atomics: every result is deterministic. Tested in tests/kernels/conv_test.cpp against
-// kernels/cpu/conv.cpp.
+// element. The bias gradient is the per-channel sum of kernels/cuda/batchnorm.cu (channel_sum):
+// each channel's n * out_h * out_w values are cut into chunks, one block each, whose partial sums
+// a second kernel adds in a fixed order, so a 1-channel head's gradient does not run on one SM.
+// Nothing uses float atomics: every result is deterministic. Tested in
+// tests/kernels/conv_test.cpp against kernels/cpu/conv.cpp.
 #include "kernels/cuda/portable.cuh"
 
 #include <climits>
@@ -51,7 +53,6 @@ constexpr index_t kMaxGridYZ = 65535;
 // this many (n, oh, ow) positions.
 constexpr index_t kFilterTargetBlocks = 512;
 constexpr index_t kFilterMinSplitDepth = 256;
-constexpr int kBiasThreads = 256;
 // B's staging pattern in the forward and backward-data passes: thread t gathers column t % 128 of
 // the tile and K rows kRowsPerThread * (t / 128) + {0 .. kRowsPerThread - 1} (4 rows with the
 // 256 threads of the 128-row tile, all 8 with the 128 of the 64-row one).
@@ -438,30 +439,6 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
 }
 GLIA_LAUNCH_BOUNDS(sum_filter_splits_kernel, kThreadsPerBlock);
 
-// --- backward bias -------------------------------------------------------------------------------
-
-// gb[co] for co = blockIdx.x: each thread sums a strided share of the channel's planes, then a
-// shared-memory tree adds the shares in a fixed order.
-__global__ void __launch_bounds__(kBiasThreads)
-    conv2d_backward_bias_kernel(ConvShape s, const float* gy, float* gb) {
-  GLIA_STATIC_SHARED(float[kBiasThreads], shares);
-  const int t = threadIdx.x;
-  const index_t co = blockIdx.x;
-  float total = 0.0f;
-  for (index_t n = 0; n < s.n; ++n) {
-    const float* plane = gy + (n * s.c_out + co) * s.out_plane();
-    for (index_t e = t; e < s.out_plane(); e += kBiasThreads) total += plane[e];
-  }
-  shares[t] = total;
-  __syncthreads();
-  for (int half = kBiasThreads / 2; half > 0; half /= 2) {
-    if (t < half) shares[t] += shares[t + half];
-    __syncthreads();
-  }
-  if (t == 0) gb[co] = shares[0];
-}
-GLIA_LAUNCH_BOUNDS(conv2d_backward_bias_kernel, kBiasThreads);
-
 // --- launch checks
 // --------------------------------------------------------------------------------
 
@@ -528,6 +505,16 @@ void launch_backward_filter(const ConvShape& s, const float* x, const float* gy,
   }
 }
 
+// gy as the NCHW tensor whose per-channel sums channel_sum takes (eps and momentum unused).
+BatchNormShape bias_channels(const ConvShape& s) {
+  BatchNormShape planes;
+  planes.n = s.n;
+  planes.c = s.c_out;
+  planes.h = s.out_h;
+  planes.w = s.out_w;
+  return planes;
+}
+
 }  // namespace
 
 // Each pass takes the 64-row tile where its M (c_out, or c_in for the data gradient) is at most
@@ -567,11 +554,18 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* gy,
   }
 }
 
-void conv2d_backward_bias(const ConvShape& s, const float* gy, float* gb, Stream stream) {
+index_t conv2d_backward_bias_workspace_size(const ConvShape& s) {
+  return batch_norm_workspace_size(bias_channels(s));
+}
+
+void conv2d_backward_bias(const ConvShape& s, const float* gy, float* gb, float* workspace,
+                          Stream stream) {
   if (s.c_out == 0) return;
-  if (s.c_out > INT_MAX) too_large("conv2d backward bias", s, "the channel count");
-  GLIA_LAUNCH(conv2d_backward_bias_kernel, static_cast<unsigned>(s.c_out), kBiasThreads, 0, stream,
-              s, gy, gb);
+  if (s.n * s.out_plane() == 0) {  // sums of nothing: channel_sum refuses empty channels
+    fill(gb, s.c_out, 0.0f, stream);
+    return;
+  }
+  channel_sum(gy, gb, bias_channels(s), workspace, stream);
 }
 
 }  // namespace glia::kernels::GLIA_KERNEL_NS

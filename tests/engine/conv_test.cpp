@@ -1,9 +1,10 @@
 // conv2d and conv_transpose2d (engine/ops/conv.cpp): the cpu f64 forward against a direct
 // seven-loop definition; cpu backward against central finite differences in f64 w.r.t. x, w and
 // bias; the sim and cuda forward and backward against cpu in f32 (Sim/..., Cuda/...; the latter
-// skipped without a GPU); the oneDNN and auto policies on cpu against the reference kernels,
-// forward and backward (CpuDnnlConvPolicy); the U-Net's 2x2 stride-2 transposed convolution against
-// its definition; and the errors of mismatched channels and bad shapes or parameters.
+// skipped without a GPU), also on 1-channel outputs whose bias gradient splits (...SplitBias/...);
+// the oneDNN and auto policies on cpu against the reference kernels, forward and backward
+// (CpuDnnlConvPolicy); the U-Net's 2x2 stride-2 transposed convolution against its definition; and
+// the errors of mismatched channels and bad shapes or parameters.
 #include <gtest/gtest.h>
 
 #include <ostream>
@@ -233,6 +234,26 @@ INSTANTIATE_TEST_SUITE_P(Sim, ConvVsCpu,
 INSTANTIATE_TEST_SUITE_P(Cuda, ConvVsCpu,
                          ::testing::Combine(::testing::Values(Device::cuda()),
                                             ::testing::ValuesIn(conv_cases())),
+                         vs_cpu_name);
+
+// 1-channel outputs of two odd 45x47 planes, long enough that sim and cuda split the bias gradient
+// over several blocks with a workspace, in chunks that straddle the samples: a 1x1 head (with the
+// convolution's shape) and a transposed convolution (without). Not in conv_cases(): a
+// finite-difference check over these inputs would be slow.
+std::vector<ConvCase> split_bias_cases() {
+  return {
+      {"Conv1x1HeadSplitBias", false, {2, 3, 45, 47}, {1, 3, 1, 1}, true, params(1, 0)},
+      {"Transposed3x3SplitBias", true, {2, 2, 23, 24}, {2, 1, 3, 3}, true, params(2, 1)},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(SimSplitBias, ConvVsCpu,
+                         ::testing::Combine(::testing::Values(Device::sim()),
+                                            ::testing::ValuesIn(split_bias_cases())),
+                         vs_cpu_name);
+INSTANTIATE_TEST_SUITE_P(CudaSplitBias, ConvVsCpu,
+                         ::testing::Combine(::testing::Values(Device::cuda()),
+                                            ::testing::ValuesIn(split_bias_cases())),
                          vs_cpu_name);
 
 #if defined(GLIA_HAVE_DNNL)

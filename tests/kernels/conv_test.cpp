@@ -1,12 +1,14 @@
 // 2-D convolution on every backend against the cpu reference in double: forward (with and without
-// bias), backward data, backward filter (unsplit and split over a workspace) and backward bias.
+// bias), backward data, and backward filter and bias (each unsplit and split over a workspace).
 // Shapes cover batch 1 and 2, channels 1, 3, 17, 66, 70, 129 and 130 (and 64 where the emulator
 // is not involved), odd and even and non-square planes that do not divide the 128-wide tiles of
 // kernels/cuda/conv.cu, stride 1, 2 and 3, padding 0, 1 and 2, kernels 1 to 5, dilation 2 and 3
 // and per-dimension parameters; the strided cases reach every kind of stride phase of the data
-// gradient (several taps, one tap as in a ConvTranspose2d with kernel == stride, none). Outputs and
-// workspaces start as NaN; sim runs under every lane order and must agree bitwise. The oneDNN
-// passes (kernels/dnnl) and the cuDNN fallback meet the same reference on the same cases.
+// gradient (several taps, one tap as in a ConvTranspose2d with kernel == stride, none); a 1-channel
+// output over three 29x31 planes, and the bias pass alone on longer channels, split the bias
+// gradient over many blocks. Outputs and workspaces start as NaN; sim runs under every lane order
+// and must agree bitwise. The oneDNN passes (kernels/dnnl) and the cuDNN fallback meet the same
+// reference on the same cases.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -85,6 +87,10 @@ const std::vector<Case>& cases() {
       {1, 2, 8, 7, 3, 2, 2, 3, 3},                // stride 3, kernel 2: phases without taps
       {1, 3, 11, 10, 4, 3, 3, 2, 2, 1, 1, 2, 2},  // stride 2, dilation 2: odd phases empty
       {1, 2, 9, 9, 3, 3, 3, 2, 2, 1, 1, 3, 3},    // stride 2, dilation 3: taps alternate
+      // A 1-channel head whose bias gradient splits the channel over 2 blocks, in chunks that
+      // straddle samples; it stays last (ConvShapeTest.SplitBiasGradientAsksForAWorkspace).
+      // Longer channels, for the bias pass alone: Conv.BiasGradientOfLongChannels.
+      {3, 1, 29, 31, 1, 3, 3, 1, 1, 1, 1},  // 3 x 899 values
   };
   return all;
 }
@@ -131,7 +137,8 @@ struct DeviceConv {
   void (*backward_data)(const ConvShape&, const float*, const float*, float*, kernels::Stream);
   void (*backward_filter)(const ConvShape&, const float*, const float*, float*, float*,
                           kernels::Stream);
-  void (*backward_bias)(const ConvShape&, const float*, float*, kernels::Stream);
+  index_t (*bias_workspace_size)(const ConvShape&);
+  void (*backward_bias)(const ConvShape&, const float*, float*, float*, kernels::Stream);
 };
 
 template <class B>
@@ -139,24 +146,34 @@ DeviceConv device_conv() {
 #if defined(GLIA_HAVE_CUDA)
   if constexpr (std::is_same_v<B, Cuda>) {
     namespace k = kernels::cuda;
-    return {&k::conv2d_backward_filter_workspace_size, &k::conv2d_forward, &k::conv2d_backward_data,
-            &k::conv2d_backward_filter, &k::conv2d_backward_bias};
+    return {&k::conv2d_backward_filter_workspace_size,
+            &k::conv2d_forward,
+            &k::conv2d_backward_data,
+            &k::conv2d_backward_filter,
+            &k::conv2d_backward_bias_workspace_size,
+            &k::conv2d_backward_bias};
   }
 #endif
   namespace k = kernels::sim;
-  return {&k::conv2d_backward_filter_workspace_size, &k::conv2d_forward, &k::conv2d_backward_data,
-          &k::conv2d_backward_filter, &k::conv2d_backward_bias};
+  return {&k::conv2d_backward_filter_workspace_size,
+          &k::conv2d_forward,
+          &k::conv2d_backward_data,
+          &k::conv2d_backward_filter,
+          &k::conv2d_backward_bias_workspace_size,
+          &k::conv2d_backward_bias};
 }
 
-// Every pass of backend B on its own memory; the filter gradient twice, without a workspace and
-// with one (the split path wherever the shape asks for it).
+// Every pass of backend B on its own memory; the filter and bias gradients without a workspace and
+// with one (the bias gradient's second run only where the shape splits it).
 template <class B>
 auto run_passes(const ConvShape& s, const Inputs& in) {
   using Buffer = typename B::template Buffer<float>;
   Buffer x(in.x), w(in.w), bias(in.bias), gy(in.gy);
   Buffer y(nan_poisoned(in.gy.size())), y_bias(nan_poisoned(in.gy.size()));
   Buffer gx(nan_poisoned(in.x.size())), gw(nan_poisoned(in.w.size())),
-      gw_split(nan_poisoned(in.w.size())), gb(nan_poisoned(in.bias.size()));
+      gw_split(nan_poisoned(in.w.size())), gb(nan_poisoned(in.bias.size())),
+      gb_split(nan_poisoned(in.bias.size()));
+  bool bias_split = false;
   if constexpr (is_cpu<B>) {
     namespace k = kernels::cpu;
     k::conv2d_forward(s, x.data(), w.data(), static_cast<const float*>(nullptr), y.data());
@@ -175,10 +192,17 @@ auto run_passes(const ConvShape& s, const Inputs& in) {
     k.backward_filter(s, x.data(), gy.data(), gw.data(), nullptr, nullptr);
     k.backward_filter(s, x.data(), gy.data(), gw_split.data(),
                       ws_size > 0 ? workspace.data() : nullptr, nullptr);
-    k.backward_bias(s, gy.data(), gb.data(), nullptr);
+    k.backward_bias(s, gy.data(), gb.data(), nullptr, nullptr);
+    // Where the shape takes no split, the call with a workspace would repeat the one above.
+    const index_t bias_ws_size = k.bias_workspace_size(s);
+    if (bias_ws_size > 0) {
+      Buffer bias_workspace(nan_poisoned(static_cast<std::size_t>(bias_ws_size)));
+      k.backward_bias(s, gy.data(), gb_split.data(), bias_workspace.data(), nullptr);
+      bias_split = true;
+    }
   }
   return std::make_tuple(y.to_host(), y_bias.to_host(), gx.to_host(), gw.to_host(),
-                         gw_split.to_host(), gb.to_host());
+                         gw_split.to_host(), gb.to_host(), (bias_split ? gb_split : gb).to_host());
 }
 
 template <class B>
@@ -193,7 +217,7 @@ TYPED_TEST(Conv, AllPassesMatchReference) {
     SCOPED_TRACE(s.describe());
     const Inputs in = make_inputs(s, seed += 5);
     const Reference want = reference(s, in);
-    const auto [y, y_bias, gx, gw, gw_split, gb] =
+    const auto [y, y_bias, gx, gw, gw_split, gb, gb_split] =
         run_in_every_lane_order<TypeParam>([&] { return run_passes<TypeParam>(s, in); });
     EXPECT_TRUE(all_close(y, want.y, kConvTolerance)) << "forward";
     EXPECT_TRUE(all_close(y_bias, want.y_bias, kConvTolerance)) << "forward with bias";
@@ -201,7 +225,61 @@ TYPED_TEST(Conv, AllPassesMatchReference) {
     EXPECT_TRUE(all_close(gw, want.gw, kConvTolerance)) << "backward filter";
     EXPECT_TRUE(all_close(gw_split, want.gw, kConvTolerance)) << "backward filter, split";
     EXPECT_TRUE(all_close(gb, want.gb, kConvTolerance)) << "backward bias";
+    EXPECT_TRUE(all_close(gb_split, want.gb, kConvTolerance)) << "backward bias, split";
   }
+}
+
+// The bias pass alone on channels long enough to split over many blocks (the other passes would
+// make these shapes slow on sim): one channel of odd planes (scalar loads, 8 chunks) and of planes
+// of whole float4s (float4 loads), two and three channels; chunks straddle samples. Without and
+// with the workspace, against the cpu reference in double.
+TYPED_TEST(Conv, BiasGradientOfLongChannels) {
+  std::uint32_t seed = 900;
+  for (const ConvShape& s : {kernels::make_conv_shape(4, 1, 61, 63, 1, 1, 1, 1, 1, 0, 0, 1, 1),
+                             kernels::make_conv_shape(5, 1, 60, 68, 1, 1, 1, 1, 1, 0, 0, 1, 1),
+                             kernels::make_conv_shape(3, 1, 53, 41, 2, 1, 1, 1, 1, 0, 0, 1, 1),
+                             kernels::make_conv_shape(2, 1, 96, 96, 3, 1, 1, 1, 1, 0, 0, 1, 1)}) {
+    SCOPED_TRACE(s.describe());
+    const std::vector<float> gy =
+        random_values(static_cast<std::size_t>(s.y_numel()), -1.0, 1.0, seed += 7);
+    std::vector<double> want(static_cast<std::size_t>(s.c_out));
+    kernels::cpu::conv2d_backward_bias(s, to_double(gy).data(), want.data());
+    using Buffer = typename TypeParam::template Buffer<float>;
+    const auto [gb, gb_split] = run_in_every_lane_order<TypeParam>([&] {
+      Buffer dgy(gy), dgb(nan_poisoned(want.size())), dgb_split(nan_poisoned(want.size()));
+      if constexpr (is_cpu<TypeParam>) {
+        kernels::cpu::conv2d_backward_bias(s, dgy.data(), dgb.data());
+        kernels::cpu::conv2d_backward_bias(s, dgy.data(), dgb_split.data());
+      } else {
+        const DeviceConv k = device_conv<TypeParam>();
+        const index_t ws_size = k.bias_workspace_size(s);
+        EXPECT_GT(ws_size, 0);
+        Buffer workspace(nan_poisoned(static_cast<std::size_t>(ws_size)));
+        k.backward_bias(s, dgy.data(), dgb.data(), nullptr, nullptr);
+        k.backward_bias(s, dgy.data(), dgb_split.data(), workspace.data(), nullptr);
+      }
+      return std::make_tuple(dgb.to_host(), dgb_split.to_host());
+    });
+    EXPECT_TRUE(all_close(gb, want, kConvTolerance)) << "backward bias";
+    EXPECT_TRUE(all_close(gb_split, want, kConvTolerance)) << "backward bias, split";
+  }
+}
+
+// An empty batch has a bias gradient of zeros (sums of nothing), written whole on every backend.
+TYPED_TEST(Conv, EmptyBatchBiasGradientIsZero) {
+  const ConvShape s = kernels::make_conv_shape(0, 3, 6, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1);
+  const auto got = run_in_every_lane_order<TypeParam>([&] {
+    typename TypeParam::template Buffer<float> gy(std::vector<float>{}),
+        gb(nan_poisoned(static_cast<std::size_t>(s.c_out)));
+    if constexpr (is_cpu<TypeParam>) {
+      kernels::cpu::conv2d_backward_bias(s, gy.data(), gb.data());
+    } else {
+      device_conv<TypeParam>().backward_bias(s, gy.data(), gb.data(), nullptr, nullptr);
+    }
+    return gb.to_host();
+  });
+  EXPECT_TRUE(
+      all_close(got, std::vector<double>(static_cast<std::size_t>(s.c_out), 0.0), kConvTolerance));
 }
 
 TEST(ConvShapeTest, OutputSizeAndErrors) {
@@ -227,6 +305,14 @@ TEST(ConvShapeTest, SplitFilterGradientAsksForAWorkspace) {
   // The split case above must really take the split path on the device.
   EXPECT_GT(kernels::sim::conv2d_backward_filter_workspace_size(shape_of(cases()[8])), 0);
   EXPECT_EQ(kernels::sim::conv2d_backward_filter_workspace_size(shape_of(cases()[0])), 0);
+}
+
+// The 1-channel head at the end of cases() is long enough to split the bias gradient, so
+// AllPassesMatchReference runs its split path; a 5x5 plane is not.
+TEST(ConvShapeTest, SplitBiasGradientAsksForAWorkspace) {
+  ASSERT_EQ(cases().back().c_out, 1);
+  EXPECT_GT(kernels::sim::conv2d_backward_bias_workspace_size(shape_of(cases().back())), 0);
+  EXPECT_EQ(kernels::sim::conv2d_backward_bias_workspace_size(shape_of(cases()[0])), 0);
 }
 
 #if defined(GLIA_HAVE_DNNL)
