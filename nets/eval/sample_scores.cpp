@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "engine/grad_mode.h"
 #include "engine/ops.h"
+#include "engine/upload.h"
 
 namespace glia::nets {
 
@@ -21,10 +23,16 @@ std::vector<SampleResult> score_samples(MultiTaskUNet& model, data::Loader& load
                                            : static_cast<float>(std::log(t / (1.0 - t)));
   std::vector<SampleResult> results;
   loader.start_epoch(0);
-  while (auto batch = loader.next()) {
+  // The next batch's images are queued on the copy stream before the current batch's forward, so
+  // on a GPU the copy overlaps it (engine/upload.h).
+  std::optional<data::Batch> batch = loader.next();
+  PendingUpload upload = batch ? upload_async({batch->images}, options.device) : PendingUpload{};
+  while (batch) {
+    std::optional<data::Batch> next = loader.next();
+    PendingUpload next_upload =
+        next ? upload_async({next->images}, options.device) : PendingUpload{};
     const std::size_t n = batch->size();
-    const MultiTaskOutput out =
-        model.forward(batch->images.to(options.device), options.do_seg, options.do_cls);
+    const MultiTaskOutput out = model.forward(upload.take()[0], options.do_seg, options.do_cls);
     std::vector<float> cls;
     if (options.do_cls) cls = out.cls_logits.to_vector<float>();
     std::vector<float> seg;
@@ -60,6 +68,8 @@ std::vector<SampleResult> score_samples(MultiTaskUNet& model, data::Loader& load
       }
       results.push_back(std::move(r));
     }
+    batch = std::move(next);
+    upload = std::move(next_upload);
   }
   model.train(was_training);
   return results;
