@@ -8,7 +8,10 @@
 // (emulation, no speed gain: there the column shows the rounding's cost). On cuda two more columns
 // time train steps on fresh host batches of 4 steps at a time: each batch moved by to(device) at
 // the start of its step (the copy queued behind the previous step's work), or by upload_async on
-// the copy stream with the next batch queued before the current step's work (engine/upload.h).
+// the copy stream with the next batch queued before the current step's work (engine/upload.h);
+// and two that say whether CUDA Graphs could pay: the host's time to queue one train step, and a
+// replay of the step captured once as a graph (a launch-bound step queues in about its own time,
+// and its replay is faster).
 // Usage: glia-bench-model [--batch N]... [--reps R] [--size S] [--device cpu|sim|cuda]...
 //                         [--precision fp32,tf32,bf16,fp16] [--quick]
 //        glia-bench-model --export DIR [--size S]
@@ -24,6 +27,7 @@
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -37,6 +41,12 @@
 #include "engine/upload.h"
 #include "io/npy.h"
 #include "nets/model/checkpoint.h"
+
+#if defined(GLIA_HAVE_CUDA)
+#include <cuda_runtime.h>
+
+#include "engine/cuda/runtime.h"
+#endif
 
 namespace {
 
@@ -64,7 +74,50 @@ struct Figures {
   // Train steps on fresh host batches (cuda only, else 0): moved by to(device) at the start of each
   // step, or by upload_async with the next batch queued before the current step's work.
   double step_with_to = 0.0, step_with_async = 0.0;
+  // Whether CUDA Graphs could pay (cuda only): the host's time to queue a train step (clock
+  // stopped before the device is drained), and a replay of the step captured as a CUDA graph
+  // (negative when the capture failed; graph_error says why).
+  double queue = 0.0, graph_replay = 0.0;
+  std::string graph_error;
 };
+
+#if defined(GLIA_HAVE_CUDA)
+// Seconds of replays of `step` captured once as a CUDA graph on the device's compute stream, the
+// median of `reps` after one warm-up. The step must already have run (the caches are warm and
+// every kernel choice is made), allocate nothing new and never synchronise. Its inputs are fixed:
+// a replay repeats the same work on the same addresses. A measurement only: the trainer does not
+// capture (replays would need a memory pool of their own).
+double graph_replay_seconds(Device device, const std::function<void()>& step, int reps) {
+  const glia::cudart::DeviceGuard guard(device.index);
+  cudaStream_t stream = glia::cudart::stream(device.index);
+  glia::synchronize(device);
+  GLIA_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
+  cudaGraph_t graph = nullptr;
+  try {
+    step();
+  } catch (...) {
+    if (cudaStreamEndCapture(stream, &graph) == cudaSuccess && graph != nullptr) {
+      (void)cudaGraphDestroy(graph);
+    }
+    (void)cudaGetLastError();
+    throw;
+  }
+  GLIA_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t instantiated = cudaGraphInstantiate(&exec, graph, 0);
+  (void)cudaGraphDestroy(graph);
+  GLIA_CUDA_CHECK(instantiated);
+  struct Destroy {
+    cudaGraphExec_t e;
+    ~Destroy() { (void)cudaGraphExecDestroy(e); }
+  } destroy{exec};
+  auto replay = [&] { GLIA_CUDA_CHECK(cudaGraphLaunch(exec, stream)); };
+  time_once(device, replay);
+  std::vector<double> times;
+  for (int r = 0; r < reps; ++r) times.push_back(time_once(device, replay));
+  return median(times);
+}
+#endif
 
 // Host batches per timed window of the upload comparison.
 constexpr int kUploadSteps = 4;
@@ -103,6 +156,25 @@ Figures measure(Device device, int batch, int size, int reps) {
   f.forward = median(fw) / batch;
   f.train_step = median(tr) / batch;
   if (!device.is_cuda()) return f;
+
+  std::vector<double> queued;
+  for (int r = 0; r < reps; ++r) {
+    glia::synchronize(device);
+    const auto start = std::chrono::steady_clock::now();
+    train_step();
+    queued.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  glia::synchronize(device);
+  f.queue = median(queued) / batch;
+#if defined(GLIA_HAVE_CUDA)
+  try {
+    f.graph_replay = graph_replay_seconds(device, train_step, reps) / batch;
+  } catch (const std::exception& e) {
+    f.graph_replay = -1.0;
+    f.graph_error = e.what();
+  }
+#endif
 
   std::vector<std::vector<Tensor>> host;  // images, masks, classes per step
   const Tensor host_target = glia::from_vector(labels, {batch});
@@ -219,8 +291,9 @@ int main(int argc, char** argv) {
     std::printf("multi-task U-Net B=32 D=3 (%lld parameters), input 1x%dx%d, median of %d\n",
                 static_cast<long long>(glia::nets::MultiTaskUNet().parameter_count()), size, size,
                 reps);
-    std::printf("%-8s %-9s %6s %16s %22s %18s %18s\n", "device", "precision", "batch",
-                "forward ms/img", "fwd+bwd ms/img", "+to() ms/img", "+async ms/img");
+    std::printf("%-8s %-9s %6s %16s %22s %18s %18s %14s %14s\n", "device", "precision", "batch",
+                "forward ms/img", "fwd+bwd ms/img", "+to() ms/img", "+async ms/img", "queue ms/img",
+                "graph ms/img");
     for (const Device device : devices) {
       glia::check_device_usable(device);
       for (const glia::Precision precision : precisions) {
@@ -230,9 +303,15 @@ int main(int argc, char** argv) {
           std::printf("%-8s %-9s %6d %16.2f %22.2f", device.to_string().c_str(),
                       glia::precision_name(precision), batch, 1e3 * f.forward, 1e3 * f.train_step);
           if (device.is_cuda()) {
-            std::printf(" %18.2f %18.2f\n", 1e3 * f.step_with_to, 1e3 * f.step_with_async);
+            std::printf(" %18.2f %18.2f %14.2f", 1e3 * f.step_with_to, 1e3 * f.step_with_async,
+                        1e3 * f.queue);
+            if (f.graph_replay >= 0.0) {
+              std::printf(" %14.2f\n", 1e3 * f.graph_replay);
+            } else {
+              std::printf(" %14s\n  (graph capture failed: %s)\n", "failed", f.graph_error.c_str());
+            }
           } else {
-            std::printf(" %18s %18s\n", "-", "-");
+            std::printf(" %18s %18s %14s %14s\n", "-", "-", "-", "-");
           }
           std::fflush(stdout);
         }
