@@ -14,22 +14,30 @@ namespace glia::kernels::GLIA_KERNEL_NS {
 namespace {
 
 template <class H>
-__global__ void float_to_half_kernel(const float* x, H* y, index_t n) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    float_to_half_kernel(const float* x, H* y, index_t n) {
   for (index_t i = global_thread_index(); i < n; i += grid_thread_count()) y[i] = H(x[i]);
 }
+GLIA_LAUNCH_BOUNDS(float_to_half_kernel<bf16>, kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS(float_to_half_kernel<f16>, kThreadsPerBlock);
 
 template <class H>
-__global__ void half_to_float_kernel(const H* x, float* y, index_t n) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    half_to_float_kernel(const H* x, float* y, index_t n) {
   for (index_t i = global_thread_index(); i < n; i += grid_thread_count()) {
     y[i] = static_cast<float>(x[i]);
   }
 }
+GLIA_LAUNCH_BOUNDS(half_to_float_kernel<bf16>, kThreadsPerBlock);
+GLIA_LAUNCH_BOUNDS(half_to_float_kernel<f16>, kThreadsPerBlock);
 
-__global__ void round_to_format_kernel(const float* x, float* y, index_t n, TensorFormat format) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    round_to_format_kernel(const float* x, float* y, index_t n, TensorFormat format) {
   for (index_t i = global_thread_index(); i < n; i += grid_thread_count()) {
     y[i] = glia::kernels::round_to_format(x[i], format);
   }
 }
+GLIA_LAUNCH_BOUNDS(round_to_format_kernel, kThreadsPerBlock);
 
 template <class H>
 void launch_to_half(const float* x, H* y, index_t n, Stream stream) {

@@ -16,7 +16,7 @@
 // plus __global__/__device__, threadIdx & co, __syncthreads*, the _sync warp intrinsics, atomics
 // and the float math intrinsics. No host runtime calls, no CUB/Thrust. Shared memory is declared
 // only through the two macros (a raw `__shared__` outside this file fails the test
-// cpu:kernels.no_raw_shared, tests/kernels/no_raw_shared.cmake).
+// cpu:kernels.source_rules, tests/kernels/kernel_source_rules.cmake).
 #pragma once
 
 namespace glia::kernels {

@@ -17,7 +17,7 @@
 // Declared through GLIA_STATIC_SHARED (kernels/cuda/portable.cuh) they are poisoned at block start
 // and counted against the shared-memory limits (48 KiB of static memory; static plus dynamic within
 // the kernel's limit); a plain `__shared__` declaration is neither (kernels/cuda uses only the
-// macro, tests/kernels/no_raw_shared.cmake checks that). Kernels that declare
+// macro, tests/kernels/kernel_source_rules.cmake checks that). Kernels that declare
 // `__launch_bounds__` register them with GLIA_LAUNCH_BOUNDS, and a launch over them is an error.
 // cp.async (kernels/cuda/async_copy.cuh) is performed lazily: the destination is poisoned when the
 // copy is issued and written only by the cp.async.wait_group that covers it, so a read before the
