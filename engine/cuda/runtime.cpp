@@ -68,24 +68,27 @@ int device_count() {
   return count;
 }
 
-cudaStream_t stream(int device) {
+namespace {
+
+// The stream in `slot` of `device`'s state, created non-blocking on first use.
+cudaStream_t lazy_stream(int device, cudaStream_t PerDevice::*slot) {
   std::lock_guard<std::mutex> lock(g_mutex);
   PerDevice& d = per_device(device);
-  if (d.stream == nullptr) {
+  if (d.*slot == nullptr) {
     DeviceGuard guard(device);
-    GLIA_CUDA_CHECK(cudaStreamCreateWithFlags(&d.stream, cudaStreamNonBlocking));
+    GLIA_CUDA_CHECK(cudaStreamCreateWithFlags(&(d.*slot), cudaStreamNonBlocking));
   }
-  return d.stream;
+  return d.*slot;
+}
+
+}  // namespace
+
+cudaStream_t stream(int device) {
+  return lazy_stream(device, &PerDevice::stream);
 }
 
 cudaStream_t copy_stream(int device) {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  PerDevice& d = per_device(device);
-  if (d.copy_stream == nullptr) {
-    DeviceGuard guard(device);
-    GLIA_CUDA_CHECK(cudaStreamCreateWithFlags(&d.copy_stream, cudaStreamNonBlocking));
-  }
-  return d.copy_stream;
+  return lazy_stream(device, &PerDevice::copy_stream);
 }
 
 cublasHandle_t cublas_handle(int device) {

@@ -29,34 +29,34 @@ foreach(source IN LISTS sources)
   foreach(line IN LISTS lines)
     math(EXPR number "${number} + 1")
     string(REGEX REPLACE "//.*$" "" code "${line}")
+    string(STRIP "${code}" code)
+    # The line as written, for the message.
+    string(REPLACE "<semicolon>" ";" shown "${code}")
+    string(REPLACE "<open>" "[" shown "${shown}")
+    string(REPLACE "<close>" "]" shown "${shown}")
     if(code MATCHES "(^|[^A-Za-z0-9_])__shared__([^A-Za-z0-9_]|$)")
-      string(STRIP "${code}" code)
-      string(REPLACE "<semicolon>" ";" code "${code}")
-      string(REPLACE "<open>" "[" code "${code}")
-      string(REPLACE "<close>" "]" code "${code}")
-      string(APPEND offences "\n  kernels/cuda/${source}:${number}: ${code}")
+      string(APPEND offences "\n  kernels/cuda/${source}:${number}: ${shown}")
     endif()
     if(code MATCHES "(^|[^A-Za-z0-9_])__global__([^A-Za-z0-9_]|$)"
        AND NOT code MATCHES "__launch_bounds__")
-      string(STRIP "${code}" code)
-      string(REPLACE "<semicolon>" ";" code "${code}")
-      string(REPLACE "<open>" "[" code "${code}")
-      string(REPLACE "<close>" "]" code "${code}")
-      string(APPEND unbounded "\n  kernels/cuda/${source}:${number}: ${code}")
+      string(APPEND unbounded "\n  kernels/cuda/${source}:${number}: ${shown}")
     endif()
   endforeach()
 endforeach()
+set(message "")
 if(offences)
-  message(FATAL_ERROR "raw __shared__ declarations in kernels/cuda; declare static shared arrays "
-                      "with GLIA_STATIC_SHARED(type, name) and dynamic shared memory with "
-                      "GLIA_DYNAMIC_SHARED(type, name) (kernels/cuda/portable.cuh), so the "
-                      "emulator poisons and counts them:${offences}")
+  string(APPEND message "raw __shared__ declarations in kernels/cuda; declare static shared arrays "
+         "with GLIA_STATIC_SHARED(type, name) and dynamic shared memory with "
+         "GLIA_DYNAMIC_SHARED(type, name) (kernels/cuda/portable.cuh), so the emulator poisons "
+         "and counts them:${offences}\n")
 endif()
 if(unbounded)
-  message(FATAL_ERROR "kernels without __launch_bounds__ in kernels/cuda; declare each as "
-                      "`__global__ void __launch_bounds__(threads) name(...)` and register it "
-                      "with GLIA_LAUNCH_BOUNDS(name, threads) (kernels/cuda/portable.cuh):"
-                      "${unbounded}")
+  string(APPEND message "kernels without __launch_bounds__ in kernels/cuda; declare each as "
+         "`__global__ void __launch_bounds__(threads) name(...)` and register it with "
+         "GLIA_LAUNCH_BOUNDS(name, threads) (kernels/cuda/portable.cuh):${unbounded}")
+endif()
+if(message)
+  message(FATAL_ERROR "${message}")
 endif()
 list(LENGTH sources count)
 message(STATUS "no raw __shared__ and no kernel without __launch_bounds__ in the ${count} files "
