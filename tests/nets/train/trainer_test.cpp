@@ -1,6 +1,7 @@
 // The training stages on tiny generated data (16x16 slices, a 2-level U-Net with 4 base filters):
 // the loss falls in each stage; stage 2 leaves the frozen encoder and decoder, their batch-norm
-// running statistics included, bit-identical; a joint step on sim agrees with cpu; an interrupted
+// running statistics included, bit-identical; a joint step on sim agrees with cpu, and so do two
+// epochs of several batches on sim and cuda (the batches uploaded a step ahead); an interrupted
 // and resumed run ends with exactly the weights of an uninterrupted one; a batch without masks
 // gives a zero segmentation term; the run folder holds what the trainer promises. The dropout
 // masks are the stage's own: MC-dropout predictions between its steps leave them alone, neither
@@ -118,6 +119,29 @@ class TrainerTest : public ::testing::Test {
       out.push_back(std::stod(line.substr(at + 7)));
     }
     return out;
+  }
+
+  // Three batches per epoch over two epochs of stage 3, so the trainer's next-batch uploads
+  // (engine/upload.h: on a GPU, copies on the copy stream that overlap the previous step) cross
+  // batch and epoch boundaries: each epoch's train loss and the best validation metric must be
+  // cpu's. A batch taken before its copy finished, or a block overwritten while a step still read
+  // it, gives another batch's loss; the batches' losses differ by far more than the margin.
+  void expect_epochs_match_cpu(Device device) {
+    std::vector<std::string> o = tiny_overrides(2);
+    o.push_back("sampler.epoch_length=12");
+    RunOptions on_device;
+    on_device.device = device;
+    const StageResult want = run(3, o, dir_ / "cpu");
+    const StageResult got = run(3, o, dir_ / "device", on_device);
+    const std::vector<double> want_losses = losses(dir_ / "cpu");
+    const std::vector<double> got_losses = losses(dir_ / "device");
+    ASSERT_EQ(want_losses.size(), 2u);
+    ASSERT_EQ(got_losses.size(), want_losses.size());
+    for (std::size_t e = 0; e < want_losses.size(); ++e) {
+      // Float summation order differs between the backends: 0.1% of the loss covers it.
+      EXPECT_NEAR(got_losses[e], want_losses[e], 1e-3 * want_losses[e]) << "epoch " << e + 1;
+    }
+    EXPECT_NEAR(got.best_metric, want.best_metric, 1e-3);
   }
 
   TrainData data_ = tiny_data();
@@ -314,6 +338,15 @@ TEST_F(TrainerTest, SimJointStepMatchesCpu) {
                                    {1e-5 + 1e-5, 1e-4}))
         << name;
   }
+}
+
+TEST_F(TrainerTest, SimBatchesAcrossEpochsMatchCpu) {
+  expect_epochs_match_cpu(Device::sim());
+}
+
+TEST_F(TrainerTest, CudaBatchesAcrossEpochsMatchCpu) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device present (or glia built without CUDA)";
+  expect_epochs_match_cpu(Device::cuda());
 }
 
 // The three stages in a row (each from the previous one's best checkpoint, 10, 6 and 5 epochs)
