@@ -58,8 +58,9 @@ struct Sim {
   template <class T>
   using Buffer = HostBuffer<T>;
   // Forward, reverse and a seeded random permutation: a missing barrier shows as a difference. The
-  // reverse run also lowers the grid limit (sim_config.h), so grid-stride loops take later passes.
-  static constexpr int kLaneOrders = 3;
+  // reverse run and a second random run also lower the grid limit (sim_config.h), so grid-stride
+  // loops take later passes, the latter with warps running ahead of each other.
+  static constexpr int kLaneOrders = 4;
   static bool available(std::string*) { return true; }
   template <class Run>
   static auto in_lane_order(int order, Run& run) {
@@ -69,7 +70,8 @@ struct Sim {
   static std::string lane_order_name(int order) {
     return order == 0   ? "forward"
            : order == 1 ? "reverse with grid limit " + std::to_string(kSimLoweredGridLimit)
-                        : "random";
+           : order == 2 ? "random"
+                        : "random with grid limit " + std::to_string(kSimLoweredGridLimit);
   }
 };
 

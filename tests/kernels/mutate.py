@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
 """Mutation check of the sim kernel tests: plants one bug at a time in kernels/cuda (or a header it
 shares with kernels/cpu), rebuilds the kernel tests of an already configured sim build
-(-DGLIA_CUDA=OFF), runs their Sim cases and records whether any failed (caught) or all passed
+(-DGLIA_CUDA=OFF: glia_kernels_test, glia_kernels_optim_test and the tensor-core
+glia_kernels_tc_test), runs their Sim cases and records whether any failed (caught) or all passed
 (missed); the file is restored after each mutation, also on error or Ctrl-C. A mutation that no
 longer applies (its text changed) or does not compile is reported as such, never as caught.
 
   tests/kernels/mutate.py --build build [--only NAME ...] [--markdown results.md]
 
 Each mutation is an exact text replacement (the `nth` occurrence in its file) modelling a bug a
-kernel author makes: a dropped barrier, a shifted index, a skipped tail, a wrong grid-stride
-second pass, a wrong tie rule, a missing max subtraction. Results of a run are kept under
-bench/results/ (*-kernel-mutations.md).
+kernel author makes: a dropped barrier, a cp.async wait that lets a stage fly on, a shifted
+index, a wrong mma/ldmatrix fragment layout, a wrong operand format or rounding, a skipped tail,
+a wrong grid-stride second pass, a wrong tie rule, a missing max subtraction. When a kernel is
+rewritten, its entries follow it (the same bug model in the new code); one that no longer applies
+shows as "not applied". Results of a run are kept under bench/results/ (*-kernel-mutations.md).
 """
 
 import argparse
@@ -20,8 +23,9 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-TARGETS = ["glia_kernels_test", "glia_kernels_optim_test"]
-BINARIES = ["tests/kernels/glia_kernels_test", "tests/kernels/glia_kernels_optim_test"]
+TARGETS = ["glia_kernels_test", "glia_kernels_optim_test", "glia_kernels_tc_test"]
+BINARIES = ["tests/kernels/glia_kernels_test", "tests/kernels/glia_kernels_optim_test",
+            "tests/kernels/glia_kernels_tc_test"]
 
 GRID_STRIDE = "{i} < {n}; {i} += grid_thread_count()"
 TOTAL_BARRIER = "if (lane == 0) total = v;\n  }\n  __syncthreads();"
@@ -44,22 +48,21 @@ MUTATIONS = [
      "m = 0.0f * block_reduce::max(m);", 0, "softmax (block per row) without max subtraction"),
     ("cross-entropy-no-max", "loss.cu", "m = warp_all_max(m);", "m = 0.0f * warp_all_max(m);", 0,
      "cross-entropy / focal log-sum-exp without max subtraction"),
-    ("conv-fwd-weight-row", "conv.cu", "const index_t m = m0 + mm;", "const index_t m = mm;", 0,
-     "conv forward: weight row of the first tile for c_out > 64"),
-    ("conv-bwd-data-channel", "conv.cu", "const index_t c = m0 + mm;", "const index_t c = mm;", 0,
-     "conv backward data: weight column of the first tile for c_in > 64"),
-    ("conv-fwd-restage-barrier", "conv.cu",
-     "__syncthreads();  // the slices are restaged next step",
-     "", 0, "conv forward: dropped barrier before the slices are restaged"),
-    ("conv-filter-load-barrier", "conv.cu", "    __syncthreads();\n    multiply_slices(gy_slice",
-     "    multiply_slices(gy_slice", 0, "conv filter gradient: dropped barrier after staging"),
+    ("conv-fwd-weight-row", "conv.cu", "load.w = {w + m0 * patch, patch,", "load.w = {w, patch,",
+     0, "conv forward: weight rows of the first tile for every row tile (c_out > 128)"),
+    ("conv-bwd-data-channel", "conv.cu", "w + tap_offset + (m0 + mm) * kh * kw",
+     "w + tap_offset + mm * kh * kw", 0,
+     "conv backward data: weight columns of the first tile for every row tile (c_in > 128)"),
     ("conv-bias-plane-width", "conv.cu", "planes.w = s.out_w;", "planes.w = s.out_h;", 0,
      "conv bias gradient: the output plane's width taken from its height"),
     ("channel-sum-last-chunk", "batchnorm.cu", "k = lane; k < sp.chunks; k += kWarpSize",
      "k = lane; k + 1 < sp.chunks; k += kWarpSize", 1,
      "split channel sums (batch norm backward, conv bias gradient): the last chunk not combined"),
-    ("gemm-load-barrier", "gemm.cu", "      __syncthreads();\n\n      for (int kk",
-     "\n      for (int kk", 0, "gemm: dropped barrier after staging"),
+    ("gemm-load-barrier", "gemm_tile.cuh",
+     "    __syncthreads();     // ... and every other thread's\n", "", 0,
+     "gemm/conv tiles: dropped barrier between the cp.async wait and the multiply"),
+    ("tile-async-wait-depth", "gemm_tile.cuh", "cp_async_wait<1>();", "cp_async_wait<2>();", 0,
+     "gemm/conv tiles: the wait leaves the stage about to be multiplied in flight"),
     ("gemm-batch-single-pass", "gemm.cu", "batch += gridDim.z", "batch += s.batch", 0,
      "gemm: grid-stride over batches stops after one pass"),
     ("transpose-reload-barrier", "transpose.cu",
@@ -72,6 +75,9 @@ MUTATIONS = [
      "  if (lane == 0) warp_sums[warp] = v;", 0, "block_reduce::sum: dropped barrier"),
     ("block-sum-second-barrier", "block_reduce.cuh", TOTAL_BARRIER, TOTAL_NO_BARRIER, 0,
      "block_reduce::sum: dropped barrier before the total is read"),
+    ("block-sums-thread0-barrier", "block_reduce.cuh",
+     "warp_sums[k][warp] = v[k];\n  }\n  __syncthreads();", "warp_sums[k][warp] = v[k];\n  }", 0,
+     "block_reduce::sums_in_thread0 (batch norm, channel sums, losses, reduce): dropped barrier"),
     ("block-max-second-barrier", "block_reduce.cuh", TOTAL_BARRIER, TOTAL_NO_BARRIER, 1,
      "block_reduce::max: dropped barrier before the total is read"),
     ("reduce-argmax-tie-last", "reduce.cu", "return p.index <= q.index ? p : q;",
@@ -83,14 +89,16 @@ MUTATIONS = [
     ("pool-avg-row-stride", "pool.cu", "sum += xp[ih * s.w + iw];", "sum += xp[ih * s.h + iw];", 0,
      "avg_pool2d: row stride h instead of w (non-square planes)"),
     ("pool-max-backward-second-pass", "pool.cu",
-     "const index_t here = ih * s.w + iw;",
-     "const index_t here = ih * s.w + iw + (e >= grid_thread_count() ? 1 : 0);", 0,
-     "max_pool2d backward: wrong index in the grid-stride loop's second pass"),
+     "const index_t here = ih * s.w + iw, e = plane * s.in_plane() + here;",
+     "const index_t e = plane * s.in_plane() + ih * s.w + iw,\n"
+     "                  here = ih * s.w + iw + (plane >= gridDim.z ? 1 : 0);", 0,
+     "max_pool2d backward: wrong index in the grid-stride loop's second pass over planes"),
     ("loss-segment-tail", "loss.cu", "return {segments, (s.elements + segments - 1) / segments};",
      "return {segments, s.elements / segments};", 0,
      "sample losses: segments drop the sample's tail"),
-    ("loss-dice-backward-single-pass", "loss.cu", *single_pass("i", "samples * elements"), 2,
-     "dice backward: grid-stride loop stops after one pass"),
+    ("loss-sample-backward-single-pass", "loss.cu", "threadIdx.x; i < loads;",
+     "threadIdx.x; i < loads && i < static_cast<index_t>(gridDim.x) * blockDim.x;", 0,
+     "BCE / Dice / Dice + BCE backward: grid-stride loop along a sample stops after one pass"),
     ("fill-second-pass-stride", "fill.cu", "i < n; i += grid_thread_count()) y[i] = value;",
      "i < n; i += 2 * grid_thread_count()) y[i] = value;", 0,
      "fill: grid-stride step skips a grid"),
@@ -100,12 +108,24 @@ MUTATIONS = [
     ("adam-second-pass-index", "optim.cu", "adam_update(c, param, grad, exp_avg, exp_avg_sq, i);",
      "adam_update(c, param, grad, exp_avg, exp_avg_sq, i % grid_thread_count());", 0,
      "adam: grid-stride second pass updates the first pass's elements"),
-    ("batchnorm-apply-second-pass", "batchnorm.cu", "const index_t c = s.channel_of(i);",
-     "const index_t c = s.channel_of(i % grid_thread_count());", 0,
-     "batch norm apply: channel of the first pass reused"),
-    ("batchnorm-unbiased-var", "batchnorm.cu",
-     "count > 1 ? squares / static_cast<float>(count - 1) : var", "var", 0,
-     "batch norm: running variance not unbiased"),
+    ("batchnorm-apply-second-pass", "batchnorm.cu", "const index_t c = nc % s.c;",
+     "const index_t c = blockIdx.y % s.c;", 0,
+     "batch norm apply: channel of the first pass over planes reused"),
+    ("batchnorm-stats-last-chunk", "batchnorm.cu", "k = lane; k < sp.chunks; k += kWarpSize",
+     "k = lane; k + 1 < sp.chunks; k += kWarpSize", 0,
+     "split batch norm statistics: the last chunk's (count, mean, M2) not combined"),
+    ("batchnorm-channel-loop-barrier", "batchnorm.cu",
+     "__syncthreads();  // the next channel's block reduction reuses the shared slots", "", 0,
+     "batch norm statistics: dropped barrier before the next channel's block reduction"),
+    ("batchnorm-unbiased-var", "batchnorm.cu", "count > 1.0f ? m2 / (count - 1.0f) : var", "var",
+     0, "batch norm: running variance not unbiased"),
+    ("bn-relu-backward-mask", "batchnorm.cu", "g[k] = out[k] > 0.0f ? g[k] : 0.0f;",
+     "g[k] = out[k] >= 0.0f ? g[k] : 0.0f;", 0,
+     "fused BN + ReLU backward: mask y >= 0, always true after the ReLU, so gy is never masked"),
+    ("bn-relu-before-shift", "batchnorm.cu",
+     "v[k] = (v[k] - m) * scale + shift;\n        if (fuse_relu) v[k] = relu(v[k]);",
+     "v[k] = (v[k] - m) * scale;\n        if (fuse_relu) v[k] = relu(v[k]);\n"
+     "        v[k] += shift;", 0, "fused BN + ReLU forward: the ReLU applied before the bias"),
     ("uniform-skip-tail", "random.cu", "n - first < 4 ? static_cast<int>(n - first) : 4;",
      "n - first < 4 ? 0 : 4;", 0, "random: last partial Philox block not stored"),
     ("dropout-second-pass", "dropout.cu", *single_pass("j", "blocks"), 0,
@@ -119,6 +139,8 @@ MUTATIONS = [
     ("tile-restage-barrier", "gemm_tile.cuh",
      "__syncthreads();  // the stage is refilled in the next iteration", "", 0,
      "gemm/conv tiles: dropped barrier before a stage is refilled"),
+    ("conv-filter-last-split", "conv.cu", "z < splits; ++z", "z + 1 < splits; ++z", 0,
+     "conv filter gradient: the last split of the reduction not added"),
     ("conv-fwd-k-tail", "conv.cu", "static_cast<int>((patch + kK - 1) / kK), load",
      "static_cast<int>(patch / kK), load", 0, "conv forward: the K tail of the patch skipped"),
     ("conv-filter-small-b-rows", "conv.cu", "for (int l = 0; l < kFilterRows<M>; ++l) {\n      const int hi",
@@ -127,6 +149,34 @@ MUTATIONS = [
     ("gemm-small-b-per-thread", "gemm_tile.cuh", "for (int l = 0; l < kPerThread; ++l) {",
      "for (int l = 0; l < 4; ++l) {", 0,
      "gemm, 64-row tile: half of a scalar-staged B tile never copied"),
+    ("tc-restage-barrier", "mma_tile.cuh",
+     "    __syncthreads();  // every warp is done with the previous slice\n", "", 0,
+     "tensor-core tile: dropped barrier before a slice is restaged"),
+    ("tc-stage-barrier", "mma_tile.cuh", "    __syncthreads();\n    if (k0 + kBK < depth)",
+     "    if (k0 + kBK < depth)", 0, "tensor-core tile: dropped barrier after staging"),
+    ("tc-ldmatrix-a-order", "mma_tile.cuh", "&as[wm + mi * 16 + lane % 16][8 * (lane / 16)]",
+     "&as[wm + mi * 16 + lane % 8 + 8 * (lane / 16)][8 * ((lane / 8) % 2)]", 0,
+     "tensor-core tile, bf16/f16: ldmatrix.x4 rows give A's fragments a1 and a2 swapped"),
+    ("tc-ldmatrix-b-k-half", "mma_tile.cuh", "[8 * ((lane / 8) % 2)]", "[8 * (lane / 16)]", 0,
+     "tensor-core tile, bf16/f16: ldmatrix.x2 gives B's k 0-7 for both fragment registers"),
+    ("tc-tf32-a-fragment", "mma_tile.cuh", "g + 8 * (i & 1)][kk + t + 4 * (i >> 1)]",
+     "g + 8 * (i >> 1)][kk + t + 4 * (i & 1)]", 0,
+     "tensor-core tile, tf32: A's fragment registers a1 and a2 swapped"),
+    ("tc-accumulator-layout", "mma_tile.cuh",
+     "store(wm + mi * 16 + g + 8 * (i >> 1), wn + ni * 8 + 2 * t + (i & 1)",
+     "store(wm + mi * 16 + g + 8 * (i & 1), wn + ni * 8 + 2 * t + (i >> 1)", 0,
+     "tensor-core tile: accumulator fragment stored with rows and columns of c1, c2 swapped"),
+    ("tc-tf32-not-rounded", "mma_tile.cuh", "return round_to_tf32(x);", "return x;", 0,
+     "tensor-core tile, tf32: operands not rounded to nearest (the mma truncates them)"),
+    ("tc-bf16-as-f16", "mma_tile.cuh", "return float_to_bf16_bits(x);",
+     "return float_to_f16_bits(x);", 0, "tensor-core tile: bf16 operands stored in the f16 format"),
+    ("conv-tc-fwd-weight-row", "conv_tc.cu", "load_w{w + co0 * patch, patch,", "load_w{w, patch,",
+     0,
+     "tensor-core conv forward: weight rows of the first tile for every row tile (c_out > 64)"),
+    ("conv-tc-data-stride-phase", "conv_tc.cu", "th % s.stride_h != 0 || ", "", 0,
+     "tensor-core conv data gradient: taps that miss an output row (stride_h > 1) gathered"),
+    ("gemm-tc-batch-single-pass", "gemm_tc.cu", "batch += gridDim.z", "batch += s.batch", 0,
+     "tensor-core gemm: grid-stride over batches stops after one pass"),
     ("concat-whole-stride", "concat.cu", "(o * s.whole_channels + s.offset)",
      "(o * s.part_channels + s.offset)", 0, "concat: part's channel count as the whole's stride"),
 ]

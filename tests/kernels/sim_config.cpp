@@ -17,7 +17,7 @@ simt::Config lane_order_config(int order) {
             : order == 1 ? simt::LaneOrder::reverse
                          : simt::LaneOrder::random;
   c.seed = 20261125;
-  if (order == 1) c.grid_limit = kSimLoweredGridLimit;
+  if (order == 1 || order == 3) c.grid_limit = kSimLoweredGridLimit;
   return c;
 }
 

@@ -9,14 +9,16 @@
 
 namespace glia::testing {
 
-// The grid limit of the Sim backend's reverse-order run: with it every grid-stride kernel, the
-// transpose's row tiles and batches and the GEMM's batches loop over blocks on inputs of a few
-// hundred elements, so a bug in a loop's later passes shows on sim.
+// The grid limit of the Sim backend's reverse-order run and second random run: with it every
+// grid-stride kernel, the transpose's row tiles and batches and the GEMM's batches loop over blocks
+// on inputs of a few hundred elements, so a bug in a loop's later passes shows on sim. Under the
+// random order warps also run ahead of each other, so a block that loops without a barrier before
+// it reuses its shared memory (the batch norm reductions' channel loop) shows too.
 inline constexpr unsigned kSimLoweredGridLimit = 2;
 
 // Runs the emulator under lane order 0 (forward), 1 (reverse, with the grid limit lowered to
-// kSimLoweredGridLimit) or 2 (seeded random) for its lifetime, then restores the previous
-// configuration.
+// kSimLoweredGridLimit), 2 (seeded random) or 3 (seeded random with the grid limit lowered) for
+// its lifetime, then restores the previous configuration.
 class SimLaneOrder {
  public:
   explicit SimLaneOrder(int order);
