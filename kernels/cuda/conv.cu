@@ -439,8 +439,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
 }
 GLIA_LAUNCH_BOUNDS(sum_filter_splits_kernel, kThreadsPerBlock);
 
-// --- launch checks
-// --------------------------------------------------------------------------------
+// --- launch checks ----------------------------------------------------------------------------
 
 [[noreturn]] void too_large(const char* pass, const ConvShape& s, const std::string& what) {
   throw std::invalid_argument(std::string(pass) + " (" + s.describe() + "): " + what +
