@@ -5,6 +5,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -119,7 +120,17 @@ DevicePool& device_pool(int device) {
 
 void* cached_malloc(int device, std::size_t nbytes, MemoryPool pool) {
   DevicePool& d = device_pool(device);
-  return pool == MemoryPool::upload ? d.uploads.allocate(nbytes) : d.cache.allocate(nbytes);
+  CachingAllocator& mine = pool == MemoryPool::upload ? d.uploads : d.cache;
+  CachingAllocator& other = pool == MemoryPool::upload ? d.cache : d.uploads;
+  try {
+    return mine.allocate(nbytes);
+  } catch (const std::runtime_error&) {
+    // Out of memory with nothing left in this pool's cache: the other pool's cached blocks go
+    // back to the driver (waiting for the upload pool's fences), then one more try.
+    if (other.stats().cached_bytes + other.stats().fenced_bytes == 0) throw;
+    other.release_cache();
+    return mine.allocate(nbytes);
+  }
 }
 
 void cached_free(int device, void* p, std::size_t nbytes, MemoryPool pool) noexcept {

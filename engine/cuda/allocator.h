@@ -10,6 +10,7 @@
 //   block is handed out again only once that event has completed: the copy stream never
 //   overwrites a block that queued compute work still reads. If the event cannot be recorded, the
 //   free waits for the compute stream instead.
+// Out of memory in one pool first gives the other pool's cached blocks back to the driver.
 // Tested by tests/engine/caching_allocator_test.cpp (the pools' logic, with fake drivers) and the
 // Cuda tests of tests/engine/device_test.cpp and tests/engine/upload_test.cpp.
 #pragma once
