@@ -101,11 +101,12 @@ void CachingAllocator::deallocate(void* p, std::size_t nbytes) noexcept {
 }
 
 void CachingAllocator::deallocate(void* p, std::size_t nbytes, Fences::Fence fence) noexcept {
-  if (fence == nullptr || fences_ == nullptr) {
-    if (fence != nullptr && fences_ == nullptr) return;  // a misuse: nothing safe to do
+  if (fence == nullptr) {
     deallocate(p, nbytes);
     return;
   }
+  if (fences_ == nullptr)
+    return;  // a misuse: no Fences to wait on or release; the block is dropped
   const std::size_t bytes = size_class(nbytes);
   std::lock_guard<std::mutex> lock(mutex_);
   const auto it = classes_.find(bytes);

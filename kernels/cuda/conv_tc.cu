@@ -36,6 +36,28 @@ using tc::kLoads;
 using tc::kThreads;
 constexpr index_t kMaxGridYZ = 65535;
 
+// The input window of output position p = (n, oh, ow): its image and top-left corner.
+struct Window {
+  index_t n, ih0, iw0;
+};
+
+__device__ __forceinline__ Window window_of(const ConvShape& s, index_t p) {
+  const index_t rest = p % s.out_plane();
+  return {p / s.out_plane(), rest / s.out_w * s.stride_h - s.pad_h,
+          rest % s.out_w * s.stride_w - s.pad_w};
+}
+
+// x[n, c, ih0 + i * dil_h, iw0 + j * dil_w] for the patch entry (c, i, j) of window wd; zero in the
+// padding.
+__device__ __forceinline__ float patch_value(const ConvShape& s, const float* x, const Window& wd,
+                                             index_t entry) {
+  const index_t taps = s.kh * s.kw;
+  const index_t c = entry / taps, tap = entry % taps;
+  const index_t ih = wd.ih0 + tap / s.kw * s.dil_h, iw = wd.iw0 + tap % s.kw * s.dil_w;
+  if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) return 0.0f;
+  return x[((wd.n * s.c_in + c) * s.h + ih) * s.w + iw];
+}
+
 // B's slice: rows are the tile's output pixels, k the patch entries (c, i, j). A thread's
 // elements all lie in one pixel's column (the slice's fast dimension is the pixel), whose input
 // window is found once.
@@ -43,7 +65,7 @@ struct PatchLoader {
   const ConvShape& s;
   const float* x;
   bool inside = false;  // the thread's pixel exists
-  index_t n = 0, ih0 = 0, iw0 = 0;
+  Window wd{0, 0, 0};
 
   __device__ PatchLoader(const ConvShape& shape, const float* input, index_t p0)
       : s(shape), x(input) {
@@ -51,28 +73,18 @@ struct PatchLoader {
     position(0, row, k);
     const index_t p = p0 + row;
     inside = p < s.n * s.out_plane();
-    if (!inside) return;
-    n = p / s.out_plane();
-    const index_t rest = p % s.out_plane();
-    ih0 = rest / s.out_w * s.stride_h - s.pad_h;
-    iw0 = rest % s.out_w * s.stride_w - s.pad_w;
+    if (inside) wd = window_of(s, p);
   }
 
   __device__ void position(int e, int& row, int& k) const { tc::slice_position(e, false, row, k); }
 
   __device__ void load(index_t k0, float (&v)[kLoads]) const {
-    const index_t taps = s.kh * s.kw;
     GLIA_UNROLL
     for (int e = 0; e < kLoads; ++e) {
       int row = 0, k = 0;
       position(e, row, k);
       const index_t entry = k0 + k;
-      v[e] = 0.0f;
-      if (!inside || entry >= s.patch()) continue;
-      const index_t c = entry / taps, tap = entry % taps;
-      const index_t ih = ih0 + tap / s.kw * s.dil_h, iw = iw0 + tap % s.kw * s.dil_w;
-      if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;
-      v[e] = x[((n * s.c_in + c) * s.h + ih) * s.w + iw];
+      v[e] = inside && entry < s.patch() ? patch_value(s, x, wd, entry) : 0.0f;
     }
   }
 };
@@ -215,21 +227,14 @@ struct PatchRowsLoader {
   __device__ void load(index_t k0, float (&v)[kLoads]) const {
     int row = 0, k = 0;
     position(0, row, k);
-    const index_t q = k0 + k, taps = s.kh * s.kw;
+    const index_t q = k0 + k;
     const bool valid = q < s.n * s.out_plane();
-    const index_t n = q / s.out_plane(), rest = q % s.out_plane();
-    const index_t ih0 = rest / s.out_w * s.stride_h - s.pad_h;
-    const index_t iw0 = rest % s.out_w * s.stride_w - s.pad_w;
+    const Window wd = window_of(s, q);
     GLIA_UNROLL
     for (int e = 0; e < kLoads; ++e) {
       position(e, row, k);
       const index_t entry = e0 + row;
-      v[e] = 0.0f;
-      if (!valid || entry >= s.patch()) continue;
-      const index_t c = entry / taps, tap = entry % taps;
-      const index_t ih = ih0 + tap / s.kw * s.dil_h, iw = iw0 + tap % s.kw * s.dil_w;
-      if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;
-      v[e] = x[((n * s.c_in + c) * s.h + ih) * s.w + iw];
+      v[e] = valid && entry < s.patch() ? patch_value(s, x, wd, entry) : 0.0f;
     }
   }
 };
